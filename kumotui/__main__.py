@@ -1,0 +1,5 @@
+"""Allow ``python -m kumotui``."""
+
+from kumotui.cli import main
+
+raise SystemExit(main())

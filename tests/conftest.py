@@ -1,0 +1,29 @@
+"""Shared fixtures: simulated trees and isolated config/state dirs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.trees import COMPLIANT, MODERN_KERNEL, make_tree
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never read the developer's own config or write their state."""
+    monkeypatch.setenv("KUMOTUI_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture
+def modern_tree(tmp_path: Path) -> Path:
+    """A simulated modern kernel: several values above KumoMTA's numbers."""
+    return make_tree(tmp_path / "proc-sys", MODERN_KERNEL)
+
+
+@pytest.fixture
+def compliant_tree(tmp_path: Path) -> Path:
+    """A simulated kernel on which the kumomta profile passes."""
+    return make_tree(tmp_path / "proc-sys-ok", COMPLIANT)
