@@ -111,7 +111,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         document = {
             "profile": profile.name,
-            "host": tree.host.facts().as_dict(),
+            "host": tree.facts().as_dict(),
             "results": [f.as_json() for f in findings],
         }
         print(json.dumps(document, indent=2))

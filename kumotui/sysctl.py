@@ -10,10 +10,11 @@ follows procps: '.' separates components, and a '/' in a key stands for a
 from __future__ import annotations
 
 import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from kumotui.hosts import Host, LocalHost
+from kumotui.hosts import Host, HostFacts, LocalHost
 from kumotui.locations import DEFAULT_SYSCTL_ROOT
 
 _SWAP = str.maketrans("./", "/.")
@@ -58,7 +59,9 @@ def describe_errno(code: int | None) -> str:
     }
     if code in meanings:
         return meanings[code]
-    return errno.errorcode.get(code or 0, "unknown error")
+    if code is None:
+        return "unknown error"
+    return f"{os.strerror(code)} ({errno.errorcode.get(code, code)})"
 
 
 class SysctlTree:
@@ -88,6 +91,20 @@ class SysctlTree:
         except OSError as error:
             return Reading(key, None, describe_errno(error.errno))
         return Reading(key, text.rstrip("\n"))
+
+    def facts(self) -> HostFacts:
+        """The host's facts; a simulated tree may name its own host.
+
+        ``kernel.hostname`` and ``kernel.osrelease`` are real sysctl keys, so
+        a simulated tree that carries them describes a believable machine
+        (deterministic screenshots, tests) instead of the one running us.
+        """
+        facts = self.host.facts()
+        if not self.simulated:
+            return facts
+        hostname = self.read("kernel.hostname").value or facts.hostname
+        kernel = self.read("kernel.osrelease").value or facts.kernel
+        return HostFacts(hostname.strip(), kernel.strip(), facts.cpus, facts.memory_bytes)
 
     def read_many(self, keys: list[str]) -> dict[str, Reading]:
         """Read several parameters."""
