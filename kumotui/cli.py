@@ -10,18 +10,31 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kumotui import __version__
+from kumotui.apply import (
+    ApplyFailed,
+    Outcome,
+    Plan,
+    Target,
+    apply_plan,
+    make_plan,
+    manual_steps,
+    parse_sets,
+    rollback,
+)
 from kumotui.errors import KumotuiError
 from kumotui.findings import evaluate, summary
-from kumotui.locations import DEFAULT_SYSCTL_D, DEFAULT_SYSCTL_ROOT
+from kumotui.locations import DEFAULT_SYSCTL_D, DEFAULT_SYSCTL_ROOT, DROP_IN_NAME
+from kumotui.privilege import Privilege, detect_privilege, writer_for
 from kumotui.profiles import DEFAULT_PROFILE, load_profile
 from kumotui.settings import Settings
 from kumotui.sysctl import SysctlTree
 from kumotui.textfmt import STATUS_COLOUR, STATUS_ICON, table
-from kumotui.values import Status
+from kumotui.values import Status, normalize
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -61,8 +74,21 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         metavar="DIR",
         type=Path,
         default=default(None),
-        help="journal and run records (default: /var/lib/kumotui as root, "
-        "else $XDG_STATE_HOME/kumotui)",
+        help="journal and run records (default: /var/lib/kumotui as root, else $XDG_STATE_HOME/kumotui)",
+    )
+    parser.add_argument(
+        "--system-root",
+        metavar="DIR",
+        type=Path,
+        default=default(Path("/")),
+        help="look for run/sysctl.d, usr/lib/sysctl.d and etc/sysctl.conf under DIR for "
+        "boot-precedence warnings (default: /)",
+    )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        default=default(False),
+        help="never write: show the exact commands and file content to run by hand",
     )
 
 
@@ -84,10 +110,51 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit 0 when all pass, 1 when any does not, 2 on bad input.",
     )
     _global_options(check, suppress=True)
-    check.add_argument(
-        "--json", action="store_true", help="print one JSON object instead of a table"
-    )
+    check.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     check.set_defaults(handler=cmd_check)
+
+    apply = commands.add_parser(
+        "apply",
+        help="apply a profile's changes now and persist them",
+        description="Raise the parameters that are below the profile, write them at runtime, "
+        f"read each back, and persist them to DIR/{DROP_IN_NAME} (--sysctl-d). "
+        "Journaled; undo with `kumotui rollback`. Values already better than the "
+        "profile are never lowered unless --set asks.",
+    )
+    _global_options(apply, suppress=True)
+    apply.add_argument("--only", metavar="KEY,...", help="apply only these keys of the profile")
+    apply.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="sets",
+        help="write this value (repeatable); may name any key",
+    )
+    apply.add_argument("--no-persist", action="store_true", help="change runtime values only")
+    apply.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    apply.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    apply.set_defaults(handler=cmd_apply)
+
+    journal = commands.add_parser(
+        "journal",
+        help="list applied and rolled-back changes",
+        description="List journal entries, oldest first.",
+    )
+    _global_options(journal, suppress=True)
+    journal.add_argument("--json", action="store_true", help="print a JSON list")
+    journal.set_defaults(handler=cmd_journal)
+
+    undo = commands.add_parser(
+        "rollback",
+        help="undo an apply (default: the latest)",
+        description="Restore the runtime values and the drop-in's previous content (or remove "
+        "a drop-in that did not exist before) for a journal entry.",
+    )
+    _global_options(undo, suppress=True)
+    undo.add_argument("id", nargs="?", metavar="ID", help="journal entry id or unique prefix")
+    undo.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    undo.set_defaults(handler=cmd_rollback)
     return parser
 
 
@@ -96,10 +163,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
     root: Path = args.sysctl_root
     if not root.is_dir():
         raise KumotuiError(f"--sysctl-root {root}: no such directory")
-    values = {"profile": args.profile, "sysctl_root": root, "sysctl_d": args.sysctl_d}
+    settings = Settings(
+        profile=args.profile,
+        sysctl_root=root,
+        sysctl_d=args.sysctl_d,
+        system_root=args.system_root,
+        read_only=args.read_only,
+    )
     if args.state_dir is not None:
-        values["state_dir"] = args.state_dir
-    return Settings(**values)
+        settings = replace(settings, state_dir=args.state_dir)
+    return settings
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -127,6 +200,134 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(table(["KEY", "CURRENT", "RECOMMENDED", "RULE", "STATUS", "PROPOSED"], rows, colours))
         print(summary(findings))
     return 0 if all(f.status is Status.OK for f in findings) else 1
+
+
+def confirm(question: str, assume_yes: bool) -> bool:
+    """Ask on a terminal; refuse (not hang) when nobody can answer."""
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        raise KumotuiError(f"{question} needs confirmation: re-run with --yes (stdin is not a terminal)")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def print_plan(plan: Plan) -> None:
+    """The diff, the drop-in as it will be written, and the warnings."""
+    if plan.changes:
+        print("Runtime changes:")
+        for c in plan.changes:
+            note = "  (--set)" if c.source == "--set" else ""
+            print(f"  {c.key}: {normalize(c.before)} -> {c.after}{note}")
+    else:
+        print("Runtime changes: none (every value already passes).")
+    if plan.dropin_after is not None:
+        state = "unchanged" if not plan.dropin_changed else ("new file" if plan.dropin_before is None else "updated")
+        print(f"\nDrop-in {plan.dropin} ({state}):")
+        print("".join(f"  {line}\n" for line in plan.dropin_after.splitlines()), end="")
+    for override in plan.overrides:
+        print(f"warning: boot precedence: {override}")
+    for warning in plan.warnings:
+        print(f"warning: {warning}")
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """``kumotui apply``: plan, confirm, write, verify, persist."""
+    settings = settings_from(args)
+    profile = load_profile(settings.profile)
+    target = Target.from_settings(settings)
+    only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
+    findings = evaluate(profile, target.tree)
+    plan = make_plan(
+        profile,
+        findings,
+        target,
+        only=only,
+        sets=parse_sets(args.sets),
+        persist=not args.no_persist,
+    )
+    print_plan(plan)
+    if plan.empty:
+        print("\nNothing to do: the host already matches the plan.")
+        return 0
+    if args.dry_run:
+        print("\nDry run: nothing was written.")
+        return 0
+    privilege = detect_privilege(target)
+    if privilege is Privilege.READ_ONLY:
+        why = "--read-only was given" if settings.read_only else "not root, and `sudo -n` is not allowed"
+        print(f"\nkumotui cannot write here ({why}). Run these commands yourself:\n")
+        print(manual_steps(plan, target), end="")
+        return 2
+    if plan.needs_confirmation and not confirm(
+        "Some --set values go below the profile's recommendation. Really lower them?", args.yes
+    ):
+        print("Nothing was changed.")
+        return 1
+    if not confirm(f"Apply {len(plan.changes)} change(s) as {privilege}?", args.yes):
+        print("Nothing was changed.")
+        return 1
+    try:
+        outcome = apply_plan(plan, target, writer=writer_for(privilege, target.host))
+    except ApplyFailed as failure:
+        print_results(failure.outcome)
+        print(f"kumotui: apply failed: {failure}", file=sys.stderr)
+        return 1
+    print_results(outcome)
+    print(f"\nJournal entry {outcome.entry.id}. Undo with: kumotui rollback {outcome.entry.id}")
+    return 0
+
+
+def print_results(outcome: Outcome) -> None:
+    """Each key's verified result, then what happened to the drop-in."""
+    print()
+    for r in outcome.results:
+        mark = "✔" if r.ok else "✖"
+        detail = "verified" if r.ok else r.error
+        print(f"{mark} {r.key} = {r.wanted}  ({detail})")
+    if outcome.dropin != "untouched":
+        print(f"Drop-in: {outcome.dropin}")
+    for note in outcome.notes:
+        print(note)
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    """``kumotui journal``: list entries."""
+    settings = settings_from(args)
+    entries = Target.from_settings(settings).journal.entries()
+    if args.json:
+        print(json.dumps([e.as_json() for e in entries], indent=2))
+        return 0
+    if not entries:
+        print("The journal is empty.")
+        return 0
+    rows = []
+    for e in entries:
+        status = e.status + (f" (rolled back by {e.rolled_back_by})" if e.rolled_back_by else "")
+        what = e.kind + (f" of {e.target}" if e.target else "")
+        keys = e.keys[0] + (f" (+{len(e.keys) - 1})" if len(e.keys) > 1 else "") if e.keys else "-"
+        rows.append([e.id, e.time, e.host, e.profile, what, keys, status])
+    print(table(["ID", "TIME", "HOST", "PROFILE", "KIND", "KEYS", "STATUS"], rows))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """``kumotui rollback``: undo an apply entry."""
+    settings = settings_from(args)
+    target = Target.from_settings(settings)
+    privilege = detect_privilege(target)
+    if not confirm("Roll back " + (args.id or "the latest apply") + "?", args.yes):
+        print("Nothing was changed.")
+        return 1
+    try:
+        outcome = rollback(target, args.id, writer=writer_for(privilege, target.host))
+    except ApplyFailed as failure:
+        print_results(failure.outcome)
+        print(f"kumotui: rollback failed: {failure}", file=sys.stderr)
+        return 1
+    print_results(outcome)
+    print(f"\nRolled back {outcome.entry.target} (journal entry {outcome.entry.id}).")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

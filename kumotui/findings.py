@@ -30,11 +30,7 @@ class Finding:
     @property
     def needs_change(self) -> bool:
         """Whether applying the profile would write this parameter."""
-        return (
-            self.proposed is not None
-            and self.current is not None
-            and normalize(self.current) != self.proposed
-        )
+        return self.proposed is not None and self.current is not None and normalize(self.current) != self.proposed
 
     def as_json(self) -> dict[str, Any]:
         """The shape of one ``check --json`` result."""
@@ -53,16 +49,10 @@ def evaluate(profile: Profile, tree: SysctlTree) -> list[Finding]:
         reading = readings[param.key]
         if reading.value is None:
             status = Status.MISSING if reading.missing else Status.UNREADABLE
-            findings.append(
-                Finding(
-                    param.key, None, param.value, param.rule, status, None, param.why, reading.error
-                )
-            )
+            findings.append(Finding(param.key, None, param.value, param.rule, status, None, param.why, reading.error))
             continue
         status, proposed = judge(param.rule, reading.value, param.value)
-        findings.append(
-            Finding(param.key, reading.value, param.value, param.rule, status, proposed, param.why)
-        )
+        findings.append(Finding(param.key, reading.value, param.value, param.rule, status, proposed, param.why))
     return findings
 
 

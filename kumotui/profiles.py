@@ -135,9 +135,7 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Profile:
     )
 
 
-def _parent(
-    name: str, path: Path, chain: tuple[Path, ...], where: str, line: int | None
-) -> Profile:
+def _parent(name: str, path: Path, chain: tuple[Path, ...], where: str, line: int | None) -> Profile:
     resolved = path.resolve()
     parent_path = find_profile(name, skip=path)
     if parent_path is None:
@@ -164,23 +162,17 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
         problem = getattr(error, "problem", None) or str(error)
         raise ProfileError(where, line, f"YAML syntax error: {problem}") from None
     if not isinstance(data, dict):
-        raise ProfileError(
-            where, 1, "a profile must be a YAML mapping with name, title, source, params"
-        )
+        raise ProfileError(where, 1, "a profile must be a YAML mapping with name, title, source, params")
     lines: dict[tuple[str, ...], int] = {}
     _collect_lines(node, (), lines)
     for key in data:
         if key not in _TOP_FIELDS:
             allowed = ", ".join(sorted(_TOP_FIELDS))
-            raise ProfileError(
-                where, lines.get((str(key),)), f"unknown field '{key}' (allowed: {allowed})"
-            )
+            raise ProfileError(where, lines.get((str(key),)), f"unknown field '{key}' (allowed: {allowed})")
     return data, lines
 
 
-def _collect_lines(
-    node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]
-) -> None:
+def _collect_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             path = (*prefix, str(key_node.value))
@@ -206,15 +198,11 @@ def _text(
     return value.strip()
 
 
-def _param(
-    key: Any, spec: Any, where: str, lines: dict[tuple[str, ...], int], origin: str
-) -> Param:
+def _param(key: Any, spec: Any, where: str, lines: dict[tuple[str, ...], int], origin: str) -> Param:
     key = str(key)
     line = lines.get(("params", key))
     if not is_valid_key(key):
-        raise ProfileError(
-            where, line, f"'{key}' is not a dotted sysctl name such as net.core.somaxconn"
-        )
+        raise ProfileError(where, line, f"'{key}' is not a dotted sysctl name such as net.core.somaxconn")
     if not isinstance(spec, dict):
         raise ProfileError(where, line, f"{key}: expected a mapping with value, rule and why")
     for field_name in spec:
@@ -233,27 +221,19 @@ def _param(
         rule = Rule(spec["rule"])
     except ValueError:
         valid = ", ".join(r.value for r in Rule)
-        raise ProfileError(
-            where, rule_line, f"{key}: unknown rule '{spec['rule']}' (valid: {valid})"
-        ) from None
+        raise ProfileError(where, rule_line, f"{key}: unknown rule '{spec['rule']}' (valid: {valid})") from None
 
     value_line = lines.get(("params", key, "value"), line)
     value = _value_text(spec["value"], key, where, value_line)
     numbers = parse_numbers(value)
     if rule.numeric and numbers is None:
-        raise ProfileError(
-            where, value_line, f"{key}: rule '{rule}' needs whole numbers, got '{value}'"
-        )
+        raise ProfileError(where, value_line, f"{key}: rule '{rule}' needs whole numbers, got '{value}'")
     if rule is Rule.COVERS and (numbers is None or len(numbers) != 2 or numbers[0] > numbers[1]):
-        raise ProfileError(
-            where, value_line, f"{key}: rule 'covers' needs 'lo hi' with lo <= hi, got '{value}'"
-        )
+        raise ProfileError(where, value_line, f"{key}: rule 'covers' needs 'lo hi' with lo <= hi, got '{value}'")
 
     why = spec.get("why", "")
     if not isinstance(why, str):
-        raise ProfileError(
-            where, lines.get(("params", key, "why"), line), f"{key}: 'why' must be text"
-        )
+        raise ProfileError(where, lines.get(("params", key, "why"), line), f"{key}: 'why' must be text")
     return Param(key=key, value=value, rule=rule, why=" ".join(why.split()), origin=origin)
 
 

@@ -21,3 +21,8 @@ class Settings:
     """Where the persistent drop-in is written (``90-kumomta.conf``)."""
     state_dir: Path = field(default_factory=default_state_dir)
     """Journal and run records."""
+    system_root: Path = Path("/")
+    """Where ``run/sysctl.d``, ``usr/lib/sysctl.d`` and ``etc/sysctl.conf`` are
+    looked up for boot-precedence warnings (tests point it at a fake tree)."""
+    read_only: bool = False
+    """Never write; show the commands to run by hand instead."""

@@ -50,11 +50,7 @@ def table(
     cells = [[cell.expandtabs(8) for cell in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     colour_on = use_colour(stream)
-    lines = [
-        "  ".join(
-            paint(h.ljust(w), "bold", colour_on) for h, w in zip(headers, widths, strict=True)
-        ).rstrip()
-    ]
+    lines = ["  ".join(paint(h.ljust(w), "bold", colour_on) for h, w in zip(headers, widths, strict=True)).rstrip()]
     for r, row in enumerate(cells):
         out = []
         for i, cell in enumerate(row):

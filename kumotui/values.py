@@ -97,3 +97,20 @@ def judge(rule: Rule, current: str, target: str) -> tuple[Status, str]:
         proposed = (min(c_lo, t_lo), max(c_hi, t_hi))
         status = Status.OK if proposed == cur else Status.DIFFERS
     return status, format_numbers(proposed)
+
+
+def takes_away(rule: Rule, current: str, proposed: str) -> bool:
+    """Whether writing ``proposed`` would take capacity away from ``current``.
+
+    True when any numeric field would get smaller, or, under ``covers``,
+    when the new range no longer contains the current one (raising the low
+    end of a port range narrows it). The UI warns before such a change; a
+    profile's own proposal only does this under ``exactly`` (``tcp_tw_reuse``
+    2 -> 1) or when the user typed the value.
+    """
+    cur, new = parse_numbers(current), parse_numbers(proposed)
+    if cur is None or new is None or len(cur) != len(new):
+        return False
+    if rule is Rule.COVERS and len(cur) == 2:
+        return new[0] > cur[0] or new[1] < cur[1]
+    return any(n < c for c, n in zip(cur, new, strict=True))

@@ -26,7 +26,5 @@ def test_core_modules_are_found() -> None:
 def test_no_core_module_imports_textual() -> None:
     for name in core_modules():
         code = f"import sys, {name}; sys.exit(1 if 'textual' in sys.modules else 0)"
-        run = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
-        )
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, f"{name} pulls in textual\n{run.stderr}"

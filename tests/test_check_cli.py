@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.cli import kumotui
 from tests.trees import MODERN_KERNEL, make_tree
 
 OK_ON_MODERN = {
@@ -18,17 +16,6 @@ OK_ON_MODERN = {
     "net.core.rmem_default",
     "net.core.wmem_default",
 }
-
-
-def kumotui(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the CLI in a fresh interpreter, like the console script does."""
-    return subprocess.run(
-        [sys.executable, "-m", "kumotui", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_check_json_on_modern_kernel_proposes_no_lowering(modern_tree: Path) -> None:
@@ -115,9 +102,7 @@ def test_bad_input_exits_2_without_traceback(tmp_path: Path) -> None:
 
 
 def test_extended_profile_by_name(modern_tree: Path) -> None:
-    run = kumotui(
-        "check", "--profile", "kumomta-extended", "--sysctl-root", str(modern_tree), "--json"
-    )
+    run = kumotui("check", "--profile", "kumomta-extended", "--sysctl-root", str(modern_tree), "--json")
     document = json.loads(run.stdout)
     assert document["profile"] == "kumomta-extended"
     statuses = {r["key"]: r["status"] for r in document["results"]}

@@ -134,9 +134,7 @@ GOOD_HEAD = "name: t\ntitle: T\nsource: s\nparams:\n"
         ("name: t\nparams: {}\n", 2, "'params' must be a mapping"),
     ],
 )
-def test_bad_profile_is_refused_with_file_line_and_reason(
-    tmp_path: Path, text: str, line: int, message: str
-) -> None:
+def test_bad_profile_is_refused_with_file_line_and_reason(tmp_path: Path, text: str, line: int, message: str) -> None:
     path = _write(tmp_path, text)
     with pytest.raises(ProfileError) as caught:
         load_profile(path)
