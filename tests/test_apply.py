@@ -14,6 +14,7 @@ import pytest
 from kumotui.apply import ApplyFailed, Target, apply_plan, make_plan, rollback
 from kumotui.findings import evaluate
 from kumotui.hosts import LocalHost
+from kumotui.privilege import SudoWriter
 from kumotui.profiles import load_profile
 from kumotui.settings import Settings
 from kumotui.validate import ValidationError
@@ -217,15 +218,15 @@ def test_write_failing_mid_plan_restores_earlier_writes(paths: dict[str, Path], 
     if os.geteuid() == 0:
         # Root ignores file modes; a read-only bind mount in a private mount
         # namespace refuses even root (EROFS) and vanishes with the process.
-        script = f'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+        script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
         run = kumotui(*args, prefix=["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(victim)])
     else:
         victim.chmod(0o444)
         run = kumotui(*args)
     assert run.returncode == 1, run.stdout + run.stderr
     assert (
-        "vm.nr_hugepages = 20" in run.stderr
-        and "read-only file system" in run.stderr.lower()
+        ("vm.nr_hugepages = 20" in run.stderr
+        and "read-only file system" in run.stderr.lower())
         or "permission denied" in run.stderr.lower()
     )
     assert "Restored the previous values" in run.stderr
@@ -288,3 +289,42 @@ def test_read_only_prints_exact_commands_and_changes_nothing(paths: dict[str, Pa
     assert f"sudo tee {paths['sysctl_d']}/90-kumomta.conf > /dev/null <<'KUMOTUI_EOF'" in run.stdout
     assert snapshot(paths["tree"]) == before
     assert not paths["state"].exists() and not paths["sysctl_d"].exists()
+
+
+def test_sudo_writer_applies_and_rolls_back(paths: dict[str, Path]) -> None:
+    """The `sudo -n` path for real: values go to `tee` on stdin, the drop-in via temp file + mv."""
+    if not shutil.which("sudo") or subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI installs sudo; `sudo -n true` must work there")
+        pytest.skip("sudo -n is not available to this user")
+    settings = Settings(
+        sysctl_root=paths["tree"], sysctl_d=paths["sysctl_d"], state_dir=paths["state"], system_root=paths["system"]
+    )
+    target = Target.from_settings(settings)
+    writer = SudoWriter(target.host)
+    profile = load_profile("kumomta")
+    outcome = apply_plan(make_plan(profile, evaluate(profile, target.tree), target), target, writer=writer)
+    assert outcome.ok and outcome.dropin == "written"
+    assert read_tree(paths["tree"], "net.ipv4.ip_local_port_range") == "5000 63000"
+    dropin = paths["sysctl_d"] / "90-kumomta.conf"
+    assert stat.S_IMODE(dropin.stat().st_mode) == 0o644
+    assert not list(paths["sysctl_d"].glob(".*"))  # no temp file left behind
+    rollback(target, writer=writer)
+    assert read_tree(paths["tree"], "net.ipv4.ip_local_port_range").split() == ["32768", "60999"]
+    assert not dropin.exists()
+
+
+def test_manual_steps_for_the_real_kernel_use_sysctl() -> None:
+    from kumotui.apply import Change, Plan, manual_steps
+
+    target = Target.from_settings(Settings(read_only=True))
+    plan = Plan(
+        "kumomta",
+        (Change("net.ipv4.ip_local_port_range", "32768\t60999", "5000 63000"),),
+        Path("/etc/sysctl.d/90-kumomta.conf"),
+        None,
+        "net.ipv4.ip_local_port_range = 5000 63000\n",
+    )
+    steps = manual_steps(plan, target)
+    assert "sudo sysctl -w 'net.ipv4.ip_local_port_range=5000 63000'" in steps
+    assert "sudo tee /etc/sysctl.d/90-kumomta.conf > /dev/null <<'KUMOTUI_EOF'" in steps
