@@ -1,0 +1,1 @@
+"""The app's screens: the tuning screen and the modals it opens."""

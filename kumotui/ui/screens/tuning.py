@@ -1,0 +1,470 @@
+"""The tuning screen: what is off and why, edit, include/exclude, apply, roll back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.command import Provider
+from textual.containers import Container
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from kumotui.apply import Target
+from kumotui.catalog import info
+from kumotui.findings import Finding, evaluate, summary
+from kumotui.hosts import HostFacts
+from kumotui.privilege import Privilege, detect_privilege
+from kumotui.profiles import Profile, load_profile
+from kumotui.settings import Settings
+from kumotui.ui.commands import TuningCommands
+from kumotui.ui.errors import describe_error
+from kumotui.ui.screens.apply import ApplyScreen
+from kumotui.ui.screens.edit import EditRequest, EditScreen
+from kumotui.ui.screens.profiles import ProfileScreen
+from kumotui.ui.screens.rollback import RollbackScreen
+from kumotui.ui.widgets import Explanation, HostHeader, ParamDetails, ParamRow, ParamTable
+from kumotui.values import normalize, takes_away
+
+WORKER_TITLES = {
+    "read": "Reading kernel parameters failed",
+    "host": "Reading host facts failed",
+}
+"""How a failed worker group is named in the error notice."""
+
+WRITABLE = (Privilege.ROOT, Privilege.DIRECT, Privilege.SUDO)
+"""Privilege modes in which apply and rollback write."""
+
+
+class TuningScreen(Screen[None]):
+    """A profile's parameters against this host, and the keys to fix them.
+
+    Reads run in thread workers that answer with :class:`FindingsRead` and
+    :class:`HostRead`, so the screen never waits on ``/proc/sys``, ``sudo``
+    or the journal. Edits and exclusions are the operator's intent and live
+    here; the core turns them into a validated plan when apply is pressed.
+    """
+
+    # Textual declares this one as an instance variable for mypy, so it cannot be a ClassVar here.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {TuningCommands}
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", id="filter", tooltip="Show only parameters whose name contains some text"),
+        Binding(
+            "e", "edit", "Edit", id="edit", tooltip="Type your own value for the highlighted parameter (also Enter)"
+        ),
+        Binding("space", "exclude", "Exclude", id="exclude", tooltip="Leave the highlighted change out of the plan"),
+        Binding("space", "include", "Include", id="include", tooltip="Put the highlighted change back into the plan"),
+        Binding("a", "apply", "Apply", id="apply", tooltip="Preview the pending changes, then write them"),
+        Binding(
+            "a",
+            "show_commands",
+            "Commands",
+            id="show-commands",
+            tooltip="Read-only: show the commands and file content that apply the plan by hand",
+        ),
+        Binding("r", "rollback", "Rollback", id="rollback", tooltip="Restore the values from before an earlier apply"),
+        Binding("p", "switch_profile", "Profile", id="profile", tooltip="Judge this host by another profile"),
+        Binding("R", "reread", "Re-read", id="reread", show=False, tooltip="Read every value again from the kernel"),
+        Binding(
+            "d",
+            "toggle_details",
+            "Details",
+            id="details",
+            show=False,
+            tooltip="Show or hide the panel explaining the highlighted parameter",
+        ),
+        Binding(
+            "escape", "close_filter", "Clear filter", id="clear-filter", show=False, tooltip="Show every parameter"
+        ),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Leave kumotui"),
+    ]
+
+    class FindingsRead(Message):
+        """A profile was (re)read against the host."""
+
+        def __init__(self, profile: Profile, findings: list[Finding]) -> None:
+            super().__init__()
+            self.profile = profile
+            self.findings = findings
+
+    class HostRead(Message):
+        """The host's facts and what kumotui may do there are known."""
+
+        def __init__(self, facts: HostFacts, privilege: Privilege) -> None:
+            super().__init__()
+            self.facts = facts
+            self.privilege = privilege
+
+    busy: reactive[str] = reactive("")
+    """What is running now (``reading``), or empty when idle."""
+    filter_text: reactive[str] = reactive("")
+    """Only keys containing this text are shown."""
+    show_details: reactive[bool] = reactive(True)
+    """Whether the details panel is shown."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        host_facts: HostFacts | None = None,
+        privilege: Privilege | None = None,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        """Create the screen for ``settings``.
+
+        Args:
+            settings: paths and the profile to judge by.
+            host_facts: fixed facts (tests, screenshots); read from the host when None.
+            privilege: a fixed privilege mode (tests, screenshots); detected when None.
+            name: Textual's widget name.
+            id: Textual's widget id.
+            classes: Textual's CSS classes.
+        """
+        super().__init__(name=name, id=id, classes=classes)
+        self.settings = settings
+        self.target = Target.from_settings(settings)
+        self.fixed_facts = host_facts
+        self.fixed_privilege = privilege
+        self.privilege: Privilege | None = privilege
+        self.profile_spec = settings.profile
+        self.profile: Profile | None = None
+        self.findings: list[Finding] = []
+        self.edits: dict[str, str] = {}
+        """Values the operator typed, by key (validated by the core on entry)."""
+        self.excluded: set[str] = set()
+        """Keys the operator took out of the plan."""
+
+    def compose(self) -> ComposeResult:
+        """Header, summary, filter, table beside (or above) details, footer."""
+        yield HostHeader(id="host-header")
+        yield Static("Reading kernel parameters…", id="plan-summary")
+        yield Input(placeholder="Filter by name · Enter keeps it · Esc clears it", id="filter", compact=True)
+        with Container(id="body"):
+            yield ParamTable(id="params")
+            yield ParamDetails(id="details")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Start reading; the table fills in when the values arrive."""
+        header = self.query_one(HostHeader)
+        header.profile_name = self.profile_spec
+        header.mode = str(self.privilege or "")
+        if self.fixed_facts is not None:
+            header.facts = self.fixed_facts
+        self.read_host()
+        self.read_findings(self.profile_spec)
+        self.query_one(ParamTable).focus()
+
+    # -- workers ---------------------------------------------------------
+
+    @work(thread=True, group="host", exclusive=True, exit_on_error=False)
+    def read_host(self) -> None:
+        """Read the host's facts and find out how kumotui may write (may run ``sudo -n``)."""
+        facts = self.fixed_facts or self.target.tree.facts()
+        privilege = self.fixed_privilege or detect_privilege(self.target)
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.HostRead(facts, privilege))
+
+    @work(thread=True, group="read", exclusive=True, exit_on_error=False)
+    def read_findings(self, spec: str) -> None:
+        """Load ``spec`` and judge every parameter against the host."""
+        profile = load_profile(spec)
+        findings = evaluate(profile, self.target.tree)
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.FindingsRead(profile, findings))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """One place where every failed read becomes a clear notice."""
+        worker = event.worker
+        if worker.group == "read":
+            self.busy = "reading" if event.state is WorkerState.RUNNING else ""
+        if event.state is WorkerState.ERROR:
+            title = WORKER_TITLES.get(worker.group, "Something failed")
+            self.notify(describe_error(worker.error), title=title, severity="error", timeout=12, markup=False)
+
+    # -- results ---------------------------------------------------------
+
+    def on_tuning_screen_host_read(self, message: HostRead) -> None:
+        """Show the host line and offer the keys the privilege mode allows."""
+        header = self.query_one(HostHeader)
+        header.facts = message.facts
+        self.privilege = message.privilege
+        header.mode = str(message.privilege)
+        self.update_summary()
+        self.refresh_bindings()
+
+    def on_tuning_screen_findings_read(self, message: FindingsRead) -> None:
+        """Show fresh values; edits and exclusions survive a re-read of the same profile."""
+        if self.profile is None or message.profile.name != self.profile.name:
+            self.edits.clear()
+            self.excluded.clear()
+        self.profile = message.profile
+        self.profile_spec = message.profile.name
+        self.findings = message.findings
+        self.query_one(HostHeader).profile_name = message.profile.name
+        self.refresh_rows()
+
+    # -- rendering -------------------------------------------------------
+
+    def plan_rows(self) -> list[ParamRow]:
+        """Every finding with what the operator's plan would do to it, in profile order.
+
+        This mirrors :func:`kumotui.apply.make_plan` for display only (the
+        profile's proposal unless the operator typed a value; nothing when
+        that equals the current value); the core builds the real plan.
+        """
+        rows = []
+        for finding in self.findings:
+            typed = self.edits.get(finding.key)
+            write = typed if typed is not None else (finding.proposed if finding.needs_change else None)
+            if write is not None and (finding.current is None or normalize(write) == normalize(finding.current)):
+                write = None
+            rows.append(ParamRow(finding, write, finding.key not in self.excluded, typed is not None))
+        return rows
+
+    @property
+    def pending(self) -> list[ParamRow]:
+        """The rows apply would write."""
+        return [row for row in self.plan_rows() if row.write is not None and row.included]
+
+    @property
+    def writable(self) -> bool:
+        """Whether kumotui may write on this host."""
+        return self.privilege in WRITABLE
+
+    def refresh_rows(self) -> None:
+        """Push the current rows into the table and the summary, honouring the filter."""
+        needle = self.filter_text.strip().lower()
+        rows = [row for row in self.plan_rows() if needle in row.key.lower()]
+        self.query_one(ParamTable).show(rows)
+        self.update_details()
+        self.update_summary()
+        self.refresh_bindings()
+
+    def update_summary(self) -> None:
+        """The line above the table: verdict, plan size, filter, activity."""
+        parts: list[str] = []
+        if self.findings:
+            parts.append(summary(self.findings).rstrip("."))
+            count = len(self.pending)
+            if not count:
+                parts.append("nothing to apply")
+            elif self.privilege is Privilege.READ_ONLY:
+                parts.append(f"{count} in plan, a shows the commands")
+            else:
+                parts.append(f"{count} in plan, a applies")
+        if self.filter_text:
+            shown = self.query_one(ParamTable).row_count
+            parts.append(f"filter '{self.filter_text}': {shown} shown")
+        if self.busy:
+            parts.append(f"{self.busy}…")
+        self.query_one("#plan-summary", Static).update(" · ".join(parts) or "Reading kernel parameters…")
+
+    def update_details(self) -> None:
+        """Explain the highlighted row in the details panel."""
+        row = self.query_one(ParamTable).highlighted
+        self.query_one(ParamDetails).explain(self.explanation(row) if row else None)
+
+    def explanation(self, row: ParamRow) -> Explanation:
+        """What the details panel says about ``row``: catalog facts, apply's action, warnings."""
+        finding = row.finding
+        facts = info(row.key)
+        warnings: list[str] = []
+        if row.write is None:
+            if finding.current is None:
+                action = "nothing: this kernel has no such value to read or write."
+            else:
+                action = "nothing: the current value already passes."
+        elif not row.included:
+            action = "nothing: excluded from the plan (space puts it back)."
+        else:
+            action = f"write {row.write} now and persist it in {self.target.dropin}."
+            if finding.current is not None and takes_away(finding.rule, finding.current, row.write):
+                now = " ".join(finding.current.split())
+                warnings.append(f"This lowers the current value ({now} → {row.write}).")
+        return Explanation(
+            row=row,
+            units=facts.units if facts else None,
+            kernel_default=facts.default if facts else None,
+            action=action,
+            warnings=tuple(warnings),
+        )
+
+    def watch_busy(self) -> None:
+        """Show activity in the summary and grey out what must wait."""
+        if self.is_mounted:
+            self.update_summary()
+            self.refresh_bindings()
+
+    def watch_filter_text(self) -> None:
+        """Re-filter the rows as the text changes."""
+        if self.is_mounted:
+            self.refresh_rows()
+
+    def watch_show_details(self, show: bool) -> None:
+        """Hide or show the details panel."""
+        self.set_class(not show, "-no-details")
+
+    @on(DataTable.RowHighlighted, "#params")
+    def _row_highlighted(self) -> None:
+        self.update_details()
+        self.refresh_bindings()
+
+    @on(DataTable.RowSelected, "#params")
+    async def _row_selected(self) -> None:
+        await self.run_action("edit")
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        if not self.filter_text:
+            self.remove_class("-filtering")
+        self.query_one(ParamTable).focus()
+
+    # -- actions ---------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer only what applies now (the footer and the command palette both ask)."""
+        row = self.query_one(ParamTable).highlighted if self.is_mounted else None
+        if action == "edit":
+            return row is not None and row.finding.current is not None and not self.busy
+        if action == "exclude":
+            return row is not None and row.write is not None and row.included
+        if action == "include":
+            return row is not None and row.write is not None and not row.included
+        if action == "apply":
+            return self.writable and bool(self.pending) and not self.busy
+        if action == "show_commands":
+            return self.privilege is Privilege.READ_ONLY and bool(self.pending) and not self.busy
+        if action == "rollback":
+            return self.writable and not self.busy
+        if action in ("reread", "switch_profile"):
+            return not self.busy
+        if action == "close_filter":
+            return bool(self.filter_text) or self.has_class("-filtering")
+        return True
+
+    def action_filter(self) -> None:
+        """Open the filter line."""
+        self.add_class("-filtering")
+        self.query_one("#filter", Input).focus()
+
+    def action_close_filter(self) -> None:
+        """Clear the filter and return to the table."""
+        self.query_one("#filter", Input).value = ""
+        self.filter_text = ""
+        self.remove_class("-filtering")
+        self.query_one(ParamTable).focus()
+
+    def action_edit(self) -> None:
+        """Edit the highlighted value in a modal that the core validates."""
+        row = self.query_one(ParamTable).highlighted
+        if row is None or row.finding.current is None or self.profile is None:
+            return
+        finding = row.finding
+        facts = info(row.key)
+        request = EditRequest(
+            key=row.key,
+            current=finding.current or "",
+            recommended=finding.recommended,
+            value=row.write or normalize(finding.current or ""),
+            param=self.profile.param(row.key),
+            units=facts.units if facts else None,
+        )
+
+        def edited(value: str | None) -> None:
+            if value is None:
+                return
+            if finding.needs_change and value == finding.proposed:
+                self.edits.pop(row.key, None)  # the profile's own proposal: not an edit
+            else:
+                self.edits[row.key] = value
+            self.excluded.discard(row.key)
+            self.refresh_rows()
+
+        self.app.push_screen(EditScreen(request, self.target.tree), edited)
+
+    def action_exclude(self) -> None:
+        """Leave the highlighted change out of the plan."""
+        row = self.query_one(ParamTable).highlighted
+        if row is not None:
+            self.excluded.add(row.key)
+            self.refresh_rows()
+
+    def action_include(self) -> None:
+        """Put the highlighted change back into the plan."""
+        row = self.query_one(ParamTable).highlighted
+        if row is not None:
+            self.excluded.discard(row.key)
+            self.refresh_rows()
+
+    def _apply_screen(self, *, read_only: bool) -> ApplyScreen | None:
+        if self.profile is None:
+            return None
+        sets = {key: value for key, value in self.edits.items() if key not in self.excluded}
+        return ApplyScreen(
+            self.target, self.profile, self.findings, sets=sets, excluded=self.excluded, read_only=read_only
+        )
+
+    def action_apply(self) -> None:
+        """Preview the plan; Enter there writes it; then re-read every value."""
+        screen = self._apply_screen(read_only=False)
+        if screen is None:
+            return
+
+        def done(result: str | None) -> None:
+            if result == "applied":
+                self.edits.clear()  # now the current values; exclusions stay chosen
+            if result is not None:
+                self.read_findings(self.profile_spec)
+
+        self.app.push_screen(screen, done)
+
+    def action_show_commands(self) -> None:
+        """Read-only: show the commands and file content that apply the plan by hand."""
+        screen = self._apply_screen(read_only=True)
+        if screen is not None:
+            self.app.push_screen(screen)
+
+    def action_rollback(self) -> None:
+        """Choose a journal entry to undo; re-read afterwards."""
+
+        def done(wrote: bool | None) -> None:
+            if wrote:
+                self.read_findings(self.profile_spec)
+
+        self.app.push_screen(RollbackScreen(self.target), done)
+
+    def action_switch_profile(self) -> None:
+        """Choose another profile and judge the host by it."""
+
+        def chosen(name: str | None) -> None:
+            if name and name != self.profile_spec:
+                self.read_findings(name)
+
+        self.app.push_screen(ProfileScreen(self.profile_spec), chosen)
+
+    def action_reread(self) -> None:
+        """Read every value again (after changing something outside kumotui)."""
+        self.read_findings(self.profile_spec)
+
+    def action_toggle_details(self) -> None:
+        """Show or hide the details panel."""
+        self.show_details = not self.show_details
+
+    def action_quit(self) -> None:
+        """Leave the app."""
+        self.app.exit()

@@ -1,0 +1,78 @@
+"""The one-line header: which machine, which profile, and what kumotui may do there."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from kumotui.hosts import HostFacts
+
+
+def format_memory(memory_bytes: int) -> str:
+    """RAM as an operator says it (``15.6 GiB``), so the header stays short."""
+    gib = memory_bytes / 2**30
+    if gib >= 1:
+        return f"{gib:.1f} GiB"
+    return f"{memory_bytes / 2**20:.0f} MiB"
+
+
+class HostHeader(Widget):
+    """Host name, kernel, CPUs, RAM, the active profile and the privilege mode.
+
+    The privilege mode is the first thing an operator needs before pressing a
+    key that writes: ``root`` and ``sudo`` write, ``read-only`` only shows the
+    commands to run by hand. The host name is shortened with an ellipsis when
+    the line would not fit; the mode never is.
+    """
+
+    DEFAULT_CSS = """
+    HostHeader {
+        height: 1;
+        width: 1fr;
+        background: $panel;
+        color: $foreground;
+    }
+    """
+
+    facts: reactive[HostFacts | None] = reactive(None)
+    """What the machine is; None until the facts have been read."""
+    profile_name: reactive[str] = reactive("")
+    """The profile the table judges by."""
+    mode: reactive[str] = reactive("")
+    """``root``, ``sudo`` or ``read-only``; empty until detected."""
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        """Create an empty header; facts, profile and mode arrive from workers."""
+        super().__init__(name=name, id=id, classes=classes)
+
+    def render(self) -> Content:
+        """The header line, fitted to the current width."""
+        width = self.size.width
+        facts = self.facts
+        tail: list[Content] = []
+        if self.profile_name:
+            tail.append(Content.from_markup("profile [b]$name[/b]", name=self.profile_name))
+        if self.mode:
+            style = "$success" if self.mode == "read-only" else "$warning"
+            tail.append(Content.from_markup(f"[{style} b]$mode[/]", mode=self.mode.replace("-", "\u2011")))
+        right = Content(" │ ").join(tail)
+        if facts is None:
+            left = Content.from_markup("[$text-muted]reading host facts…[/]")
+        else:
+            details = f" · Linux {facts.kernel} · {facts.cpus} CPUs · {format_memory(facts.memory_bytes)} RAM"
+            room = width - 2 - right.cell_length - 3 - len(details)
+            host = facts.hostname
+            if room < len(host):
+                host = host[: max(room - 1, 4)] + "…"
+            left = Content.from_markup("[b]$host[/b]$details", host=host, details=details)
+        line = Content(" ") + left
+        if tail:
+            line = line + Content(" │ ") + right
+        return line

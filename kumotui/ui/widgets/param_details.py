@@ -1,0 +1,137 @@
+"""The panel that explains the highlighted parameter in full."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.widgets import Static
+
+from kumotui.textfmt import STATUS_ICON
+from kumotui.ui.widgets.param_table import ParamRow
+from kumotui.values import Rule, Status
+
+RULE_MEANING = {
+    Rule.AT_LEAST: "passes at or above {target}; never lowered",
+    Rule.AT_MOST: "passes at or below {target}; never raised",
+    Rule.EXACTLY: "passes only at exactly {target}",
+    Rule.COVERS: "passes when the range contains {target}; only ever widened",
+}
+"""Each rule in words, so the operator need not know the profile format."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What the details panel says about one row besides the finding itself.
+
+    The screen builds it from the core (catalog facts, the plan's action and
+    warnings); the panel only lays it out.
+    """
+
+    row: ParamRow
+    units: str | None = None
+    kernel_default: str | None = None
+    action: str = ""
+    """What apply would do with this key, in one sentence."""
+    warnings: tuple[str, ...] = ()
+    """Anything to confirm before applying (a value lowered, a kernel caveat)."""
+
+
+def _status_style(row: ParamRow) -> str:
+    if row.finding.status is Status.OK:
+        return "$text-success"
+    if row.finding.current is None:
+        return "$text-warning"
+    return "$text-error"
+
+
+def explain(info: Explanation) -> Content:
+    """The panel's text for one row: verdict and action first, then why, then the numbers.
+
+    The first lines are what an operator on an 80x24 terminal sees without
+    scrolling, so they say what apply would do and warn before the reasons.
+    """
+    row = info.row
+    finding = row.finding
+    status = finding.status
+    lines: list[Content] = [
+        Content.from_markup(
+            f"[b]$key[/b]  [{_status_style(row)} b]$icon $status[/]",
+            key=finding.key,
+            icon=STATUS_ICON[status],
+            status=str(status),
+        ),
+    ]
+    if info.action:
+        lines.append(Content.from_markup("[b]Apply:[/b] $action", action=info.action))
+    for warning in info.warnings:
+        lines.append(Content.from_markup("[$text-warning b]⚠ $warning[/]", warning=warning))
+    if finding.why:
+        lines += [Content(""), Content(finding.why)]
+    lines.append(Content(""))
+
+    def field(label: str, value: str, style: str = "") -> None:
+        markup = f"[$text-muted]{label:<12}[/] " + (f"[{style}]$value[/]" if style else "$value")
+        lines.append(Content.from_markup(markup, value=value))
+
+    current = finding.current if finding.current is not None else f"({finding.error})"
+    field("Current", " ".join(current.split()))
+    field("Recommended", finding.recommended)
+    if row.write is not None:
+        label = "You typed" if row.edited else "Proposed"
+        field(label, row.write, "$text-accent b" if row.included else "$text-muted")
+    field("Rule", f"{finding.rule}: " + RULE_MEANING[finding.rule].format(target=finding.recommended))
+    if info.units:
+        field("Units", info.units)
+    if info.kernel_default:
+        field("Default", info.kernel_default)
+    return Content("\n").join(lines)
+
+
+class ParamDetails(VerticalScroll):
+    """Why a parameter matters, how it is judged, and what apply would do to it.
+
+    Shows the full current, recommended and proposed values that the table
+    may have cut short, the rule in words, units and the usual kernel
+    default, and a warning when the change would lower the current value.
+    """
+
+    DEFAULT_CSS = """
+    ParamDetails {
+        height: auto;
+        padding: 0 1;
+        & > #details-text { width: 1fr; }
+    }
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        """Create an empty panel; ``explain`` fills it."""
+        super().__init__(name=name, id=id, classes=classes)
+        self.explanation: Explanation | None = None
+
+    def compose(self) -> ComposeResult:
+        """One text block, scrolled when it is taller than the panel."""
+        yield Static(
+            Content.from_markup("[$text-muted]Highlight a parameter to see what it does.[/]"),
+            id="details-text",
+        )
+
+    def explain(self, explanation: Explanation | None) -> None:
+        """Show ``explanation`` (None: nothing is highlighted)."""
+        if explanation == self.explanation:
+            return
+        self.explanation = explanation
+        text = self.query_one("#details-text", Static)
+        if explanation is None:
+            text.update(Content.from_markup("[$text-muted]No parameter is highlighted.[/]"))
+        else:
+            text.update(explain(explanation))
+            self.scroll_home(animate=False)
