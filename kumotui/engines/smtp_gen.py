@@ -1,0 +1,1369 @@
+#!/usr/bin/env python3
+"""A fast SMTP traffic generator with exact counts and a latency histogram.
+
+Why it exists: a tuning change is only worth what a benchmark shows, and
+the benchmark must run anywhere. This client keeps ``--concurrency``
+connections busy, each sending many messages; with PIPELINING it sends the
+end of one message and the next envelope in one write (RFC 2920 allows
+message content first and DATA last in a group), so a message costs one
+round trip. The body is generated once. Every message attempted is either
+sent, failed (by reply class) or, at a hard stop, unfinished, so counts
+add up exactly against any sink.
+
+Self-contained on purpose: standard library only (uvloop optional), so the
+same file runs as ``python3 -m kumotui.engines.smtp_gen`` or as a plain
+script on a host that has nothing else.
+
+Output: JSON lines on stdout: ``ready``, ``progress`` every ``--interval``
+seconds, then ``summary`` (also on SIGTERM, SIGINT, or stdin EOF with
+``--exit-on-stdin-eof``), exit 0. Bad input or an unreachable target prints
+``{"type": "error", ...}`` and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import json
+import math
+import os
+import random
+import re
+import selectors
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Any, cast
+
+BUCKETS_PER_OCTAVE = 8
+"""Latency histogram resolution: each bucket is 2^(1/8) wide, about 9%."""
+BUCKETS = BUCKETS_PER_OCTAVE * 28
+"""1 us to 2^28 us (about 268 s); fixed so merging workers is plain addition."""
+MAX_BODY = 64 * 1024 * 1024
+RECIPIENT_CYCLE = 1000
+"""Distinct recipients cycled through; envelopes are prebuilt once."""
+RESERVED_SUFFIXES = (".test", ".invalid", ".example", ".localhost")
+RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
+GRACE = 2.0
+"""Seconds after ``--duration`` for transactions in flight to finish."""
+SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1000,
+    "KB": 1000,
+    "KIB": 1024,
+    "M": 1000**2,
+    "MB": 1000**2,
+    "MIB": 1024**2,
+    "G": 1000**3,
+    "GB": 1000**3,
+    "GIB": 1024**3,
+}
+
+BANNER, EHLO, HELO, MAIL, RCPT, DATA, DOT, RSET, QUIT = range(9)
+
+
+class StartError(Exception):
+    """Bad input or an unusable target; the message names the flag."""
+
+
+# -- input parsing (also used by kumotui.benchrun) ------------------------------
+
+
+def parse_size(text: str, flag: str = "--body-size") -> int:
+    """``1000``, ``1KB``, ``100KB``, ``1MiB`` into bytes (KB = 1000, KiB = 1024).
+
+    The units follow KumoMTA's traffic-gen, so a size means the same to both.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
+    unit = match.group(2).upper() if match else ""
+    if not match or unit not in SIZE_UNITS:
+        raise StartError(f"{flag} {text!r}: expected a size like 1000, 1KB, 100KB or 1MiB")
+    value = int(float(match.group(1)) * SIZE_UNITS[unit])
+    if value < 1:
+        raise StartError(f"{flag} {text!r}: must be at least 1 byte")
+    if value > MAX_BODY:
+        raise StartError(f"{flag} {text!r}: at most {MAX_BODY // 1024**2} MiB")
+    return value
+
+
+def parse_target(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` into host and port."""
+    host, sep, port_text = str(text).rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise StartError(f"--target {text!r}: expected HOST:PORT, e.g. 127.0.0.1:2026")
+    return host.strip("[]"), int(port_text)
+
+
+def address_allowed(address: str) -> bool:
+    """Loopback and private ranges only: a benchmark never leaves the site."""
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return bool(ip.is_loopback or ip.is_private) and not ip.is_unspecified
+
+
+def resolve_target(host: str, port: int, allow_remote: bool) -> tuple[int, str]:
+    """Resolve once; refuse any address outside loopback/private ranges unless allowed.
+
+    Returns the address family and the numeric address to connect to, so
+    thousands of connections never resolve the name again.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise StartError(f"--target {host}: cannot resolve: {error.strerror}") from None
+    addresses = [(info[0], str(info[4][0])) for info in infos]
+    if not allow_remote:
+        refused = sorted({a for _, a in addresses if not address_allowed(a)})
+        if refused:
+            raise StartError(
+                f"--target {host}: {', '.join(refused)} is outside loopback and private "
+                "ranges; pass --allow-remote-target if this host really is your sink"
+            )
+    return addresses[0]
+
+
+def check_recipient_domain(domain: str) -> None:
+    """Recipients stay on reserved test domains (RFC 2606/6761), so no real mailbox is hit."""
+    d = domain.lower().rstrip(".")
+    if not (d in RESERVED_DOMAINS or d.endswith(RESERVED_SUFFIXES) or d in ("test", "invalid")):
+        raise StartError(
+            f"recipient domain {domain!r} is not reserved for testing; use example.com, a .test or .invalid name"
+        )
+
+
+# -- the message ------------------------------------------------------------------
+
+WORDS = (
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "mail",
+    "server",
+    "queue",
+    "delivery",
+    "throughput",
+    "latency",
+    "kernel",
+    "socket",
+    "buffer",
+    "message",
+    "relay",
+    "tuning",
+    "sink",
+    "benchmark",
+    "connection",
+    "pipeline",
+    "envelope",
+    "recipient",
+    "sender",
+    "header",
+    "body",
+)
+
+
+def build_message(size: int, sender: str, domain: str) -> bytes:
+    """A realistic message of exactly ``size`` bytes before the terminator.
+
+    Headers as a mail client writes them, then lines of words under 78
+    characters; nothing starts with a dot, so no dot-stuffing is needed.
+    Sizes below the headers' own length get the headers alone.
+    """
+    rng = random.Random(20260)
+    headers = (
+        f"From: kumotui bench <{sender}>\r\n"
+        f"To: <recipient@{domain}>\r\n"
+        "Subject: kumotui benchmark message\r\n"
+        f"Date: {formatdate(usegmt=True)}\r\n"
+        f"Message-ID: <{rng.getrandbits(64):016x}.bench@kumotui.invalid>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n"
+        "Content-Transfer-Encoding: 7bit\r\n"
+        "X-Mailer: kumotui-bench\r\n"
+        "\r\n"
+    ).encode("ascii")
+    left = size - len(headers)
+    lines: list[bytes] = []
+    while left > 0:
+        width = min(76, left - 2)
+        if 0 < left - (width + 2) < 3:
+            width -= 3  # never leave a remainder too small for a line of its own
+        if width < 1:
+            lines.append(b"\r\n" if left >= 2 else b"")
+            break
+        text = ""
+        while len(text) < width:
+            text += rng.choice(WORDS) + " "
+        lines.append(text[:width].encode("ascii") + b"\r\n")
+        left -= width + 2
+    message = headers + b"".join(lines)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    return message
+
+
+# -- counters ---------------------------------------------------------------------
+
+
+class Stats:
+    """Counters of one process; merged across workers by addition."""
+
+    __slots__ = (
+        "bytes",
+        "connect_errors",
+        "connections",
+        "connections_total",
+        "failed",
+        "failed_by",
+        "hist",
+        "latency_sum_us",
+        "max_latency_us",
+        "sent",
+        "unfinished",
+    )
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.failed = 0
+        self.failed_by: dict[str, int] = {}
+        self.connect_errors: dict[str, int] = {}
+        self.unfinished = 0
+        self.bytes = 0
+        self.connections = 0
+        self.connections_total = 0
+        self.hist = [0] * BUCKETS
+        self.latency_sum_us = 0
+        self.max_latency_us = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready counters, histogram included (the parent merges it)."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def add_latency(self, seconds: float) -> None:
+        """One transaction's latency into the fixed log-bucket histogram."""
+        us = int(seconds * 1e6)
+        index = int(math.log2(us) * BUCKETS_PER_OCTAVE) if us > 1 else 0
+        self.hist[index if index < BUCKETS else BUCKETS - 1] += 1
+        self.latency_sum_us += us
+        if us > self.max_latency_us:
+            self.max_latency_us = us
+
+
+def latency_summary(state: dict[str, Any]) -> dict[str, float]:
+    """p50/p90/p95/p99/max/avg in milliseconds from a (merged) histogram.
+
+    A percentile is its bucket's geometric middle, clamped to the maximum
+    seen, so it is within about 4.5% of the true value.
+    """
+    hist: list[int] = state.get("hist") or [0] * BUCKETS
+    total = sum(hist)
+    top = float(state.get("max_latency_us", 0))
+    out: dict[str, float] = {}
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)):
+        value = 0.0
+        if total:
+            rank = q * total
+            cum = 0
+            for index, count in enumerate(hist):
+                cum += count
+                if count and cum >= rank:
+                    value = min(2 ** ((index + 0.5) / BUCKETS_PER_OCTAVE), top)
+                    break
+        out[name] = round(value / 1000, 3)
+    out["max"] = round(top / 1000, 3)
+    out["avg"] = round(state.get("latency_sum_us", 0) / total / 1000, 3) if total else 0.0
+    return out
+
+
+# -- the client -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a worker needs, fixed before any fork."""
+
+    family: int
+    address: str
+    port: int
+    target: str
+    concurrency: int
+    messages: int | None
+    duration: float | None
+    rate: float | None
+    body_size: int
+    pipelining: bool
+    per_connection: int
+    connect_timeout: float
+    timeout: float
+    connect_retries: int
+    sender: str
+    recipient: str | None
+    domain: str
+    hostname: str
+    interval: float
+
+
+class Txn:
+    """One transaction in flight: when it started, its first failure, whether
+    the server has answered any of it (if not, a lost connection gives the
+    message back to the budget instead of counting it as failed)."""
+
+    __slots__ = ("done", "fail", "replied", "start")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.fail = 0
+        self.replied = False
+        self.done = False
+
+
+class Generator:
+    """The shared state of one process: budget, pacing, counters, sessions."""
+
+    def __init__(self, cfg: Config, loop: asyncio.AbstractEventLoop) -> None:
+        self.cfg = cfg
+        self.loop = loop
+        self.stats = Stats()
+        self.remaining = cfg.messages
+        self.stopping = False
+        self.sessions: set[Client] = set()
+        self.next_slot = 0.0
+        self.gap = 1.0 / cfg.rate if cfg.rate else 0.0
+        message = build_message(cfg.body_size, cfg.sender, cfg.domain)
+        self.message_size = len(message)
+        self.content = message + b".\r\n"
+        rcpts = [cfg.recipient] if cfg.recipient else [f"user{n}@{cfg.domain}" for n in range(RECIPIENT_CYCLE)]
+        mail = f"MAIL FROM:<{cfg.sender}>"
+        size = f" SIZE={self.message_size}"
+        self.mail_plain = (mail + "\r\n").encode()
+        self.mail_sized = (mail + size + "\r\n").encode()
+        self.rcpt_lines = [f"RCPT TO:<{r}>\r\n".encode() for r in rcpts]
+        self.groups_plain = [self.mail_plain + r + b"DATA\r\n" for r in self.rcpt_lines]
+        self.groups_sized = [self.mail_sized + r + b"DATA\r\n" for r in self.rcpt_lines]
+        self.counter = 0
+
+    def take(self) -> bool:
+        """Claim one message from the budget; False when none is left or stopping."""
+        if self.stopping:
+            return False
+        if self.remaining is None:
+            return True
+        if self.remaining <= 0:
+            return False
+        self.remaining -= 1
+        return True
+
+    def give_back(self) -> None:
+        """A claimed message the server never saw goes back to the budget."""
+        if self.remaining is not None:
+            self.remaining += 1
+
+    def has_budget(self) -> bool:
+        """Whether a slot should (re)connect."""
+        return not self.stopping and (self.remaining is None or self.remaining > 0)
+
+    def pace(self) -> float:
+        """Seconds to wait before the next transaction under ``--rate`` (0: go now)."""
+        if not self.gap:
+            return 0.0
+        now = self.loop.time()
+        slot = self.next_slot if self.next_slot > now else now
+        self.next_slot = slot + self.gap
+        return slot - now
+
+    def finish(self, txn: Txn, code: int) -> None:
+        """Count a transaction once: sent on 2xx with no earlier failure, else failed."""
+        if txn.done:
+            return
+        txn.done = True
+        stats = self.stats
+        if not txn.fail and 200 <= code < 300:
+            stats.sent += 1
+            stats.bytes += self.message_size
+            stats.add_latency(time.perf_counter() - txn.start)
+            return
+        self.fail(f"{(txn.fail or code) // 100}xx")
+
+    def fail(self, reason: str) -> None:
+        """One failed transaction, by reply class or by what cut it short."""
+        stats = self.stats
+        stats.failed += 1
+        stats.failed_by[reason] = stats.failed_by.get(reason, 0) + 1
+
+    def connect_error(self, reason: str) -> None:
+        """A connection that never got to send mail, by errno name or reply."""
+        errors = self.stats.connect_errors
+        errors[reason] = errors.get(reason, 0) + 1
+
+
+class Client(asyncio.Protocol):
+    """One SMTP client session as a state machine: no task per message.
+
+    ``expect`` holds what each awaited reply answers, in order, which is all
+    PIPELINING needs: replies come back in the order commands were sent.
+    """
+
+    __slots__ = (
+        "banner_ok",
+        "caps",
+        "closed",
+        "count",
+        "expect",
+        "gen",
+        "groups",
+        "last_rx",
+        "lines",
+        "mail_line",
+        "needs_rset",
+        "pace_handle",
+        "pipelining",
+        "quitting",
+        "rbuf",
+        "reason",
+        "transport",
+    )
+
+    def __init__(self, gen: Generator) -> None:
+        self.gen = gen
+        self.transport: asyncio.Transport | None = None
+        self.expect: deque[tuple[int, Txn | None]] = deque()
+        self.rbuf = b""
+        self.lines: list[bytes] = []
+        self.caps: set[bytes] = set()
+        self.pipelining = False
+        self.groups = gen.groups_plain
+        self.mail_line = gen.mail_plain
+        self.count = 0
+        self.needs_rset = False
+        self.banner_ok = False
+        self.quitting = False
+        self.reason = "dropped"
+        self.pace_handle: asyncio.TimerHandle | None = None
+        self.last_rx = time.monotonic()
+        self.closed: asyncio.Future[None] = gen.loop.create_future()
+
+    # -- transport callbacks -----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Wait for the banner."""
+        self.transport = cast(asyncio.Transport, transport)
+        self.gen.stats.connections += 1
+        self.gen.stats.connections_total += 1
+        self.gen.sessions.add(self)
+        self.expect.append((BANNER, None))
+        self.last_rx = time.monotonic()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Settle whatever was in flight and let the slot decide what next."""
+        gen = self.gen
+        gen.stats.connections -= 1
+        gen.sessions.discard(self)
+        self._settle(self.reason)
+        self.transport = None
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        """Split replies into lines; act on each final line (``NNN `` or ``NNN``)."""
+        self.last_rx = time.monotonic()
+        buf = self.rbuf + data if self.rbuf else data
+        start = 0
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                break
+            line = buf[start:nl]
+            start = nl + 1
+            if len(line) < 3 or not line[:3].isdigit():
+                self._abort("protocol")
+                return
+            if line[3:4] == b"-":
+                if len(self.lines) < 100:
+                    self.lines.append(line)
+                continue
+            self.lines.append(line)
+            self._reply(int(line[:3]))
+            self.lines = []
+            if self.transport is None:
+                return
+        rest = buf[start:]
+        if len(rest) > 65536:
+            self._abort("protocol")
+            return
+        self.rbuf = rest
+
+    # -- replies --------------------------------------------------------------------
+
+    def _reply(self, code: int) -> None:
+        if not self.expect:
+            self._close()  # unsolicited, e.g. 421 before the server hangs up
+            return
+        kind, txn = self.expect.popleft()
+        if txn is not None:
+            txn.replied = True
+        if code == 421 and kind != QUIT:
+            if txn is not None:
+                self.gen.finish(txn, code)
+            elif kind in (BANNER, EHLO, HELO):
+                self.gen.connect_error(f"reply {code}")
+            self.reason = "4xx"
+            self._close()
+            return
+        if kind == DOT:
+            self._dot(txn, code)
+        elif kind == MAIL:
+            self._mail(txn, code)
+        elif kind == RCPT:
+            self._rcpt(txn, code)
+        elif kind == DATA:
+            self._data(txn, code)
+        elif kind == RSET:
+            if txn is not None:  # no PIPELINING: the MAIL waited for RSET
+                self._send(self.mail_line)
+                self.expect.append((MAIL, txn))
+        elif kind == BANNER:
+            self._banner(code)
+        elif kind in (EHLO, HELO):
+            self._hello(kind, code)
+        else:  # QUIT
+            self._close()
+
+    def _banner(self, code: int) -> None:
+        if code != 220:
+            self.gen.connect_error(f"banner {code}")
+            self._close()
+            return
+        self._send(b"EHLO " + self.gen.cfg.hostname.encode() + b"\r\n")
+        self.expect.append((EHLO, None))
+
+    def _hello(self, kind: int, code: int) -> None:
+        if 200 <= code < 300:
+            self.banner_ok = True
+            if kind == EHLO:
+                self.caps = {line[4:].split(b" ")[0].upper() for line in self.lines[1:]}
+                self.pipelining = self.gen.cfg.pipelining and b"PIPELINING" in self.caps
+                if b"SIZE" in self.caps:
+                    self.groups = self.gen.groups_sized
+                    self.mail_line = self.gen.mail_sized
+            self._next(b"")
+        elif kind == EHLO and 500 <= code < 600:
+            self._send(b"HELO " + self.gen.cfg.hostname.encode() + b"\r\n")
+            self.expect.append((HELO, None))
+        else:
+            self.gen.connect_error(f"{'EHLO' if kind == EHLO else 'HELO'} {code}")
+            self._close()
+
+    def _mail(self, txn: Txn | None, code: int) -> None:
+        assert txn is not None
+        if code >= 300:
+            txn.fail = txn.fail or code
+        if self.pipelining:
+            return
+        if txn.fail:
+            self.gen.finish(txn, code)
+            self._next(b"")
+        else:
+            self._send(self.gen.rcpt_lines[self.gen.counter % len(self.gen.rcpt_lines)])
+            self.expect.append((RCPT, txn))
+
+    def _rcpt(self, txn: Txn | None, code: int) -> None:
+        assert txn is not None
+        if code >= 300:
+            txn.fail = txn.fail or code
+        if self.pipelining:
+            return
+        if txn.fail:
+            self.gen.finish(txn, code)
+            self.needs_rset = True
+            self._next(b"")
+        else:
+            self._send(b"DATA\r\n")
+            self.expect.append((DATA, txn))
+
+    def _data(self, txn: Txn | None, code: int) -> None:
+        assert txn is not None
+        if code == 354:
+            if txn.fail:  # a server that says 354 after refusing every recipient
+                self._send(b".\r\n")
+                self.expect.append((DOT, txn))
+                return
+            self.expect.append((DOT, txn))
+            if self.pipelining:
+                self._next(self.gen.content)
+            else:
+                self._send(self.gen.content)
+            return
+        txn.fail = txn.fail or code
+        self.gen.finish(txn, txn.fail)
+        self.needs_rset = True
+        self._next(b"")
+
+    def _dot(self, txn: Txn | None, code: int) -> None:
+        assert txn is not None
+        self.gen.finish(txn, txn.fail or code)
+        if not self.pipelining:
+            self._next(b"")
+
+    # -- sending ----------------------------------------------------------------------
+
+    def _next(self, prefix: bytes) -> None:
+        """Start the next transaction, after ``prefix`` in the same write.
+
+        With PIPELINING the prefix is the current message, so its end and
+        the next envelope share one write and one round trip.
+        """
+        gen = self.gen
+        cap = gen.cfg.per_connection
+        if (cap and self.count >= cap) or not gen.take():
+            self.quitting = True
+            self._send(prefix + b"QUIT\r\n" if prefix else b"QUIT\r\n")
+            self.expect.append((QUIT, None))
+            return
+        self.count += 1
+        delay = gen.pace()
+        if delay > 0.0005:
+            if prefix:
+                self._send(prefix)
+            self.pace_handle = gen.loop.call_later(delay, self._paced)
+            return
+        self._start(prefix)
+
+    def _paced(self) -> None:
+        self.pace_handle = None
+        if self.transport is None:
+            return
+        if self.gen.stopping:
+            self.gen.give_back()
+            self.quitting = True
+            self._send(b"QUIT\r\n")
+            self.expect.append((QUIT, None))
+            return
+        self._start(b"")
+
+    def _start(self, prefix: bytes) -> None:
+        gen = self.gen
+        txn = Txn(time.perf_counter())
+        parts = [prefix] if prefix else []
+        if self.needs_rset:
+            self.needs_rset = False
+            parts.append(b"RSET\r\n")
+            if not self.pipelining:
+                self._send(b"".join(parts))
+                self.expect.append((RSET, txn))
+                return
+            self.expect.append((RSET, None))
+        if self.pipelining:
+            gen.counter += 1
+            parts.append(self.groups[gen.counter % len(self.groups)])
+            self.expect.append((MAIL, txn))
+            self.expect.append((RCPT, txn))
+            self.expect.append((DATA, txn))
+        else:
+            gen.counter += 1
+            parts.append(self.mail_line)
+            self.expect.append((MAIL, txn))
+        self._send(b"".join(parts) if len(parts) > 1 else parts[0])
+
+    def _send(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    # -- ending -----------------------------------------------------------------------
+
+    def _settle(self, reason: str) -> None:
+        """Count every transaction still awaited: failed (or unfinished at a hard
+        stop) if the server answered part of it, else back to the budget."""
+        gen = self.gen
+        if self.pace_handle is not None:
+            self.pace_handle.cancel()
+            self.pace_handle = None
+            gen.give_back()
+        seen: set[int] = set()
+        for _, txn in self.expect:
+            if txn is None or txn.done or id(txn) in seen:
+                continue
+            seen.add(id(txn))
+            txn.done = True
+            if not txn.replied:
+                gen.give_back()
+            elif reason == "unfinished":
+                gen.stats.unfinished += 1
+            else:
+                gen.fail(reason)
+        self.expect.clear()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _abort(self, reason: str) -> None:
+        self.reason = reason
+        if self.transport is not None:
+            self.transport.abort()
+
+    def stop_now(self) -> None:
+        """Hard stop (signal, grace over): abort; what was in flight is unfinished."""
+        self._abort("unfinished")
+
+    def check_timeout(self, now: float) -> None:
+        """Abort a session whose awaited reply is later than ``--timeout``."""
+        if self.expect and now - self.last_rx > self.gen.cfg.timeout:
+            self._abort("timeout")
+
+
+# --- shared plumbing: identical in smtp_sink.py and smtp_gen.py (a test checks) ---
+
+
+def emit(obj: dict[str, Any], stream: Any = None) -> None:
+    """Write one JSON line and flush, so a reader sees it at once."""
+    out = stream if stream is not None else sys.stdout
+    out.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    out.flush()
+
+
+def new_loop(use_uvloop: bool) -> tuple[asyncio.AbstractEventLoop, str]:
+    """A fresh event loop, uvloop's when asked for and installed."""
+    if use_uvloop:
+        try:
+            import uvloop
+
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop, "uvloop"
+        except ImportError:
+            pass
+    return asyncio.new_event_loop(), "asyncio"
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft open-file limit to the hard one, as kumod does."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            target = hard if hard != resource.RLIM_INFINITY else max(soft, 1048576)
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except ImportError:  # pragma: no cover - not POSIX
+        return -1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (no orphans)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def watch_stdin(loop: asyncio.AbstractEventLoop, on_eof: Callable[[], None]) -> None:
+    """Stop when stdin reaches EOF: a dropped SSH channel then ends the job."""
+
+    def readable() -> None:
+        try:
+            chunk = os.read(0, 65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            loop.remove_reader(0)
+            on_eof()
+
+    with contextlib.suppress(OSError, ValueError, NotImplementedError):
+        loop.add_reader(0, readable)
+
+
+class WorkerPool:
+    """Forked children that report JSON lines on pipes, and their latest state.
+
+    Kept small and generic on purpose: the generator carries the same class.
+    """
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+        self.pipes: dict[int, bytes] = {}
+        self.latest: dict[int, dict[str, Any]] = {}
+        self.final: set[int] = set()
+        self.lost = 0
+        self.sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self.stopping = False
+
+    def spawn(self, child: Callable[[int], int]) -> None:
+        """Fork a child running ``child(write_fd)``; it exits with its result."""
+        rfd, wfd = os.pipe()
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                os.close(rfd)
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                for fd in list(self.pipes):
+                    os.close(fd)
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                code = child(wfd)
+            except BaseException as error:
+                with contextlib.suppress(Exception):
+                    sys.stderr.write(f"worker failed: {error!r}\n")
+            finally:
+                os._exit(code)
+        os.close(wfd)
+        os.set_blocking(rfd, False)
+        self.pids.append(pid)
+        self.pipes[rfd] = b""
+        self.sel.register(rfd, selectors.EVENT_READ)
+
+    def _read(self, fd: int) -> list[dict[str, Any]]:
+        try:
+            chunk = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            return []
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.sel.unregister(fd)
+            os.close(fd)
+            del self.pipes[fd]
+            if fd not in self.final:
+                self.lost += 1
+            return []
+        data = self.pipes[fd] + chunk
+        *lines, rest = data.split(b"\n")
+        self.pipes[fd] = rest
+        out = []
+        for raw in lines:
+            with contextlib.suppress(ValueError):
+                msg = json.loads(raw)
+                msg["_fd"] = fd
+                out.append(msg)
+        return out
+
+    def _handle(self, msg: dict[str, Any]) -> None:
+        fd = msg.pop("_fd")
+        kind = msg.pop("kind", None)
+        if kind in ("state", "final"):
+            self.latest[fd] = msg
+            if kind == "final":
+                self.final.add(fd)
+
+    def poll(self, timeout: float) -> list[dict[str, Any]]:
+        """Wait up to ``timeout`` for child lines; return the non-state ones."""
+        other = []
+        for key, _ in self.sel.select(timeout):
+            fd = int(key.fd)
+            if fd == self._wake_r:
+                with contextlib.suppress(OSError):
+                    os.read(fd, 4096)
+                continue
+            if fd == 0:
+                try:
+                    chunk = os.read(0, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    self.sel.unregister(0)
+                    self.stopping = True
+                continue
+            for msg in self._read(fd):
+                if msg.get("kind") in ("state", "final"):
+                    self._handle(msg)
+                else:
+                    other.append(msg)
+        return other
+
+    def wait_ready(self, timeout: float = 30.0) -> str:
+        """Block until every child said ready; ``StartError`` if one failed."""
+        ready: dict[int, str] = {}
+        deadline = time.monotonic() + timeout
+        while len(ready) < len(self.pids):
+            if time.monotonic() > deadline:
+                raise StartError("workers did not start in time")
+            if not self.pipes:
+                raise StartError("workers exited during start")
+            for msg in self.poll(0.2):
+                if msg.get("kind") == "error":
+                    raise StartError(str(msg.get("error")))
+                if msg.get("kind") == "ready":
+                    ready[msg["_fd"]] = str(msg.get("loop", ""))
+            if self.lost:
+                raise StartError("a worker exited during start")
+        return next(iter(ready.values()), "")
+
+    def install_signals(self) -> None:
+        """SIGTERM and SIGINT set ``stopping`` and wake ``poll``; call before forking."""
+
+        def on_signal(signum: int, frame: object) -> None:
+            self.stopping = True
+
+        signal.set_wakeup_fd(self._wake_w)
+        self.sel.register(self._wake_r, selectors.EVENT_READ)
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def serve(
+        self,
+        interval: float,
+        watch_stdin: bool,
+        tick: Callable[[], None],
+    ) -> None:
+        """Call ``tick`` every ``interval`` until a signal, stdin EOF, a lost
+        worker, or every child having finished."""
+        if watch_stdin:
+            with contextlib.suppress(ValueError, OSError):
+                self.sel.register(0, selectors.EVENT_READ)
+        next_tick = time.monotonic() + interval
+        while not self.stopping and self.pipes and not self.lost:
+            self.poll(max(0.0, next_tick - time.monotonic()))
+            now = time.monotonic()
+            if now >= next_tick and not self.stopping:
+                tick()
+                next_tick += interval
+                if next_tick < now:
+                    next_tick = now + interval
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM every child by PID, collect final lines, SIGKILL stragglers."""
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while self.pipes and time.monotonic() < deadline:
+            self.poll(0.1)
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+        self.pids = []
+
+    def totals(self) -> dict[str, Any]:
+        """Sum of the latest counters of every child (numbers and dicts add)."""
+        return merge_states(list(self.latest.values()))
+
+
+def merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add up counters: numbers sum, dicts merge by key, lists add element-wise."""
+    total: dict[str, Any] = {}
+    for state in states:
+        for key, value in state.items():
+            if isinstance(value, bool) or not isinstance(value, int | float | dict | list):
+                total.setdefault(key, value)
+            elif isinstance(value, dict):
+                total[key] = merge_states([total.get(key, {}), value])
+            elif isinstance(value, list):
+                old = total.get(key) or [0] * len(value)
+                total[key] = [a + b for a, b in zip(old, value, strict=False)]
+            elif key.startswith("max"):
+                total[key] = max(total.get(key, value), value)
+            else:
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+# --- end of shared plumbing ---
+
+
+# -- running ----------------------------------------------------------------------
+
+
+def errno_name(error: BaseException) -> str:
+    """``ECONNREFUSED`` and friends: short, stable keys for the summary."""
+    if isinstance(error, TimeoutError | asyncio.TimeoutError):
+        return "ETIMEDOUT"
+    code = getattr(error, "errno", None)
+    if isinstance(code, int) and code in errno.errorcode:
+        return errno.errorcode[code]
+    return type(error).__name__
+
+
+async def slot(gen: Generator) -> None:
+    """One of ``--concurrency`` connection slots: connect, send, reconnect.
+
+    A slot reconnects after a 421 or the per-connection cap while budget is
+    left, and gives up after ``--connect-retries`` failures in a row so a
+    dead target ends the run instead of spinning.
+    """
+    cfg = gen.cfg
+    loop = gen.loop
+    failures = 0
+    while gen.has_budget():
+        try:
+            _, client = await asyncio.wait_for(
+                loop.create_connection(lambda: Client(gen), cfg.address, cfg.port, family=cfg.family),
+                cfg.connect_timeout,
+            )
+        except (TimeoutError, OSError) as error:
+            gen.connect_error(errno_name(error))
+            failures += 1
+            if failures > cfg.connect_retries:
+                return
+            await asyncio.sleep(min(2.0, 0.05 * 2**failures))
+            continue
+        await client.closed
+        if client.banner_ok:
+            failures = 0
+        else:
+            failures += 1
+            if failures > cfg.connect_retries:
+                return
+            await asyncio.sleep(min(2.0, 0.05 * 2**failures))
+
+
+Reporter = Callable[[str, dict[str, Any]], None]
+
+
+def run_worker(cfg: Config, report: Reporter, use_uvloop: bool, stdin_eof: bool) -> int:
+    """Send until the budget, the deadline or a signal ends it; ``report`` gets
+    ``ready``, ``state`` every interval, and ``final``."""
+    loop, loop_name = new_loop(use_uvloop)
+    asyncio.set_event_loop(loop)
+    gen = Generator(cfg, loop)
+    halt = loop.create_future()
+
+    def hard_stop() -> None:
+        gen.stopping = True
+        if not halt.done():
+            halt.set_result(None)
+        for client in list(gen.sessions):
+            client.stop_now()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, hard_stop)
+    if stdin_eof:
+        watch_stdin(loop, hard_stop)
+
+    async def run() -> None:
+        report("ready", {"loop": loop_name, "message_size": gen.message_size})
+        started = time.monotonic()
+        deadline = started + cfg.duration if cfg.duration else math.inf
+        slots = [loop.create_task(slot(gen)) for _ in range(cfg.concurrency)]
+        pending: set[asyncio.Future[Any]] = set(slots)
+        next_report = started + cfg.interval
+        while pending:
+            now = time.monotonic()
+            wake = min(next_report, deadline, deadline + GRACE if gen.stopping else math.inf)
+            waiting: set[asyncio.Future[Any]] = {*pending, halt}
+            _, still = await asyncio.wait(waiting, timeout=max(0.0, wake - now), return_when=asyncio.FIRST_COMPLETED)
+            pending = {task for task in still if task is not halt}
+            now = time.monotonic()
+            for client in list(gen.sessions):
+                client.check_timeout(now)
+            if now >= deadline and not gen.stopping:
+                gen.stopping = True  # no new transactions; those in flight may finish
+                for client in list(gen.sessions):
+                    if client.pace_handle is not None or not client.expect:
+                        client.stop_now()
+            if (now >= deadline + GRACE or halt.done()) and pending:
+                hard_stop()
+            if now >= next_report:
+                report("state", _state(gen, now - started))
+                next_report = max(next_report + cfg.interval, now)
+        for task in slots:
+            with contextlib.suppress(asyncio.CancelledError):
+                task.result()
+        report("final", _state(gen, time.monotonic() - started))
+
+    try:
+        loop.run_until_complete(run())
+    finally:
+        with contextlib.suppress(Exception):
+            loop.close()
+    return 0
+
+
+def _state(gen: Generator, elapsed: float) -> dict[str, Any]:
+    state = gen.stats.as_dict()
+    state["elapsed_worker"] = round(elapsed, 3)
+    state["unsent"] = gen.remaining if gen.remaining is not None else 0
+    return state
+
+
+def present(state: dict[str, Any], elapsed: float, kind: str) -> dict[str, Any]:
+    """A progress or summary line from (merged) counters: rates, MMH, percentiles."""
+    sent = int(state.get("sent", 0))
+    rate = sent / elapsed if elapsed > 0 else 0.0
+    line: dict[str, Any] = {
+        "type": kind,
+        "elapsed": round(elapsed, 3),
+        "sent": sent,
+        "failed": int(state.get("failed", 0)),
+        "failed_by": state.get("failed_by", {}),
+        "connect_errors": state.get("connect_errors", {}),
+        "unfinished": int(state.get("unfinished", 0)),
+        "connections": int(state.get("connections", 0)),
+        "connections_total": int(state.get("connections_total", 0)),
+        "bytes": int(state.get("bytes", 0)),
+        "msgs_per_s": round(rate, 1),
+        "mmh": round(rate * 3600 / 1e6, 4),
+        "mb_per_s": round(state.get("bytes", 0) / elapsed / 1e6, 3) if elapsed > 0 else 0.0,
+        "latency_ms": latency_summary(state),
+    }
+    if kind == "summary":
+        line["unsent"] = int(state.get("unsent", 0))
+        hist = state.get("hist") or []
+        line["latency_histogram"] = {
+            "buckets_per_octave": BUCKETS_PER_OCTAVE,
+            "unit": "us",
+            "counts": {str(i): c for i, c in enumerate(hist) if c},
+        }
+    return line
+
+
+def _ready_line(cfg: Config, workers: int, loop_name: str, message_size: int) -> dict[str, Any]:
+    return {
+        "type": "ready",
+        "target": cfg.target,
+        "address": cfg.address,
+        "concurrency": cfg.concurrency,
+        "workers": workers,
+        "messages": cfg.messages,
+        "duration": cfg.duration,
+        "rate": cfg.rate,
+        "pipelining": cfg.pipelining,
+        "message_size": message_size,
+        "loop": loop_name,
+        "pid": os.getpid(),
+    }
+
+
+def run_single(cfg: Config, use_uvloop: bool, stdin_eof: bool) -> int:
+    """The whole generator in this process (the default)."""
+    started = time.monotonic()
+
+    def report(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "ready":
+            emit(_ready_line(cfg, 1, payload["loop"], payload["message_size"]))
+            return
+        elapsed = time.monotonic() - started
+        line = present(payload, elapsed, "progress" if kind == "state" else "summary")
+        if kind == "final":
+            line["workers"] = 1
+        emit(line)
+
+    return run_worker(cfg, report, use_uvloop, stdin_eof)
+
+
+def split(total: int | None, parts: int, index: int) -> int | None:
+    """Share ``index`` of ``total`` over ``parts`` so the shares add up exactly."""
+    if total is None:
+        return None
+    return total // parts + (1 if index < total % parts else 0)
+
+
+def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> int:
+    """``workers`` forked processes, each with its share of connections,
+    messages and rate; this parent merges their counters (histograms add)."""
+    pool = WorkerPool()
+    pool.install_signals()
+    sizes: list[int] = []
+    for i in range(workers):
+        share = Config(
+            **{
+                **cfg.__dict__,
+                "concurrency": split(cfg.concurrency, workers, i) or 1,
+                "messages": split(cfg.messages, workers, i),
+                "rate": cfg.rate / workers if cfg.rate else None,
+            }
+        )
+        if share.messages == 0:
+            continue
+        sizes.append(i)
+        pool.spawn(_child_runner(share, use_uvloop))
+    started = time.monotonic()
+    try:
+        loop_name = pool.wait_ready()
+    except StartError:
+        pool.stop()
+        raise
+    message_size = len(build_message(cfg.body_size, cfg.sender, cfg.domain))
+    emit(_ready_line(cfg, len(sizes), loop_name, message_size))
+    pool.serve(
+        cfg.interval,
+        stdin_eof,
+        lambda: emit(present(pool.totals(), time.monotonic() - started, "progress")),
+    )
+    pool.stop()
+    line = present(pool.totals(), time.monotonic() - started, "summary")
+    line["workers"] = len(sizes)
+    if pool.lost:
+        line["workers_lost"] = pool.lost
+    emit(line)
+    return 0
+
+
+def _child_runner(cfg: Config, use_uvloop: bool) -> Callable[[int], int]:
+    return lambda wfd: _pool_child(cfg, wfd, use_uvloop)
+
+
+def _pool_child(cfg: Config, wfd: int, use_uvloop: bool) -> int:
+    die_with_parent()
+    stream = os.fdopen(wfd, "w")
+
+    def report(kind: str, payload: dict[str, Any]) -> None:
+        emit({"kind": kind, **payload}, stream)
+
+    return run_worker(cfg, report, use_uvloop, stdin_eof=False)
+
+
+def preflight(cfg: Config) -> None:
+    """One connection before the run, so an unreachable target is a clear error
+    within ``--connect-timeout`` instead of a run of connect failures."""
+    try:
+        with socket.socket(cfg.family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(cfg.connect_timeout)
+            sock.connect((cfg.address, cfg.port))
+            banner = sock.recv(4096)
+            with contextlib.suppress(OSError):
+                sock.sendall(b"QUIT\r\n")
+                sock.recv(4096)
+    except TimeoutError:
+        raise StartError(
+            f"--target {cfg.target}: no answer within {cfg.connect_timeout:g} s (--connect-timeout)"
+        ) from None
+    except OSError as error:
+        raise StartError(f"--target {cfg.target}: cannot connect: {error.strerror}") from None
+    if not banner.startswith(b"220"):
+        text = banner.decode("latin-1").strip()[:100] or "connection closed"
+        raise StartError(f"--target {cfg.target}: not accepting mail: {text}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Flags of the generator; the CLI passes validated values straight through."""
+    p = argparse.ArgumentParser(
+        prog="smtp_gen",
+        description="SMTP traffic generator: send test mail to a sink; JSON lines on stdout.",
+    )
+    p.add_argument("--target", required=True, help="HOST:PORT of the SMTP sink")
+    p.add_argument("--concurrency", type=int, default=50, help="connections (default 50)")
+    p.add_argument("--messages", type=int, help="messages to send (no deadline unless --duration)")
+    p.add_argument("--duration", type=float, help="seconds to send for (default 60 without --messages)")
+    p.add_argument("--body-size", default="1KB", help="message size: 1000, 1KB, 100KB, 1MiB")
+    p.add_argument("--rate", type=float, help="at most this many messages per second in total")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the work")
+    p.add_argument("--no-pipelining", action="store_true", help="never pipeline commands")
+    p.add_argument(
+        "--messages-per-connection",
+        type=int,
+        default=1000,
+        help="reconnect after this many messages (default %(default)s, 0: never)",
+    )
+    p.add_argument("--connect-timeout", type=float, default=5.0, help="seconds (default 5)")
+    p.add_argument("--timeout", type=float, default=60.0, help="reply timeout, s (default 60)")
+    p.add_argument("--connect-retries", type=int, default=5, help="per slot, in a row")
+    p.add_argument("--sender", default="bench@kumotui.example", help="envelope sender")
+    p.add_argument("--recipient", help="one fixed recipient instead of userN@DOMAIN")
+    p.add_argument("--domain", default="example.com", help="recipient domain (reserved only)")
+    p.add_argument("--hostname", default="kumotui-gen.invalid", help="name sent in EHLO")
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between progress lines")
+    p.add_argument(
+        "--allow-remote-target",
+        action="store_true",
+        help="allow a target outside loopback and private ranges",
+    )
+    p.add_argument("--no-uvloop", action="store_true", help="plain asyncio even if uvloop exists")
+    p.add_argument(
+        "--exit-on-stdin-eof",
+        action="store_true",
+        help="stop (with a summary) when stdin closes, e.g. a dropped SSH channel",
+    )
+    return p
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    """Validate flags into a Config; ``StartError`` names the bad flag."""
+    host, port = parse_target(args.target)
+    body_size = parse_size(args.body_size)
+    checks = [
+        (args.concurrency >= 1, "--concurrency must be at least 1"),
+        (args.messages is None or args.messages >= 1, "--messages must be at least 1"),
+        (
+            args.duration is None or (0 < args.duration < math.inf),
+            "--duration must be a positive number of seconds",
+        ),
+        (args.rate is None or (0 < args.rate < math.inf), "--rate must be positive"),
+        (args.workers >= 1, "--workers must be at least 1"),
+        (args.messages_per_connection >= 0, "--messages-per-connection must be >= 0"),
+        (args.connect_timeout > 0, "--connect-timeout must be positive"),
+        (args.timeout > 0, "--timeout must be positive"),
+        (args.connect_retries >= 0, "--connect-retries must be >= 0"),
+        (args.interval > 0, "--interval must be positive"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise StartError(message)
+    recipient = args.recipient
+    domain = args.domain
+    if recipient:
+        if "@" not in recipient or any(c in recipient for c in "<> \r\n"):
+            raise StartError(f"--recipient {recipient!r}: expected local@domain")
+        domain = recipient.rpartition("@")[2]
+    check_recipient_domain(domain)
+    family, address = resolve_target(host, port, args.allow_remote_target)
+    duration = args.duration
+    if duration is None and args.messages is None:
+        duration = 60.0
+    return Config(
+        family=family,
+        address=address,
+        port=port,
+        target=args.target,
+        concurrency=args.concurrency,
+        messages=args.messages,
+        duration=duration,
+        rate=args.rate,
+        body_size=body_size,
+        pipelining=not args.no_pipelining,
+        per_connection=args.messages_per_connection,
+        connect_timeout=args.connect_timeout,
+        timeout=args.timeout,
+        connect_retries=args.connect_retries,
+        sender=args.sender,
+        recipient=recipient,
+        domain=domain,
+        hostname=args.hostname,
+        interval=args.interval,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the generator; 0 once it finished or was stopped, 2 on bad input."""
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from(args)
+        raise_nofile_limit()
+        preflight(cfg)
+        workers = min(args.workers, cfg.concurrency)
+        if workers == 1:
+            return run_single(cfg, not args.no_uvloop, args.exit_on_stdin_eof)
+        return run_pool(cfg, workers, not args.no_uvloop, args.exit_on_stdin_eof)
+    except StartError as error:
+        emit({"type": "error", "error": str(error)})
+        print(f"smtp_gen: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

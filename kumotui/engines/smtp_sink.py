@@ -1,0 +1,1121 @@
+#!/usr/bin/env python3
+"""A fast, correct SMTP sink that accepts mail and throws it away.
+
+Why it exists: a benchmark needs a receiver that is never the bottleneck and
+that any SMTP client can talk to. This one speaks the server side of ESMTP
+(PIPELINING, 8BITMIME, SIZE, ENHANCEDSTATUSCODES) on an ``asyncio.Protocol``,
+on uvloop when it is installed, and never buffers a message: the end of data
+is found with ``bytes.find`` on each read plus a four-byte tail carried across
+reads, so memory stays bounded whatever a client sends.
+
+Self-contained on purpose: it imports only the standard library (uvloop is
+optional) so the same file runs as ``python3 -m kumotui.engines.smtp_sink`` or
+as ``python3 smtp_sink.py`` on a host that has nothing else.
+
+Output: JSON lines on stdout. ``{"type": "ready", ...}`` once listening,
+``{"type": "progress", ...}`` every ``--interval`` seconds, and a final
+``{"type": "summary", ...}`` on SIGTERM, SIGINT or (with
+``--exit-on-stdin-eof``) when stdin closes; then exit 0. A failure to start
+prints ``{"type": "error", "error": "..."}`` and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import json
+import os
+import random
+import selectors
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+DEFAULT_LISTEN = "127.0.0.1:2026"
+"""KumoMTA's sink policy listens on 2026; matching it lets either sink stand in."""
+
+END_OF_DATA = b"\r\n.\r\n"
+MAX_ERRORS = 20
+"""Bad commands tolerated per session before 421, as Postfix's hard error limit."""
+MAX_RECIPIENTS = 1000
+"""Recipients per transaction; counted, never stored, but a bound all the same."""
+COUNTER_FIELDS = (
+    "received",
+    "rejected",
+    "rejected_4xx",
+    "rejected_5xx",
+    "recipients",
+    "connections",
+    "connections_total",
+    "bytes",
+    "aborted",
+    "timeouts",
+)
+
+
+class StartError(Exception):
+    """A reason the sink cannot start (port in use, bad address)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a worker needs, fixed before any fork."""
+
+    host: str
+    port: int
+    hostname: str
+    max_size: int
+    max_line: int
+    idle_timeout: float
+    tempfail_percent: float
+    permfail_percent: float
+    max_per_connection: int
+    interval: float
+
+
+class Stats:
+    """Plain counters; attribute increments are the cheapest thing Python does."""
+
+    __slots__ = COUNTER_FIELDS
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.rejected = 0
+        self.rejected_4xx = 0
+        self.rejected_5xx = 0
+        self.recipients = 0
+        self.connections = 0
+        self.connections_total = 0
+        self.bytes = 0
+        self.aborted = 0
+        self.timeouts = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as JSON-ready data."""
+        return {name: getattr(self, name) for name in COUNTER_FIELDS}
+
+
+def _reply(text: str) -> bytes:
+    return text.encode("ascii") + b"\r\n"
+
+
+R_OK = _reply("250 2.0.0 OK")
+R_NOOP = _reply("250 2.0.0 OK")
+R_RSET = _reply("250 2.0.0 reset")
+R_MAIL_OK = _reply("250 2.1.0 sender OK")
+R_RCPT_OK = _reply("250 2.1.5 recipient OK")
+R_DATA_GO = _reply("354 end data with <CR><LF>.<CR><LF>")
+R_QUEUED = _reply("250 2.0.0 OK queued by kumotui sink")
+R_BYE = _reply("221 2.0.0 bye")
+R_VRFY = _reply("252 2.1.5 cannot verify, will accept")
+R_HELP = _reply("214 2.0.0 commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP")
+R_UNKNOWN = _reply("500 5.5.2 command not recognized")
+R_NOT_IMPL = _reply("502 5.5.1 command not implemented")
+R_TOO_LONG = _reply("500 5.5.2 line too long")
+R_BAD_SEQ_HELO = _reply("503 5.5.1 send EHLO or HELO first")
+R_BAD_SEQ_NESTED = _reply("503 5.5.1 sender already given")
+R_BAD_SEQ_MAIL = _reply("503 5.5.1 need MAIL first")
+R_NO_RCPTS = _reply("554 5.5.1 no valid recipients")
+R_SYNTAX_HELO = _reply("501 5.5.4 domain name required")
+R_SYNTAX_MAIL = _reply("501 5.5.4 syntax: MAIL FROM:<address>")
+R_SYNTAX_RCPT = _reply("501 5.5.4 syntax: RCPT TO:<address>")
+R_SYNTAX_DATA = _reply("501 5.5.4 syntax: DATA takes no argument")
+R_BAD_PARAM = _reply("555 5.5.4 unsupported parameter")
+R_TOO_BIG_MAIL = _reply("552 5.3.4 message size exceeds fixed limit")
+R_TOO_BIG_DATA = _reply("552 5.3.4 message too big")
+R_TOO_MANY_RCPTS = _reply("452 4.5.3 too many recipients")
+R_TEMPFAIL_RCPT = _reply("451 4.7.1 tempfail requested by recipient")
+R_PERMFAIL_RCPT = _reply("550 5.1.1 permfail requested by recipient")
+R_TEMPFAIL_DATA = _reply("451 4.3.0 random tempfail (--tempfail-percent)")
+R_PERMFAIL_DATA = _reply("554 5.6.0 random permfail (--permfail-percent)")
+R_TOO_MANY_ERRORS = _reply("421 4.7.0 too many errors, closing")
+R_IDLE = _reply("421 4.4.2 idle timeout, closing")
+R_CONN_LIMIT = _reply("421 4.7.0 message limit for this connection reached, closing")
+
+NOT_IMPLEMENTED = frozenset({b"STARTTLS", b"AUTH", b"EXPN", b"BDAT", b"TURN", b"ETRN", b"ATRN"})
+
+
+class SinkProtocol(asyncio.Protocol):
+    """One SMTP session: a state machine fed by ``data_received``.
+
+    Replies to everything in one read go out in one write, which is what
+    makes PIPELINING cheap for both sides.
+    """
+
+    __slots__ = (
+        "aborting",
+        "buf",
+        "cfg",
+        "data_bytes",
+        "discarding",
+        "errors",
+        "greeted",
+        "idle_since",
+        "in_data",
+        "in_mail",
+        "messages",
+        "rcpts",
+        "seen",
+        "server",
+        "stats",
+        "tail",
+        "transport",
+    )
+
+    def __init__(self, server: SinkServer) -> None:
+        self.server = server
+        self.cfg = server.cfg
+        self.stats = server.stats
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.tail = b""
+        self.in_data = False
+        self.in_mail = False
+        self.greeted = False
+        self.discarding = False
+        self.aborting = False
+        self.rcpts = 0
+        self.data_bytes = 0
+        self.errors = 0
+        self.messages = 0
+        self.seen = True
+        self.idle_since = 0.0
+
+    # -- transport callbacks -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Count the session and send the banner."""
+        # uvloop's transports do not subclass asyncio.Transport; they quack alike.
+        self.transport = cast(asyncio.Transport, transport)
+        self.stats.connections += 1
+        self.stats.connections_total += 1
+        self.server.sessions.add(self)
+        self.transport.write(self.server.banner)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the session; a transaction cut short counts as aborted."""
+        self.stats.connections -= 1
+        if self.in_mail:
+            self.stats.aborted += 1
+        self.server.sessions.discard(self)
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        """A client that does not read its replies stops being read from.
+
+        Without this, a client pipelining commands it never reads answers to
+        would grow our write buffer without bound.
+        """
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        """The client caught up: read again."""
+        if self.transport is not None and not self.aborting:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        """Feed bytes through the command and data states; one write of replies.
+
+        The two shapes that make up nearly all traffic (one whole command
+        line; the rest of a message ending in its terminator) take a short
+        path; everything else goes through the general loop.
+        """
+        if self.aborting:
+            return
+        self.seen = True
+        size = len(data)
+        self.stats.bytes += size
+        transport = self.transport
+        if transport is None:
+            return
+        if self.in_data:
+            pos = self._scan_data(data, 0)
+            if pos < 0:
+                return
+            reply = self._end_of_data()
+            if pos == size:
+                transport.write(reply)
+                return
+            out = [reply]
+        else:
+            if not self.buf and not self.discarding:
+                nl = data.find(b"\n")
+                if nl == size - 1 and nl <= self.cfg.max_line:
+                    reply = self._command(data[:-2] if data[-2:-1] == b"\r" else data[:-1])
+                    transport.write(reply)
+                    if self.aborting:
+                        transport.close()
+                    return
+            out = []
+            pos = 0
+        self._feed(data, pos, out)
+        if out:
+            transport.write(b"".join(out))
+        if self.aborting:
+            transport.close()
+
+    def _feed(self, data: bytes, pos: int, out: list[bytes]) -> None:
+        """The general loop: any mix of commands, data and partial lines."""
+        end = len(data)
+        while pos < end and not self.aborting:
+            if self.in_data:
+                found = self._scan_data(data, pos)
+                if found < 0:
+                    return
+                out.append(self._end_of_data())
+                pos = found
+                continue
+            if self.buf:
+                data = self.buf + data[pos:]
+                self.buf = b""
+                pos, end = 0, len(data)
+            pos = self._commands(data, pos, out)
+
+    # -- DATA ----------------------------------------------------------------
+
+    def _scan_data(self, data: bytes, pos: int) -> int:
+        """Look for CRLF.CRLF from ``pos``; return the index just past it, or -1.
+
+        The last four bytes of the previous read are kept in ``tail`` so a
+        terminator split across reads is still found; nothing else is kept.
+        """
+        tail = self.tail
+        found = -1
+        if tail:
+            i = (tail + data[pos : pos + 4]).find(END_OF_DATA)
+            if i >= 0:
+                found = pos + i + 5 - len(tail)
+        if found < 0:
+            i = data.find(END_OF_DATA, pos)
+            if i < 0:
+                size = len(data)
+                self.data_bytes += size - pos
+                self.tail = data[-4:] if size - pos >= 4 else (tail + data[pos:])[-4:]
+                return -1
+            found = i + 5
+        self.data_bytes += found - pos
+        self.in_data = False
+        self.tail = b""
+        return found
+
+    def _end_of_data(self) -> bytes:
+        stats = self.stats
+        cfg = self.cfg
+        self.in_mail = False
+        self.rcpts = 0
+        if self.data_bytes > cfg.max_size:
+            stats.rejected += 1
+            stats.rejected_5xx += 1
+            return R_TOO_BIG_DATA
+        if cfg.tempfail_percent or cfg.permfail_percent:
+            roll = random.random() * 100.0
+            if roll < cfg.tempfail_percent:
+                stats.rejected += 1
+                stats.rejected_4xx += 1
+                return R_TEMPFAIL_DATA
+            if roll < cfg.tempfail_percent + cfg.permfail_percent:
+                stats.rejected += 1
+                stats.rejected_5xx += 1
+                return R_PERMFAIL_DATA
+        stats.received += 1
+        self.messages += 1
+        return R_QUEUED
+
+    # -- commands ------------------------------------------------------------
+
+    def _commands(self, data: bytes, pos: int, out: list[bytes]) -> int:
+        """Answer every complete command line from ``pos``.
+
+        Returns the position where DATA content starts, or ``len(data)``
+        once everything was consumed or kept (at most ``max_line`` bytes).
+        """
+        max_line = self.cfg.max_line
+        size = len(data)
+        while pos < size:
+            nl = data.find(b"\n", pos)
+            if self.discarding:
+                if nl < 0:
+                    return size
+                self.discarding = False
+                pos = nl + 1
+                continue
+            if nl < 0:
+                if size - pos > max_line:
+                    self._error(out, R_TOO_LONG)
+                    self.discarding = True
+                else:
+                    self.buf = data[pos:]
+                return size
+            if nl - pos > max_line:
+                self._error(out, R_TOO_LONG)
+                pos = nl + 1
+                if self.aborting:
+                    return size
+                continue
+            line = data[pos:nl]
+            pos = nl + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            reply = self._command(line)
+            out.append(reply)
+            if self.in_data or self.aborting:
+                return pos
+        return pos
+
+    def _error(self, out: list[bytes], reply: bytes) -> None:
+        self.errors += 1
+        if self.errors >= MAX_ERRORS:
+            out.append(R_TOO_MANY_ERRORS)
+            self.aborting = True
+        else:
+            out.append(reply)
+
+    def _command(self, line: bytes) -> bytes:
+        sp = line.find(b" ")
+        verb = (line if sp < 0 else line[:sp]).upper()
+        arg = b"" if sp < 0 else line[sp + 1 :].strip()
+        if verb == b"MAIL":
+            return self._mail(arg)
+        if verb == b"RCPT":
+            return self._rcpt(arg)
+        if verb == b"DATA":
+            return self._data(arg)
+        if verb == b"RSET":
+            self.in_mail = False
+            self.rcpts = 0
+            return R_RSET
+        if verb == b"EHLO" or verb == b"HELO":
+            return self._hello(verb, arg)
+        if verb == b"NOOP":
+            return R_NOOP
+        if verb == b"QUIT":
+            self.aborting = True
+            return R_BYE
+        if verb == b"VRFY":
+            return R_VRFY
+        if verb == b"HELP":
+            return R_HELP
+        reply = R_NOT_IMPL if verb in NOT_IMPLEMENTED else R_UNKNOWN
+        return self._failed(reply)
+
+    def _failed(self, reply: bytes) -> bytes:
+        """Count a client error; past the limit the session is closed."""
+        self.errors += 1
+        if self.errors >= MAX_ERRORS:
+            self.aborting = True
+            return reply + R_TOO_MANY_ERRORS
+        return reply
+
+    def _hello(self, verb: bytes, arg: bytes) -> bytes:
+        if not arg:
+            return self._failed(R_SYNTAX_HELO)
+        self.greeted = True
+        self.in_mail = False
+        self.rcpts = 0
+        return self.server.ehlo_reply if verb == b"EHLO" else self.server.helo_reply
+
+    def _mail(self, arg: bytes) -> bytes:
+        if not self.greeted:
+            return self._failed(R_BAD_SEQ_HELO)
+        if self.in_mail:
+            return self._failed(R_BAD_SEQ_NESTED)
+        if arg[:5].upper() != b"FROM:":
+            return self._failed(R_SYNTAX_MAIL)
+        params = _path_params(arg[5:])
+        if params is None:
+            return self._failed(R_SYNTAX_MAIL)
+        for param in params:
+            key, _, value = param.partition(b"=")
+            key = key.upper()
+            if key == b"SIZE":
+                if not value.isdigit():
+                    return self._failed(R_SYNTAX_MAIL)
+                if int(value) > self.cfg.max_size:
+                    return R_TOO_BIG_MAIL
+            elif key == b"BODY":
+                if value.upper() not in (b"7BIT", b"8BITMIME"):
+                    return self._failed(R_BAD_PARAM)
+            else:
+                return self._failed(R_BAD_PARAM)
+        if self.cfg.max_per_connection and self.messages >= self.cfg.max_per_connection:
+            self.aborting = True
+            return R_CONN_LIMIT
+        self.in_mail = True
+        self.rcpts = 0
+        return R_MAIL_OK
+
+    def _rcpt(self, arg: bytes) -> bytes:
+        if not self.in_mail:
+            return self._failed(R_BAD_SEQ_MAIL)
+        if arg[:3].upper() != b"TO:":
+            return self._failed(R_SYNTAX_RCPT)
+        rest = arg[3:].strip()
+        params = _path_params(rest)
+        if params is None or rest[:2] == b"<>":
+            return self._failed(R_SYNTAX_RCPT)
+        if params:
+            return self._failed(R_BAD_PARAM)
+        if self.rcpts >= MAX_RECIPIENTS:
+            return R_TOO_MANY_RCPTS
+        local = rest.lstrip(b"<").partition(b"@")[0].lower()
+        if b"fail" in local:
+            stats = self.stats
+            if b"tempfail" in local:
+                stats.rejected += 1
+                stats.rejected_4xx += 1
+                return R_TEMPFAIL_RCPT
+            if b"permfail" in local:
+                stats.rejected += 1
+                stats.rejected_5xx += 1
+                return R_PERMFAIL_RCPT
+        self.rcpts += 1
+        self.stats.recipients += 1
+        return R_RCPT_OK
+
+    def _data(self, arg: bytes) -> bytes:
+        if not self.in_mail:
+            return self._failed(R_BAD_SEQ_MAIL)
+        if arg:
+            return self._failed(R_SYNTAX_DATA)
+        if not self.rcpts:
+            # RFC 2920: a pipelined DATA after refused recipients is refused
+            # too, and the transaction is over.
+            self.in_mail = False
+            return R_NO_RCPTS
+        self.in_data = True
+        self.data_bytes = 0
+        self.tail = b"\r\n"  # the CRLF that ended the DATA line starts a line
+        return R_DATA_GO
+
+
+def _path_params(text: bytes) -> list[bytes] | None:
+    """Split ``<path> PARAM=V ...``; None when the path is malformed.
+
+    Accepts a missing space after the colon and, like Postfix by default, a
+    path without angle brackets.
+    """
+    text = text.strip()
+    if text.startswith(b"<"):
+        close = text.find(b">")
+        if close < 0:
+            return None
+        path, rest = text[1:close], text[close + 1 :]
+        if b"<" in path or (rest and not rest.startswith(b" ")):
+            return None
+    else:
+        path, _, rest = text.partition(b" ")
+        if not path:
+            return None
+    return rest.split()
+
+
+class SinkServer:
+    """The listening socket, its sessions, and the idle sweeper of one process."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.stats = Stats()
+        self.sessions: set[SinkProtocol] = set()
+        name = cfg.hostname
+        self.banner = _reply(f"220 {name} ESMTP kumotui sink")
+        self.helo_reply = _reply(f"250 {name}")
+        self.ehlo_reply = b"".join(
+            _reply(line)
+            for line in (
+                f"250-{name}",
+                "250-PIPELINING",
+                "250-8BITMIME",
+                f"250-SIZE {cfg.max_size}",
+                "250 ENHANCEDSTATUSCODES",
+            )
+        )
+
+    def sweep(self, now: float) -> None:
+        """Close sessions idle for ``idle_timeout``.
+
+        A flag set on each read and checked here costs far less than
+        rearming a timer per read. A session that is still flushing at its
+        next timeout (a client that never reads) is aborted outright.
+        """
+        timeout = self.cfg.idle_timeout
+        for session in list(self.sessions):
+            if session.seen:
+                session.seen = False
+                session.idle_since = now
+                continue
+            if now - session.idle_since < timeout:
+                continue
+            transport = session.transport
+            if transport is None:
+                continue
+            if session.aborting or transport.get_write_buffer_size() > 0:
+                transport.abort()
+                continue
+            self.stats.timeouts += 1
+            session.aborting = True
+            session.idle_since = now
+            transport.write(R_IDLE)
+            transport.close()
+
+
+# -- process plumbing ---------------------------------------------------------
+
+
+# --- shared plumbing: identical in smtp_sink.py and smtp_gen.py (a test checks) ---
+
+
+def emit(obj: dict[str, Any], stream: Any = None) -> None:
+    """Write one JSON line and flush, so a reader sees it at once."""
+    out = stream if stream is not None else sys.stdout
+    out.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    out.flush()
+
+
+def new_loop(use_uvloop: bool) -> tuple[asyncio.AbstractEventLoop, str]:
+    """A fresh event loop, uvloop's when asked for and installed."""
+    if use_uvloop:
+        try:
+            import uvloop
+
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop, "uvloop"
+        except ImportError:
+            pass
+    return asyncio.new_event_loop(), "asyncio"
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft open-file limit to the hard one, as kumod does."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            target = hard if hard != resource.RLIM_INFINITY else max(soft, 1048576)
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except ImportError:  # pragma: no cover - not POSIX
+        return -1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (no orphans)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def watch_stdin(loop: asyncio.AbstractEventLoop, on_eof: Callable[[], None]) -> None:
+    """Stop when stdin reaches EOF: a dropped SSH channel then ends the job."""
+
+    def readable() -> None:
+        try:
+            chunk = os.read(0, 65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            loop.remove_reader(0)
+            on_eof()
+
+    with contextlib.suppress(OSError, ValueError, NotImplementedError):
+        loop.add_reader(0, readable)
+
+
+class WorkerPool:
+    """Forked children that report JSON lines on pipes, and their latest state.
+
+    Kept small and generic on purpose: the generator carries the same class.
+    """
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+        self.pipes: dict[int, bytes] = {}
+        self.latest: dict[int, dict[str, Any]] = {}
+        self.final: set[int] = set()
+        self.lost = 0
+        self.sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self.stopping = False
+
+    def spawn(self, child: Callable[[int], int]) -> None:
+        """Fork a child running ``child(write_fd)``; it exits with its result."""
+        rfd, wfd = os.pipe()
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                os.close(rfd)
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                for fd in list(self.pipes):
+                    os.close(fd)
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                code = child(wfd)
+            except BaseException as error:
+                with contextlib.suppress(Exception):
+                    sys.stderr.write(f"worker failed: {error!r}\n")
+            finally:
+                os._exit(code)
+        os.close(wfd)
+        os.set_blocking(rfd, False)
+        self.pids.append(pid)
+        self.pipes[rfd] = b""
+        self.sel.register(rfd, selectors.EVENT_READ)
+
+    def _read(self, fd: int) -> list[dict[str, Any]]:
+        try:
+            chunk = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            return []
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.sel.unregister(fd)
+            os.close(fd)
+            del self.pipes[fd]
+            if fd not in self.final:
+                self.lost += 1
+            return []
+        data = self.pipes[fd] + chunk
+        *lines, rest = data.split(b"\n")
+        self.pipes[fd] = rest
+        out = []
+        for raw in lines:
+            with contextlib.suppress(ValueError):
+                msg = json.loads(raw)
+                msg["_fd"] = fd
+                out.append(msg)
+        return out
+
+    def _handle(self, msg: dict[str, Any]) -> None:
+        fd = msg.pop("_fd")
+        kind = msg.pop("kind", None)
+        if kind in ("state", "final"):
+            self.latest[fd] = msg
+            if kind == "final":
+                self.final.add(fd)
+
+    def poll(self, timeout: float) -> list[dict[str, Any]]:
+        """Wait up to ``timeout`` for child lines; return the non-state ones."""
+        other = []
+        for key, _ in self.sel.select(timeout):
+            fd = int(key.fd)
+            if fd == self._wake_r:
+                with contextlib.suppress(OSError):
+                    os.read(fd, 4096)
+                continue
+            if fd == 0:
+                try:
+                    chunk = os.read(0, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    self.sel.unregister(0)
+                    self.stopping = True
+                continue
+            for msg in self._read(fd):
+                if msg.get("kind") in ("state", "final"):
+                    self._handle(msg)
+                else:
+                    other.append(msg)
+        return other
+
+    def wait_ready(self, timeout: float = 30.0) -> str:
+        """Block until every child said ready; ``StartError`` if one failed."""
+        ready: dict[int, str] = {}
+        deadline = time.monotonic() + timeout
+        while len(ready) < len(self.pids):
+            if time.monotonic() > deadline:
+                raise StartError("workers did not start in time")
+            if not self.pipes:
+                raise StartError("workers exited during start")
+            for msg in self.poll(0.2):
+                if msg.get("kind") == "error":
+                    raise StartError(str(msg.get("error")))
+                if msg.get("kind") == "ready":
+                    ready[msg["_fd"]] = str(msg.get("loop", ""))
+            if self.lost:
+                raise StartError("a worker exited during start")
+        return next(iter(ready.values()), "")
+
+    def install_signals(self) -> None:
+        """SIGTERM and SIGINT set ``stopping`` and wake ``poll``; call before forking."""
+
+        def on_signal(signum: int, frame: object) -> None:
+            self.stopping = True
+
+        signal.set_wakeup_fd(self._wake_w)
+        self.sel.register(self._wake_r, selectors.EVENT_READ)
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def serve(
+        self,
+        interval: float,
+        stdin_eof: bool,
+        tick: Callable[[], None],
+    ) -> None:
+        """Call ``tick`` every ``interval`` until a signal, stdin EOF, a lost
+        worker, or every child having finished."""
+        if stdin_eof:
+            with contextlib.suppress(ValueError, OSError):
+                self.sel.register(0, selectors.EVENT_READ)
+        next_tick = time.monotonic() + interval
+        while not self.stopping and self.pipes and not self.lost:
+            self.poll(max(0.0, next_tick - time.monotonic()))
+            now = time.monotonic()
+            if now >= next_tick and not self.stopping:
+                tick()
+                next_tick += interval
+                if next_tick < now:
+                    next_tick = now + interval
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM every child by PID, collect final lines, SIGKILL stragglers."""
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while self.pipes and time.monotonic() < deadline:
+            self.poll(0.1)
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+        self.pids = []
+
+    def totals(self) -> dict[str, Any]:
+        """Sum of the latest counters of every child (numbers and dicts add)."""
+        return merge_states(list(self.latest.values()))
+
+
+def merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add up counters: numbers sum, dicts merge by key, lists add element-wise."""
+    total: dict[str, Any] = {}
+    for state in states:
+        for key, value in state.items():
+            if isinstance(value, bool) or not isinstance(value, int | float | dict | list):
+                total.setdefault(key, value)
+            elif isinstance(value, dict):
+                total[key] = merge_states([total.get(key, {}), value])
+            elif isinstance(value, list):
+                old = total.get(key) or [0] * len(value)
+                total[key] = [a + b for a, b in zip(old, value, strict=False)]
+            elif key.startswith("max"):
+                total[key] = max(total.get(key, value), value)
+            else:
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+# --- end of shared plumbing ---
+
+
+def bind_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """A listening TCP socket; ``StartError`` with the reason when it cannot be had."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise StartError(f"cannot resolve listen address {host!r}: {error}") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(addr)
+        sock.listen(4096)
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise StartError(f"{_fmt_addr(host, port)} is already in use") from None
+        raise StartError(f"cannot listen on {_fmt_addr(host, port)}: {error.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def probe_port(host: str, port: int) -> int:
+    """Reserve-check the port without SO_REUSEPORT; return the port to use.
+
+    Worker sockets share the port with SO_REUSEPORT, which would also let
+    them silently join another sink already listening there; a plain bind
+    first makes "port in use" an error instead, and resolves port 0.
+    """
+    sock = bind_socket(host, port, reuse_port=False)
+    try:
+        return int(sock.getsockname()[1])
+    finally:
+        sock.close()
+
+
+def _fmt_addr(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``ADDR:PORT`` or ``[V6]:PORT`` into a host and a port."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or int(port_text) > 65535:
+        raise StartError(f"--listen {text!r}: expected ADDR:PORT, e.g. 127.0.0.1:2026")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port_text)
+
+
+Reporter = Callable[[str, dict[str, Any]], None]
+
+
+def run_worker(
+    cfg: Config,
+    sock: socket.socket,
+    report: Reporter,
+    use_uvloop: bool,
+    stdin_eof: bool,
+) -> int:
+    """Serve on ``sock`` until told to stop; ``report`` receives counters.
+
+    ``report(kind, payload)`` is called with ``ready``, ``state`` (every
+    interval) and ``final``. A single-process sink prints those directly; a
+    worker sends them to its parent through a pipe.
+    """
+    loop, loop_name = new_loop(use_uvloop)
+    asyncio.set_event_loop(loop)
+    server = SinkServer(cfg)
+    stop = loop.create_future()
+
+    def request_stop() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, request_stop)
+    if stdin_eof:
+        watch_stdin(loop, request_stop)
+
+    async def serve() -> None:
+        srv = await loop.create_server(lambda: SinkProtocol(server), sock=sock, backlog=4096)
+        report("ready", {"loop": loop_name})
+        started = time.monotonic()
+        sweep_every = min(1.0, cfg.idle_timeout / 4)
+        next_report = started + cfg.interval
+        next_sweep = started + sweep_every
+        while not stop.done():
+            now = time.monotonic()
+            wait = max(0.0, min(next_report, next_sweep) - now)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(stop), wait)
+            now = time.monotonic()
+            if now >= next_sweep:
+                server.sweep(now)
+                next_sweep = now + sweep_every
+            if now >= next_report:
+                report("state", server.stats.as_dict())
+                next_report += cfg.interval
+                if next_report < now:
+                    next_report = now + cfg.interval
+        srv.close()
+        report("final", server.stats.as_dict())
+
+    try:
+        loop.run_until_complete(serve())
+    finally:
+        with contextlib.suppress(Exception):
+            loop.close()
+    return 0
+
+
+def run_single(cfg: Config, use_uvloop: bool, stdin_eof: bool) -> int:
+    """The whole sink in this process: the default, and the fastest at one core."""
+    sock = bind_socket(cfg.host, cfg.port, reuse_port=False)
+    port = int(sock.getsockname()[1])
+    started = time.monotonic()
+
+    def report(kind: str, payload: dict[str, Any]) -> None:
+        elapsed = round(time.monotonic() - started, 3)
+        if kind == "ready":
+            emit(_ready_line(cfg, port, 1, payload["loop"]))
+            return
+        line = {"type": "progress" if kind == "state" else "summary", "elapsed": elapsed}
+        line.update(payload)
+        if kind == "final":
+            line["workers"] = 1
+        emit(line)
+
+    return run_worker(cfg, sock, report, use_uvloop, stdin_eof)
+
+
+def _ready_line(cfg: Config, port: int, workers: int, loop_name: str) -> dict[str, Any]:
+    return {
+        "type": "ready",
+        "listen": _fmt_addr(cfg.host, port),
+        "port": port,
+        "workers": workers,
+        "loop": loop_name,
+        "pid": os.getpid(),
+        "nofile": raise_nofile_limit(),
+        "max_size": cfg.max_size,
+    }
+
+
+def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> int:
+    """``workers`` forked processes sharing the port with SO_REUSEPORT.
+
+    Each worker reports its counters as JSON lines on a pipe; this parent
+    sums the latest of each and prints one stream, so a reader cannot tell
+    one worker from many except by the ``workers`` field.
+    """
+    port = probe_port(cfg.host, cfg.port)
+    pool = WorkerPool()
+    pool.install_signals()
+    for _ in range(workers):
+        pool.spawn(lambda w: _pool_child(cfg, port, w, use_uvloop))
+    started = time.monotonic()
+    try:
+        loop_name = pool.wait_ready()
+    except StartError:
+        pool.stop()
+        raise
+    emit(_ready_line(cfg, port, workers, loop_name))
+    pool.serve(cfg.interval, stdin_eof, lambda: _progress(pool, started))
+    pool.stop()
+    line: dict[str, Any] = {"type": "summary", "elapsed": round(time.monotonic() - started, 3)}
+    line.update(pool.totals())
+    line["workers"] = workers
+    if pool.lost:
+        line["workers_lost"] = pool.lost
+    emit(line)
+    return 0
+
+
+def _progress(pool: WorkerPool, started: float) -> None:
+    line: dict[str, Any] = {"type": "progress", "elapsed": round(time.monotonic() - started, 3)}
+    line.update(pool.totals())
+    emit(line)
+
+
+def _pool_child(cfg: Config, port: int, wfd: int, use_uvloop: bool) -> int:
+    die_with_parent()
+    stream = os.fdopen(wfd, "w")
+
+    def report(kind: str, payload: dict[str, Any]) -> None:
+        emit({"kind": kind, **payload}, stream)
+
+    try:
+        sock = bind_socket(cfg.host, port, reuse_port=True)
+    except StartError as error:
+        emit({"kind": "error", "error": str(error)}, stream)
+        return 2
+    return run_worker(cfg, sock, report, use_uvloop, stdin_eof=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Flags of the sink; the CLI passes its own flags straight through."""
+    p = argparse.ArgumentParser(
+        prog="smtp_sink",
+        description="SMTP sink: accept mail on ADDR:PORT and discard it; JSON lines on stdout.",
+    )
+    p.add_argument("--listen", default=DEFAULT_LISTEN, help="ADDR:PORT (default %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    p.add_argument("--hostname", default="kumotui-sink.invalid", help="name in banner and EHLO")
+    p.add_argument(
+        "--max-message-size",
+        type=int,
+        default=50 * 1024 * 1024,
+        help="largest message accepted, bytes (advertised as SIZE; default %(default)s)",
+    )
+    p.add_argument(
+        "--max-line-length",
+        type=int,
+        default=2048,
+        help="longest command line accepted, bytes (default %(default)s, as Postfix)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=300.0,
+        help="close a session silent this long, seconds (default %(default)s, RFC 5321)",
+    )
+    p.add_argument("--tempfail-percent", type=float, default=0.0, help="451 this share of DATA")
+    p.add_argument("--permfail-percent", type=float, default=0.0, help="554 this share of DATA")
+    p.add_argument(
+        "--max-messages-per-connection",
+        type=int,
+        default=0,
+        help="answer MAIL with 421 and close after this many messages (0: no limit)",
+    )
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between progress lines")
+    p.add_argument("--no-uvloop", action="store_true", help="plain asyncio even if uvloop exists")
+    p.add_argument(
+        "--exit-on-stdin-eof",
+        action="store_true",
+        help="stop (with a summary) when stdin closes, e.g. a dropped SSH channel",
+    )
+    return p
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    """Validate flags into a Config; ``StartError`` names the bad flag."""
+    host, port = parse_listen(args.listen)
+    checks = [
+        (args.workers >= 1, "--workers must be at least 1"),
+        (args.max_message_size >= 1, "--max-message-size must be positive"),
+        (args.max_line_length >= 512, "--max-line-length must be at least 512 (RFC 5321)"),
+        (args.idle_timeout > 0, "--idle-timeout must be positive"),
+        (args.interval > 0, "--interval must be positive"),
+        (0 <= args.tempfail_percent <= 100, "--tempfail-percent must be within 0-100"),
+        (0 <= args.permfail_percent <= 100, "--permfail-percent must be within 0-100"),
+        (
+            args.tempfail_percent + args.permfail_percent <= 100,
+            "--tempfail-percent plus --permfail-percent must not exceed 100",
+        ),
+        (args.max_messages_per_connection >= 0, "--max-messages-per-connection must be >= 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise StartError(message)
+    return Config(
+        host=host,
+        port=port,
+        hostname=args.hostname,
+        max_size=args.max_message_size,
+        max_line=args.max_line_length,
+        idle_timeout=args.idle_timeout,
+        tempfail_percent=args.tempfail_percent,
+        permfail_percent=args.permfail_percent,
+        max_per_connection=args.max_messages_per_connection,
+        interval=args.interval,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sink; 0 after a clean stop, 2 when it cannot start."""
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from(args)
+        raise_nofile_limit()
+        use_uvloop = not args.no_uvloop
+        if args.workers == 1:
+            return run_single(cfg, use_uvloop, args.exit_on_stdin_eof)
+        return run_pool(cfg, args.workers, use_uvloop, args.exit_on_stdin_eof)
+    except StartError as error:
+        emit({"type": "error", "error": str(error)})
+        print(f"smtp_sink: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
