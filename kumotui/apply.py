@@ -47,7 +47,7 @@ class Target:
             tree=SysctlTree(settings.sysctl_root, host),
             dropin=settings.sysctl_d / DROP_IN_NAME,
             system_root=settings.system_root,
-            journal=Journal(host, settings.state_dir),
+            journal=Journal(host, settings.state_dir or host.default_state_dir()),
             read_only=settings.read_only,
         )
 

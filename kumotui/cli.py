@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from kumotui import __version__
@@ -26,8 +26,9 @@ from kumotui.apply import (
     parse_sets,
     rollback,
 )
+from kumotui.connect import connected
 from kumotui.errors import KumotuiError
-from kumotui.findings import evaluate, summary
+from kumotui.findings import Finding, evaluate, summary
 from kumotui.locations import DEFAULT_SYSCTL_D, DEFAULT_SYSCTL_ROOT, DROP_IN_NAME
 from kumotui.privilege import Privilege, detect_privilege, writer_for
 from kumotui.profiles import DEFAULT_PROFILE, load_profile
@@ -89,6 +90,21 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         action="store_true",
         default=default(False),
         help="never write: show the exact commands and file content to run by hand",
+    )
+    parser.add_argument(
+        "--host",
+        metavar="[USER@]HOST[:PORT]",
+        action="append",
+        default=default(None),
+        help="work on a remote host over SSH (OpenSSH: your keys, agent and ~/.ssh/config apply); "
+        "check and apply accept it more than once",
+    )
+    parser.add_argument(
+        "--identity",
+        metavar="FILE",
+        type=Path,
+        default=default(None),
+        help="SSH private key for --host",
     )
 
 
@@ -159,17 +175,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
+def settings_from(args: argparse.Namespace, *, single_host: bool = False) -> Settings:
     """The shared settings from parsed flags, validating paths."""
     root: Path = args.sysctl_root
-    if not root.is_dir():
+    hosts = tuple(args.host or ())
+    if not hosts and not root.is_dir():
         raise KumotuiError(f"--sysctl-root {root}: no such directory")
+    if single_host and len(hosts) > 1:
+        raise KumotuiError(f"--host: {args.command} works on one host at a time, got {len(hosts)}")
+    if args.identity is not None and not args.identity.is_file():
+        raise KumotuiError(f"--identity {args.identity}: no such file")
     settings = Settings(
         profile=args.profile,
         sysctl_root=root,
         sysctl_d=args.sysctl_d,
         system_root=args.system_root,
         read_only=args.read_only,
+        hosts=hosts,
+        identity=args.identity,
     )
     if args.state_dir is not None:
         settings = replace(settings, state_dir=args.state_dir)
@@ -177,30 +200,42 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """``kumotui check``: judge every parameter of the profile."""
+    """``kumotui check``: judge every parameter of the profile, on each host."""
     settings = settings_from(args)
     profile = load_profile(settings.profile)
-    tree = SysctlTree(settings.sysctl_root)
-    findings = evaluate(profile, tree)
+    with connected(settings) as hosts:
+        checked = []
+        for host in hosts:
+            tree = SysctlTree(settings.sysctl_root, host)
+            tree.require_readable()
+            checked.append((host, tree.facts(), evaluate(profile, tree)))
     if args.json:
-        document = {
-            "profile": profile.name,
-            "host": tree.facts().as_dict(),
-            "results": [f.as_json() for f in findings],
-        }
-        print(json.dumps(document, indent=2))
+        documents = [
+            {"profile": profile.name, "host": facts.as_dict(), "results": [f.as_json() for f in findings]}
+            | ({"target": host.name} if settings.hosts else {})
+            for host, facts, findings in checked
+        ]
+        print(json.dumps(documents[0] if len(documents) == 1 else documents, indent=2))
     else:
-        rows, colours = [], []
-        for f in findings:
-            status = f"{STATUS_ICON[f.status]} {f.status}"
-            proposed = f.proposed if f.needs_change else "-"
-            current = f.current if f.current is not None else f"({f.error})"
-            rows.append([f.key, current, f.recommended, str(f.rule), status, proposed or "-"])
-            colours.append([None, None, None, None, STATUS_COLOUR[f.status], None])
         print(f"Profile: {profile.name} ({profile.title})")
-        print(table(["KEY", "CURRENT", "RECOMMENDED", "RULE", "STATUS", "PROPOSED"], rows, colours))
-        print(summary(findings))
-    return 0 if all(f.status is Status.OK for f in findings) else 1
+        for host, _facts, findings in checked:
+            if settings.hosts:
+                print(f"\nHost: {host.name}")
+            print(findings_table(findings))
+            print(summary(findings))
+    return 0 if all(f.status is Status.OK for _h, _t, fs in checked for f in fs) else 1
+
+
+def findings_table(findings: list[Finding]) -> str:
+    """The check table: key, current, recommended, rule, status, proposed."""
+    rows, colours = [], []
+    for f in findings:
+        status = f"{STATUS_ICON[f.status]} {f.status}"
+        current = f.current if f.current is not None else f"({f.error})"
+        proposed = f.proposed if f.needs_change and f.proposed is not None else "-"
+        rows.append([f.key, current, f.recommended, str(f.rule), status, proposed])
+        colours.append([None, None, None, None, STATUS_COLOUR[f.status], None])
+    return table(["KEY", "CURRENT", "RECOMMENDED", "RULE", "STATUS", "PROPOSED"], rows, colours)
 
 
 def confirm(question: str, assume_yes: bool) -> bool:
@@ -233,50 +268,68 @@ def print_plan(plan: Plan) -> None:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    """``kumotui apply``: plan, confirm, write, verify, persist."""
+    """``kumotui apply``: plan every host, confirm once, then apply host by host.
+
+    Every host is reached and every plan validated before the first write
+    anywhere, so an unreachable host or a bad value changes nothing at all.
+    """
     settings = settings_from(args)
     profile = load_profile(settings.profile)
-    target = Target.from_settings(settings)
     only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
-    findings = evaluate(profile, target.tree)
-    plan = make_plan(
-        profile,
-        findings,
-        target,
-        only=only,
-        sets=parse_sets(args.sets),
-        persist=not args.no_persist,
-    )
-    print_plan(plan)
-    if plan.empty:
-        print("\nNothing to do: the host already matches the plan.")
-        return 0
-    if args.dry_run:
-        print("\nDry run: nothing was written.")
-        return 0
-    privilege = detect_privilege(target)
-    if privilege is Privilege.READ_ONLY:
-        why = "--read-only was given" if settings.read_only else "not root, and `sudo -n` is not allowed"
-        print(f"\nkumotui cannot write here ({why}). Run these commands yourself:\n")
-        print(manual_steps(plan, target), end="")
-        return 2
-    if plan.needs_confirmation and not confirm(
-        "Some --set values go below the profile's recommendation. Really lower them?", args.yes
-    ):
-        print("Nothing was changed.")
-        return 1
-    if not confirm(f"Apply {len(plan.changes)} change(s) as {privilege}?", args.yes):
-        print("Nothing was changed.")
-        return 1
-    try:
-        outcome = apply_plan(plan, target, writer=writer_for(privilege, target.host))
-    except ApplyFailed as failure:
-        print_results(failure.outcome)
-        print(f"kumotui: apply failed: {failure}", file=sys.stderr)
-        return 1
-    print_results(outcome)
-    print(f"\nJournal entry {outcome.entry.id}. Undo with: kumotui rollback {outcome.entry.id}")
-    return 0
+    sets = parse_sets(args.sets)
+    with connected(settings) as hosts:
+        plans = []
+        for host in hosts:
+            target = Target.from_settings(settings, host)
+            target.tree.require_readable()
+            findings = evaluate(profile, target.tree)
+            plan = make_plan(profile, findings, target, only=only, sets=sets, persist=not args.no_persist)
+            plans.append((target, plan, detect_privilege(target)))
+        for target, plan, _privilege in plans:
+            if settings.hosts:
+                print(f"== {target.host.name}")
+            print_plan(plan)
+        if all(plan.empty for _t, plan, _p in plans):
+            print("\nNothing to do: the host already matches the plan.")
+            return 0
+        if args.dry_run:
+            print("\nDry run: nothing was written.")
+            return 0
+        blocked = [(t, p) for t, p, privilege in plans if privilege is Privilege.READ_ONLY and not p.empty]
+        if blocked:
+            why = "--read-only was given" if settings.read_only else "not root, and `sudo -n` is not allowed"
+            print(f"\nkumotui cannot write here ({why}). Run these commands yourself:\n")
+            for target, plan in blocked:
+                print((f"# On {target.host.name}\n" if settings.hosts else "") + manual_steps(plan, target), end="")
+            return 2
+        if any(plan.needs_confirmation for _t, plan, _p in plans) and not confirm(
+            "Some --set values go below the profile's recommendation. Really lower them?", args.yes
+        ):
+            print("Nothing was changed.")
+            return 1
+        count = sum(len(plan.changes) for _t, plan, _p in plans)
+        where = f" on {len(plans)} hosts" if len(plans) > 1 else ""
+        if not confirm(f"Apply {count} change(s){where}?", args.yes):
+            print("Nothing was changed.")
+            return 1
+        failed = 0
+        for target, plan, privilege in plans:
+            if settings.hosts:
+                print(f"\n== {target.host.name}")
+            try:
+                outcome = apply_plan(plan, target, writer=writer_for(privilege, target.host))
+            except ApplyFailed as failure:
+                print_results(failure.outcome)
+                print(f"kumotui: {target.host.name}: apply failed: {failure}", file=sys.stderr)
+                failed += 1
+                continue
+            print_results(outcome)
+            if outcome.results or outcome.dropin != "unchanged":
+                print(
+                    f"Journal entry {outcome.entry.id}. Undo with: kumotui rollback {outcome.entry.id}"
+                    + (f" --host {target.host.name}" if settings.hosts else "")
+                )
+    return 1 if failed else 0
 
 
 def print_results(outcome: Outcome) -> None:
@@ -293,9 +346,10 @@ def print_results(outcome: Outcome) -> None:
 
 
 def cmd_journal(args: argparse.Namespace) -> int:
-    """``kumotui journal``: list entries."""
-    settings = settings_from(args)
-    entries = Target.from_settings(settings).journal.entries()
+    """``kumotui journal``: list entries (of the one host given)."""
+    settings = settings_from(args, single_host=True)
+    with connected(settings) as (host,):
+        entries = Target.from_settings(settings, host).journal.entries()
     if args.json:
         print(json.dumps([e.as_json() for e in entries], indent=2))
         return 0
@@ -314,18 +368,19 @@ def cmd_journal(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """``kumotui rollback``: undo an apply entry."""
-    settings = settings_from(args)
-    target = Target.from_settings(settings)
-    privilege = detect_privilege(target)
-    if not confirm("Roll back " + (args.id or "the latest apply") + "?", args.yes):
-        print("Nothing was changed.")
-        return 1
-    try:
-        outcome = rollback(target, args.id, writer=writer_for(privilege, target.host))
-    except ApplyFailed as failure:
-        print_results(failure.outcome)
-        print(f"kumotui: rollback failed: {failure}", file=sys.stderr)
-        return 1
+    settings = settings_from(args, single_host=True)
+    with connected(settings) as (host,):
+        target = Target.from_settings(settings, host)
+        privilege = detect_privilege(target)
+        if not confirm("Roll back " + (args.id or "the latest apply") + f" on {host.name}?", args.yes):
+            print("Nothing was changed.")
+            return 1
+        try:
+            outcome = rollback(target, args.id, writer=writer_for(privilege, target.host))
+        except ApplyFailed as failure:
+            print_results(failure.outcome)
+            print(f"kumotui: rollback failed: {failure}", file=sys.stderr)
+            return 1
     print_results(outcome)
     print(f"\nRolled back {outcome.entry.target} (journal entry {outcome.entry.id}).")
     return 0

@@ -19,6 +19,8 @@ from typing import Protocol
 
 import psutil
 
+from kumotui.locations import default_state_dir
+
 
 @dataclass(frozen=True)
 class HostFacts:
@@ -74,6 +76,22 @@ class Host(Protocol):
 
     def run(self, args: Sequence[str], stdin: str | None = None) -> Completed:
         """Run a command from an argument list (never a shell string)."""
+        ...
+
+    def is_root(self) -> bool:
+        """Whether kumotui runs as root there."""
+        ...
+
+    def writable(self, path: Path) -> bool:
+        """Whether ``path`` (or the nearest existing parent) is writable."""
+        ...
+
+    def default_state_dir(self) -> Path:
+        """Where the journal and run records live by default on this host."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (nothing to do locally)."""
         ...
 
 
@@ -138,6 +156,23 @@ class LocalHost:
         except FileNotFoundError:
             return Completed(127, "", f"{args[0]}: command not found")
         return Completed(done.returncode, done.stdout, done.stderr)
+
+    def is_root(self) -> bool:
+        """Whether this process runs as root."""
+        return os.geteuid() == 0
+
+    def writable(self, path: Path) -> bool:
+        """Whether ``path`` (or the nearest existing parent) is writable."""
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        return os.access(path, os.W_OK)
+
+    def default_state_dir(self) -> Path:
+        """``/var/lib/kumotui`` as root, else ``$XDG_STATE_HOME/kumotui``."""
+        return default_state_dir()
+
+    def close(self) -> None:
+        """Nothing to release locally."""
 
     def facts(self) -> HostFacts:
         """Hostname, kernel release, CPU count and memory of this machine."""

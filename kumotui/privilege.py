@@ -9,7 +9,6 @@ shell could read. Otherwise it is read-only and shows commands to run.
 from __future__ import annotations
 
 import enum
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -51,9 +50,9 @@ def detect_privilege(target: Target) -> Privilege:
     host = target.host
     if target.read_only:
         return Privilege.READ_ONLY
-    if _is_root(host):
+    if host.is_root():
         return Privilege.ROOT
-    if target.tree.simulated and _writable(target.tree.root) and _writable_dir(target.dropin.parent):
+    if target.tree.simulated and host.writable(target.tree.root) and host.writable(target.dropin.parent):
         return Privilege.DIRECT
     if host.run(["sudo", "-n", "true"]).code == 0:
         return Privilege.SUDO
@@ -70,21 +69,6 @@ def writer_for(privilege: Privilege, host: Host) -> Writer:
             "run the commands shown with --dry-run yourself, or re-run as root"
         )
     return host
-
-
-def _is_root(host: Host) -> bool:
-    return os.geteuid() == 0 if host.name == "local" else host.run(["id", "-u"]).stdout.strip() == "0"
-
-
-def _writable(path: Path) -> bool:
-    return os.access(path, os.W_OK)
-
-
-def _writable_dir(path: Path) -> bool:
-    """A directory we could create the drop-in in (it may not exist yet)."""
-    while not path.exists():
-        path = path.parent
-    return os.access(path, os.W_OK)
 
 
 class SudoWriter:

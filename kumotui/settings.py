@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from kumotui.locations import DEFAULT_SYSCTL_D, DEFAULT_SYSCTL_ROOT, default_state_dir
+from kumotui.locations import DEFAULT_SYSCTL_D, DEFAULT_SYSCTL_ROOT
 from kumotui.profiles import DEFAULT_PROFILE
 
 
@@ -19,10 +19,16 @@ class Settings:
     """``/proc/sys``, or a directory laid out like it for simulation."""
     sysctl_d: Path = DEFAULT_SYSCTL_D
     """Where the persistent drop-in is written (``90-kumomta.conf``)."""
-    state_dir: Path = field(default_factory=default_state_dir)
-    """Journal and run records."""
+    state_dir: Path | None = None
+    """Journal and run records; None means the host's default
+    (``/var/lib/kumotui`` as root, else ``$XDG_STATE_HOME/kumotui``), decided
+    on the host that is changed, so a remote journal lives remotely."""
     system_root: Path = Path("/")
     """Where ``run/sysctl.d``, ``usr/lib/sysctl.d`` and ``etc/sysctl.conf`` are
     looked up for boot-precedence warnings (tests point it at a fake tree)."""
     read_only: bool = False
     """Never write; show the commands to run by hand instead."""
+    hosts: tuple[str, ...] = ()
+    """``[user@]host[:port]`` of remote hosts; empty means this machine."""
+    identity: Path | None = None
+    """An SSH private key for ``hosts`` (else OpenSSH's own choice)."""

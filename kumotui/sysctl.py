@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts, LocalHost
 from kumotui.locations import DEFAULT_SYSCTL_ROOT
 
@@ -79,6 +80,15 @@ class SysctlTree:
     def path(self, key: str) -> Path:
         """The file that holds ``key``."""
         return self.root / key_to_relpath(key)
+
+    def require_readable(self) -> None:
+        """Fail clearly when the root itself cannot be listed (wrong path,
+        no /proc mounted, a remote without access) instead of calling every
+        parameter missing."""
+        try:
+            self.host.list_dir(self.root)
+        except OSError as error:
+            raise KumotuiError(f"{self.host.name}: cannot read {self.root}: {error.strerror}") from None
 
     def read(self, key: str) -> Reading:
         """Read one parameter; never raises for an expected failure."""
