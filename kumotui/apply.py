@@ -58,12 +58,17 @@ class Target:
 
     def read_dropin(self) -> str | None:
         """The drop-in's current text, or None when there is none."""
-        try:
-            return self.host.read_text(self.dropin)
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            raise KumotuiError(f"cannot read {self.dropin}: {error.strerror}") from None
+        return read_file(self.host, self.dropin)
+
+
+def read_file(host: Host, path: Path) -> str | None:
+    """A file's text on a host, or None when it does not exist."""
+    try:
+        return host.read_text(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise KumotuiError(f"cannot read {path}: {error.strerror}") from None
 
 
 @dataclass(frozen=True)
@@ -314,7 +319,8 @@ def rollback(target: Target, entry_id: str | None = None, *, writer: Writer | No
         pairs.append((change.key, now.value, change.before))
     dropin = None
     if original.dropin is not None:
-        dropin = DropinChange(original.dropin.path, target.read_dropin(), original.dropin.before)
+        current = read_file(target.host, Path(original.dropin.path))
+        dropin = DropinChange(original.dropin.path, current, original.dropin.before)
     writer = writer or writer_for(detect_privilege(target), target.host)
     entry = target.journal.save(
         Entry(
@@ -326,11 +332,39 @@ def rollback(target: Target, entry_id: str | None = None, *, writer: Writer | No
             tuple(KeyChange(*p) for p in pairs),
             dropin,
             target=original.id,
+            reload=original.reload,
         )
     )
     outcome = _run(entry, pairs, dropin, target, writer, ())
     target.journal.update(original, rolled_back_by=entry.id)
     return outcome
+
+
+def persist_file(
+    target: Target,
+    path: Path,
+    text: str,
+    label: str,
+    *,
+    reload: tuple[str, ...] = (),
+    writer: Writer | None = None,
+) -> Outcome:
+    """Write one configuration file (e.g. a systemd drop-in) through the journal.
+
+    The previous content (or its absence) is journaled first, so ``kumotui
+    rollback`` restores or removes it exactly like the sysctl drop-in, and
+    ``reload`` (e.g. ``systemctl daemon-reload``) runs after either.
+    """
+    before = read_file(target.host, path)
+    if before == text:
+        entry = Entry(new_id(datetime.now()), "apply", _now(), _hostname(target), label, (), status="applied")
+        return Outcome(entry, dropin="unchanged", notes=[f"{path} already has this content."])
+    writer = writer or writer_for(detect_privilege(target), target.host)
+    dropin = DropinChange(str(path), before, text)
+    entry = target.journal.save(
+        Entry(new_id(datetime.now()), "apply", _now(), _hostname(target), label, (), dropin, reload=reload)
+    )
+    return _run(entry, [], dropin, target, writer, ())
 
 
 def _run(
@@ -368,8 +402,16 @@ def _run(
         except (OSError, KumotuiError) as error:
             reason = describe_errno(error.errno) if isinstance(error, OSError) else str(error)
             return _fail(entry, results, written, target, writer, f"{dropin.path}: {reason}")
+    notes = []
+    if entry.reload:
+        reloaded = target.host.run(list(entry.reload))
+        if reloaded.code != 0:
+            notes.append(
+                f"`{' '.join(entry.reload)}` failed ({reloaded.stderr.strip() or reloaded.code}); "
+                "run it yourself for the change to take effect"
+            )
     done = target.journal.update(entry, status="applied")
-    return Outcome(done, tuple(results), dropin_state, found)
+    return Outcome(done, tuple(results), dropin_state, found, notes)
 
 
 def _write_and_verify(target: Target, writer: Writer, key: str, value: str) -> str | None:

@@ -24,6 +24,7 @@ from kumotui.apply import (
     make_plan,
     manual_steps,
     parse_sets,
+    persist_file,
     rollback,
 )
 from kumotui.connect import connected
@@ -171,6 +172,26 @@ def build_parser() -> argparse.ArgumentParser:
     undo.add_argument("id", nargs="?", metavar="ID", help="journal entry id or unique prefix")
     undo.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     undo.set_defaults(handler=cmd_rollback)
+
+    limits = commands.add_parser(
+        "limits",
+        help="check open-file limits for a planned concurrency; fix kumomta.service",
+        description="kumod and traffic-gen raise their soft open-file limit to the hard one, so the hard "
+        "limit decides how many connections they can hold. Compare it with --concurrency; with --apply, "
+        "write a systemd drop-in (LimitNOFILE=) for kumomta.service through the journal (undo: rollback).",
+    )
+    _global_options(limits, suppress=True)
+    limits.add_argument(
+        "--concurrency",
+        type=int,
+        default=20000,
+        metavar="N",
+        help="connections the benchmark or MTA will hold (default: 20000, KumoMTA's docs)",
+    )
+    limits.add_argument("--user", default="kumod", help="the account that runs kumod (default: kumod)")
+    limits.add_argument("--apply", action="store_true", help="write the kumomta.service drop-in")
+    limits.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    limits.set_defaults(handler=cmd_limits)
     _bench_commands(commands)
     return parser
 
@@ -383,6 +404,52 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             return 1
     print_results(outcome)
     print(f"\nRolled back {outcome.entry.target} (journal entry {outcome.entry.id}).")
+    return 0
+
+
+def cmd_limits(args: argparse.Namespace) -> int:
+    """``kumotui limits``: hard nofile limits against the planned concurrency."""
+    from kumotui import limits
+
+    if args.concurrency < 1:
+        raise KumotuiError(f"--concurrency {args.concurrency}: must be at least 1")
+    settings = settings_from(args, single_host=True)
+    with connected(settings) as (host,):
+        target = Target.from_settings(settings, host)
+        found = [
+            limits.current_account() if not settings.hosts else None,
+            limits.unit_limit(host),
+            limits.limits_d(host, args.user, settings.system_root / "etc"),
+        ]
+        rows = []
+        for limit in filter(None, found):
+            hard = "unlimited" if limit.hard is None else str(limit.hard)
+            verdict = "✔ enough" if limit.enough_for(args.concurrency) else "▼ too low"
+            rows.append([limit.who, hard, verdict, limit.source])
+        print(
+            f"Planned concurrency {args.concurrency} needs a hard open-file limit of at least "
+            f"{limits.needed(args.concurrency)}."
+        )
+        print(table(["WHAT", "HARD NOFILE", "VERDICT", "FROM"], rows))
+        unit = found[1]
+        if not args.apply:
+            if unit is not None and not unit.enough_for(args.concurrency):
+                print(f"\nFix kumomta.service with: kumotui limits --concurrency {args.concurrency} --apply")
+            return 0 if all(x.enough_for(args.concurrency) for x in found if x is not None) else 1
+        path = settings.system_root / limits.UNIT_DROPIN.relative_to("/")
+        text = limits.unit_dropin_text(limits.recommended(args.concurrency))
+        print(f"\n{path}:\n" + "".join(f"  {line}\n" for line in text.splitlines()), end="")
+        if not confirm(f"Write {path}?", args.yes):
+            print("Nothing was changed.")
+            return 1
+        reload = ("systemctl", "daemon-reload") if settings.system_root == Path("/") else ()
+        outcome = persist_file(target, path, text, "nofile", reload=reload)
+        print_results(outcome)
+        if outcome.dropin != "unchanged":
+            print(
+                f"Journal entry {outcome.entry.id}. Restart kumomta.service for kumod to get the new limit. "
+                f"Undo with: kumotui rollback {outcome.entry.id}"
+            )
     return 0
 
 

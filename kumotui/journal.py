@@ -54,6 +54,9 @@ class Entry:
     target: str | None = None
     """For a rollback: the entry it undid."""
     rolled_back_by: str | None = None
+    reload: tuple[str, ...] = ()
+    """A command to run after the file changes (``systemctl daemon-reload``),
+    on apply and on rollback alike."""
 
     @property
     def keys(self) -> list[str]:
@@ -73,6 +76,7 @@ class Entry:
                 **data,
                 "changes": tuple(KeyChange(**c) for c in data.get("changes", [])),
                 "dropin": DropinChange(**dropin) if dropin else None,
+                "reload": tuple(data.get("reload", ())),
             }
         )
 

@@ -224,11 +224,9 @@ def test_write_failing_mid_plan_restores_earlier_writes(paths: dict[str, Path], 
         victim.chmod(0o444)
         run = kumotui(*args)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert (
-        ("vm.nr_hugepages = 20" in run.stderr
-        and "read-only file system" in run.stderr.lower())
-        or "permission denied" in run.stderr.lower()
-    )
+    reason = run.stderr.lower()
+    assert "vm.nr_hugepages = 20" in run.stderr
+    assert "read-only file system" in reason or "permission denied" in reason
     assert "Restored the previous values" in run.stderr
     assert snapshot(paths["tree"]) == {k: v for k, v in before.items()}
     assert not (paths["sysctl_d"] / "90-kumomta.conf").exists()
