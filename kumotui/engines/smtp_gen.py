@@ -103,6 +103,14 @@ def parse_target(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port_text)
 
 
+ALLOWED_NETWORKS = tuple(
+    ipaddress.ip_network(net)
+    for net in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7")
+)
+"""Loopback and the private ranges (RFC 1918, IPv6 ULA). Python's ``is_private``
+is broader (documentation and benchmark ranges too), so the list is explicit."""
+
+
 def address_allowed(address: str) -> bool:
     """Loopback and private ranges only: a benchmark never leaves the site."""
     try:
@@ -111,7 +119,7 @@ def address_allowed(address: str) -> bool:
         return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return bool(ip.is_loopback or ip.is_private) and not ip.is_unspecified
+    return any(ip in net for net in ALLOWED_NETWORKS)
 
 
 def resolve_target(host: str, port: int, allow_remote: bool) -> tuple[int, str]:
@@ -426,6 +434,7 @@ class Client(asyncio.Protocol):
         "closed",
         "count",
         "expect",
+        "finished",
         "gen",
         "groups",
         "last_rx",
@@ -451,6 +460,7 @@ class Client(asyncio.Protocol):
         self.groups = gen.groups_plain
         self.mail_line = gen.mail_plain
         self.count = 0
+        self.finished = 0
         self.needs_rset = False
         self.banner_ok = False
         self.quitting = False
@@ -519,13 +529,21 @@ class Client(asyncio.Protocol):
         if txn is not None:
             txn.replied = True
         if code == 421 and kind != QUIT:
-            if txn is not None:
+            if kind == MAIL and txn is not None:
+                # Refused before any of it was sent (a server closing after N
+                # messages does this): the message goes back to the budget
+                # and is sent on a new connection, so counts stay exact.
+                txn.replied = False
+            elif txn is not None:
+                self.finished += 1
                 self.gen.finish(txn, code)
             elif kind in (BANNER, EHLO, HELO):
                 self.gen.connect_error(f"reply {code}")
             self.reason = "4xx"
             self._close()
             return
+        if txn is not None:
+            self.finished += 1  # the server is answering: this connection is useful
         if kind == DOT:
             self._dot(txn, code)
         elif kind == MAIL:
@@ -557,7 +575,7 @@ class Client(asyncio.Protocol):
         if 200 <= code < 300:
             self.banner_ok = True
             if kind == EHLO:
-                self.caps = {line[4:].split(b" ")[0].upper() for line in self.lines[1:]}
+                self.caps = {line[4:].strip().split(b" ")[0].upper() for line in self.lines[1:]}
                 self.pipelining = self.gen.cfg.pipelining and b"PIPELINING" in self.caps
                 if b"SIZE" in self.caps:
                     self.groups = self.gen.groups_sized
@@ -926,12 +944,12 @@ class WorkerPool:
     def serve(
         self,
         interval: float,
-        watch_stdin: bool,
+        stdin_eof: bool,
         tick: Callable[[], None],
     ) -> None:
         """Call ``tick`` every ``interval`` until a signal, stdin EOF, a lost
         worker, or every child having finished."""
-        if watch_stdin:
+        if stdin_eof:
             with contextlib.suppress(ValueError, OSError):
                 self.sel.register(0, selectors.EVENT_READ)
         next_tick = time.monotonic() + interval
@@ -1023,9 +1041,9 @@ async def slot(gen: Generator) -> None:
             await asyncio.sleep(min(2.0, 0.05 * 2**failures))
             continue
         await client.closed
-        if client.banner_ok:
+        if client.finished:
             failures = 0
-        else:
+        elif gen.has_budget():
             failures += 1
             if failures > cfg.connect_retries:
                 return

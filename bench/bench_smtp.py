@@ -1,0 +1,276 @@
+"""Measure kumotui's built-in SMTP sink and generator against Postfix's tools.
+
+Why: the built-in pair is the default of the whole benchmark side, so it must
+never be the bottleneck. This script runs, interleaved in one go (so drift in
+the machine hits every contender alike), the built-in sink against Postfix's
+smtp-sink (both driven by smtp-source), the built-in generator against
+smtp-source (both into smtp-sink), and the built-in pair end to end, and
+prints the median of each, CPU-seconds per 1000 messages, peak sink RSS and
+the ratios against the targets of issue 5.
+
+Usage: ``.venv/bin/python bench/bench_smtp.py [--rounds 3] [--quick]``.
+Postfix's tools come from ``.ci/cache/postfix`` (``bash .ci/setup --test``
+puts them there) or ``$KUMOTUI_POSTFIX_DIR``. Everything stays on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+CASES = [(1000, 20000, 50), (100_000, 5000, 50), (100_000, 5000, 500)]
+"""(body bytes, messages, concurrency) as the issue asks."""
+
+
+@dataclass
+class Run:
+    """One measured run: wall time of the driver, CPU of both sides, sink peak RSS."""
+
+    msgs_per_s: float
+    driver_cpu: float
+    sink_cpu: float
+    sink_rss_mb: float
+    ok: bool
+
+
+def postfix_dir() -> Path:
+    """Where Debian's postfix package was extracted (never installed as a service)."""
+    root = Path(os.environ.get("KUMOTUI_POSTFIX_DIR", REPO / ".ci" / "cache" / "postfix"))
+    if not (root / "usr/sbin/smtp-sink").exists():
+        sys.exit(f"no smtp-sink under {root}: run `bash .ci/setup --test` or set KUMOTUI_POSTFIX_DIR")
+    return root
+
+
+def free_port() -> int:
+    """A free loopback port (bound and released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    """Block until something accepts on the port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.recv(100)
+                s.sendall(b"QUIT\r\n")
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def proc_cpu(pid: int) -> float:
+    """utime+stime of a process and its children that were reaped, in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(fields[i]) for i in (11, 12)) / ticks
+
+
+def tree_cpu_rss(pid: int) -> tuple[float, float]:
+    """CPU seconds and peak RSS (MB, summed) of a process and its live children."""
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    cpu = sum(proc_cpu(p) for p in pids)
+    rss = 0.0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    rss += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return cpu, rss
+
+
+class Sink:
+    """A sink process (Postfix's or ours) on a fresh port."""
+
+    def __init__(self, kind: str, concurrency: int, pf: Path, uvloop: bool = True) -> None:
+        self.port = free_port()
+        env = dict(os.environ, LD_LIBRARY_PATH=str(pf / "usr/lib/postfix"))
+        if kind == "smtp-sink":
+            argv = [str(pf / "usr/sbin/smtp-sink")]
+            if os.geteuid() == 0:
+                argv += ["-u", "nobody"]
+            argv += ["-m", str(max(256, 2 * concurrency)), f"127.0.0.1:{self.port}", "4096"]
+        else:
+            argv = [PY, "-m", "kumotui.engines.smtp_sink", "--listen", f"127.0.0.1:{self.port}"]
+            if not uvloop:
+                argv.append("--no-uvloop")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+        wait_port(self.port)
+        self.cpu0, _ = tree_cpu_rss(self.proc.pid)
+
+    def finish(self) -> tuple[float, float]:
+        """CPU used since start of the run, peak RSS; then stop it by PID."""
+        cpu, rss = tree_cpu_rss(self.proc.pid)
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return cpu - self.cpu0, rss
+
+
+def drive(kind: str, port: int, size: int, count: int, conc: int, pf: Path, uvloop: bool) -> tuple[float, float, bool]:
+    """Run a generator to completion; wall seconds, its CPU seconds, success."""
+    env = dict(os.environ, LD_LIBRARY_PATH=str(pf / "usr/lib/postfix"))
+    if kind == "smtp-source":
+        argv = [str(pf / "usr/sbin/smtp-source"), "-d", "-s", str(conc), "-l", str(size),
+                "-m", str(count), "-f", "bench@kumotui.example", "-t", "user@example.com",
+                f"127.0.0.1:{port}"]  # fmt: skip
+    else:
+        argv = [PY, "-m", "kumotui.engines.smtp_gen", "--target", f"127.0.0.1:{port}",
+                "--messages", str(count), "--concurrency", str(conc), "--body-size", str(size)]  # fmt: skip
+        if not uvloop:
+            argv.append("--no-uvloop")
+    resource_children_delta()
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+    out, _ = proc.communicate()
+    wall = time.perf_counter() - start
+    cpu = resource_children_delta()  # the driver was just reaped; the sink is not yet
+    ok = proc.returncode == 0
+    if kind != "smtp-source":
+        lines = [json.loads(x) for x in out.decode().splitlines() if x.startswith("{")]
+        ok = ok and bool(lines) and lines[-1].get("sent") == count
+    return wall, cpu, ok
+
+
+_last_children = [0.0]
+
+
+def resource_children_delta() -> float:
+    """CPU of reaped children since the last call (subprocess reaps for us)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = r.ru_utime + r.ru_stime
+    delta = total - _last_children[0]
+    _last_children[0] = total
+    return delta
+
+
+PAIRS = {
+    "A": ("smtp-source", "smtp-sink", True),
+    "B": ("smtp-source", "builtin", True),
+    "C": ("builtin", "smtp-sink", True),
+    "D": ("builtin", "builtin", True),
+    "B0": ("smtp-source", "builtin", False),
+    "D0": ("builtin", "builtin", False),
+}
+LABEL = {
+    "A": "smtp-source -> smtp-sink",
+    "B": "smtp-source -> builtin sink",
+    "C": "builtin gen -> smtp-sink",
+    "D": "builtin gen -> builtin sink",
+    "B0": "smtp-source -> builtin sink (asyncio)",
+    "D0": "builtin -> builtin (asyncio)",
+}
+
+
+def one(pair: str, case: tuple[int, int, int], pf: Path) -> Run:
+    """Measure one pair on one case, with a fresh sink."""
+    driver, sink_kind, uvloop = PAIRS[pair]
+    size, count, conc = case
+    sink = Sink(sink_kind, conc, pf, uvloop)
+    wall, driver_cpu, ok = drive(driver, sink.port, size, count, conc, pf, uvloop)
+    sink_cpu, rss = sink.finish()
+    resource_children_delta()
+    return Run(count / wall, float(driver_cpu), sink_cpu, rss, ok)
+
+
+def describe(case: tuple[int, int, int]) -> str:
+    """``1KB x 20000 c50``."""
+    size, count, conc = case
+    return f"{size // 1000}KB x {count} c{conc}"
+
+
+def report(results: dict[tuple[str, int], list[Run]], pairs: list[str], rounds: int) -> None:
+    """The table of medians, the ratios against the targets, uvloop's effect."""
+
+    def med(pair: str, ci: int, attr: str = "msgs_per_s") -> float:
+        return statistics.median(getattr(r, attr) for r in results[(pair, ci)])
+
+    def ratio(a: str, b: str, ci: int) -> float:
+        return med(a, ci) / med(b, ci)
+
+    print(f"\nmedian of {rounds} interleaved rounds; CPU-s per 1000 messages; peak sink RSS")
+    print(f"{'pair':<38} {'case':<20} {'msgs/s':>9} {'drv CPU':>8} {'sink CPU':>8} {'sink RSS':>9}")
+    for ci, case in enumerate(CASES):
+        n = case[1] / 1000
+        for pair in pairs:
+            failed = "" if all(r.ok for r in results[(pair, ci)]) else "  (a run FAILED)"
+            print(
+                f"{LABEL[pair]:<38} {describe(case):<20} {med(pair, ci):>9.0f} "
+                f"{med(pair, ci, 'driver_cpu') / n:>8.3f} {med(pair, ci, 'sink_cpu') / n:>8.3f} "
+                f"{med(pair, ci, 'sink_rss_mb'):>7.1f}MB{failed}"
+            )
+    checks = [
+        ("builtin sink / smtp-sink, 1KB c50", ratio("B", "A", 0), 1.0),
+        ("builtin sink / smtp-sink, 100KB c50", ratio("B", "A", 1), 4.0),
+        ("builtin sink / smtp-sink, 100KB c500", ratio("B", "A", 2), 4.0),
+        ("builtin gen / smtp-source, 1KB c50", ratio("C", "A", 0), 1.0),
+        ("builtin e2e / postfix e2e, 1KB c50", ratio("D", "A", 0), 1.2),
+    ]
+    print(f"\n{'ratio (msgs/s)':<40} {'measured':>9} {'target':>7}")
+    for name, value, target in checks:
+        print(f"{name:<40} {value:>8.2f}x {target:>6.1f}x  {'met' if value >= target else 'NOT MET'}")
+    rss = med("B", 2, "sink_rss_mb")
+    verdict = "met" if rss < 200 else "NOT MET"
+    print(f"{'builtin sink peak RSS, 500 conns x 100KB':<40} {rss:>7.1f}MB {'<200':>6}MB  {verdict}")
+    if "B0" in pairs:
+        print("\nuvloop vs plain asyncio (median msgs/s):")
+        for ci, case in enumerate(CASES):
+            print(
+                f"  {describe(case):<20} sink {med('B', ci):.0f} vs {med('B0', ci):.0f} "
+                f"({ratio('B', 'B0', ci):.2f}x); end to end {med('D', ci):.0f} vs {med('D0', ci):.0f} "
+                f"({ratio('D', 'D0', ci):.2f}x)"
+            )
+
+
+def main() -> int:
+    """Interleaved rounds, medians, table, ratios against the issue's targets."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-asyncio", action="store_true", help="skip the plain-asyncio runs")
+    args = ap.parse_args()
+    pf = postfix_dir()
+    pairs = [p for p in PAIRS if not (args.no_asyncio and p.endswith("0"))]
+    results: dict[tuple[str, int], list[Run]] = {}
+    for rnd in range(args.rounds):
+        for ci, case in enumerate(CASES):
+            order = pairs[rnd % len(pairs) :] + pairs[: rnd % len(pairs)]
+            for pair in order:
+                run = one(pair, case, pf)
+                results.setdefault((pair, ci), []).append(run)
+                mark = "" if run.ok else "  FAILED"
+                print(f"round {rnd + 1} {LABEL[pair]:<38} {describe(case):<20} {run.msgs_per_s:9.0f} msgs/s{mark}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+    report(results, pairs, args.rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

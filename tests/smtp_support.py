@@ -1,0 +1,204 @@
+"""Helpers for the sink/generator tests: engines as real child processes, a raw
+SMTP client on real loopback sockets, and Postfix's tools when present."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kumotui.benchrun import GEN_MODULE, SINK_MODULE, EngineProcess
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def sink(*args: str) -> Iterator[tuple[EngineProcess, int]]:
+    """A built-in sink on a free loopback port; stopped by PID afterwards."""
+    engine = EngineProcess(SINK_MODULE, ["--listen", "127.0.0.1:0", *args]).start()
+    try:
+        ready = engine.wait_ready()
+        yield engine, int(ready["port"])
+    finally:
+        engine.stop()
+
+
+def run_gen(port: int, *args: str, timeout: float = 60) -> dict[str, Any]:
+    """Run the generator to its end against ``port``; return its summary."""
+    engine = EngineProcess(GEN_MODULE, ["--target", f"127.0.0.1:{port}", *args]).start()
+    try:
+        deadline = time.monotonic() + timeout
+        while engine.returncode() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        summary = engine.stop()
+    assert summary is not None, engine.log_tail()
+    return summary
+
+
+def children(pid: int) -> list[int]:
+    """Every descendant PID of ``pid`` (from /proc)."""
+    out: list[int] = []
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return out
+    for kid in map(int, kids):
+        out += [kid, *children(kid)]
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether a PID still names a running (non-zombie) process."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def rss_kb(pid: int) -> int:
+    """Resident memory of a process and its children, in KiB."""
+    total = 0
+    for p in [pid, *children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+class Client:
+    """A raw SMTP client: exact bytes out, parsed replies in."""
+
+    def __init__(self, port: int, timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data: bytes) -> None:
+        """Send bytes exactly as given."""
+        self.sock.sendall(data)
+
+    def reply(self) -> tuple[int, list[bytes]]:
+        """One (possibly multi-line) reply: code and text lines."""
+        lines: list[bytes] = []
+        while True:
+            while b"\r\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError(f"closed after {lines!r}")
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            lines.append(line[4:])
+            if line[3:4] != b"-":
+                return int(line[:3]), lines
+
+    def code(self) -> int:
+        """Just the code of the next reply."""
+        return self.reply()[0]
+
+    def cmd(self, line: str) -> int:
+        """Send one command line, return its reply code."""
+        self.send(line.encode() + b"\r\n")
+        return self.code()
+
+    def greet(self) -> None:
+        """Banner and EHLO."""
+        assert self.code() == 220
+        assert self.cmd("EHLO client.test") == 250
+
+    def closed(self, timeout: float = 5.0) -> bool:
+        """Whether the server closed the connection (EOF) within ``timeout``."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        """Close our side."""
+        self.sock.close()
+
+
+def postfix_tools() -> Path:
+    """Where Postfix's smtp-sink and smtp-source were extracted.
+
+    ``.ci/setup --test`` puts them in ``.ci/cache/postfix``;
+    ``KUMOTUI_POSTFIX_DIR`` overrides. Missing tools skip the test locally
+    but fail it in CI, so interoperability is never silently untested there.
+    """
+    root = Path(os.environ.get("KUMOTUI_POSTFIX_DIR", REPO / ".ci" / "cache" / "postfix"))
+    if not (root / "usr/sbin/smtp-sink").exists():
+        message = f"Postfix's smtp-sink/smtp-source not found under {root} (bash .ci/setup --test)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
+
+
+def postfix_cmd(root: Path, tool: str, *args: str) -> tuple[list[str], dict[str, str]]:
+    """Argument list and environment to run one of Postfix's tools from its extracted tree."""
+    argv = [str(root / "usr/sbin" / tool)]
+    if tool == "smtp-sink" and os.geteuid() == 0:
+        argv += ["-u", "nobody"]
+    env = dict(os.environ, LD_LIBRARY_PATH=str(root / "usr/lib/postfix"))
+    return argv + list(args), env
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    """Until something accepts on ``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM by PID, then SIGKILL: no test leaves a process behind."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def python() -> str:
+    """The interpreter running the tests (the venv's)."""
+    return sys.executable
+
+
+def copy_engines(tmp: Path) -> Path:
+    """The engine files alone in a directory, as a remote host would get them."""
+    for name in ("smtp_sink.py", "smtp_gen.py"):
+        shutil.copy(REPO / "kumotui" / "engines" / name, tmp / name)
+    return tmp

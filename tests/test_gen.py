@@ -1,0 +1,220 @@
+"""The built-in generator against real sinks on loopback: exact counts with our
+sink and Postfix's smtp-sink, reconnects, backpressure by class, thousands of
+connections, pacing, deadlines, and the engines running as plain scripts."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kumotui.benchrun import GEN_MODULE, EngineProcess
+from kumotui.engines import smtp_gen, smtp_sink
+from tests.smtp_support import (
+    copy_engines,
+    free_port,
+    postfix_cmd,
+    postfix_tools,
+    run_gen,
+    sink,
+    stop,
+    wait_listening,
+)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--messages", "3000", "--concurrency", "20"],
+        ["--messages", "1001", "--concurrency", "7", "--no-pipelining"],
+        ["--messages", "2001", "--concurrency", "9", "--workers", "2", "--body-size", "10KB"],
+    ],
+)
+def test_exact_counts_against_builtin_sink(args: list[str]) -> None:
+    with sink() as (engine, port):
+        summary = run_gen(port, *args)
+        received = engine.stop()
+    expected = int(args[1])
+    assert (summary["sent"], summary["failed"], summary["unsent"]) == (expected, 0, 0)
+    assert received is not None and received["received"] == expected
+    lat = summary["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+
+
+def test_exact_counts_against_postfix_smtp_sink() -> None:
+    """Interop with Postfix's smtp-sink, with and without PIPELINING offered."""
+    root = postfix_tools()
+    for extra in ([], ["-p"]):
+        port = free_port()
+        argv, env = postfix_cmd(root, "smtp-sink", "-c", *extra, "-m", "100", f"127.0.0.1:{port}", "100")
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            wait_listening(port)
+            summary = run_gen(port, "--messages", "2500", "--concurrency", "25")
+        finally:
+            stop(proc)
+        out = proc.stdout.read().decode() if proc.stdout else ""
+        counts = [int(n) for n in re.findall(r"mesg=(\d+)", out)]
+        assert (summary["sent"], summary["failed"]) == (2500, 0)
+        assert counts and counts[-1] == 2500
+
+
+def test_reconnects_after_421_and_per_connection_cap() -> None:
+    with sink("--max-messages-per-connection", "7") as (engine, port):
+        summary = run_gen(port, "--messages", "100", "--concurrency", "3")
+        received = engine.stop()
+    assert (summary["sent"], summary["failed"]) == (100, 0)
+    assert received is not None and received["received"] == 100
+    assert received["connections_total"] >= 100 // 7
+    with sink() as (engine, port):
+        summary = run_gen(port, "--messages", "100", "--concurrency", "2", "--messages-per-connection", "10")
+        received = engine.stop()
+    assert summary["sent"] == 100
+    assert received is not None and received["connections_total"] == 11  # 10 + the preflight
+
+
+def test_backpressure_counted_by_class() -> None:
+    with sink("--tempfail-percent", "30", "--permfail-percent", "20") as (engine, port):
+        summary = run_gen(port, "--messages", "2000", "--concurrency", "10")
+        received = engine.stop()
+    assert received is not None
+    assert summary["sent"] + summary["failed"] == 2000
+    assert summary["sent"] == received["received"]
+    assert summary["failed_by"].get("4xx", 0) == received["rejected_4xx"] > 400
+    assert summary["failed_by"].get("5xx", 0) == received["rejected_5xx"] > 250
+
+
+def test_refused_recipients_counted_and_reset() -> None:
+    with sink() as (engine, port):
+        summary = run_gen(port, "--messages", "300", "--concurrency", "3", "--recipient", "tempfail@example.com")
+        engine.stop()
+    assert (summary["sent"], summary["failed"], summary["failed_by"]) == (0, 300, {"4xx": 300})
+
+
+def test_thousands_of_connections() -> None:
+    with sink() as (engine, port):
+        summary = run_gen(port, "--messages", "4000", "--concurrency", "2000", timeout=60)
+        received = engine.stop()
+    assert (summary["sent"], summary["failed"], summary["connect_errors"]) == (4000, 0, {})
+    assert summary["connections_total"] == 2000
+    assert received is not None and received["received"] == 4000
+
+
+def test_rate_and_duration() -> None:
+    with sink() as (engine, port):
+        paced = run_gen(port, "--messages", "100", "--rate", "200", "--concurrency", "4")
+        timed = run_gen(port, "--duration", "1", "--concurrency", "4")
+        received = engine.stop()
+    assert paced["sent"] == 100 and 0.4 <= paced["elapsed"] < 3
+    assert timed["sent"] > 100 and 0.9 <= timed["elapsed"] < 4
+    assert received is not None
+    assert timed["sent"] + 100 <= received["received"] <= timed["sent"] + 100 + timed["unfinished"]
+
+
+def test_a_count_is_never_cut_by_a_default_deadline() -> None:
+    args = smtp_gen.build_parser().parse_args(["--target", "127.0.0.1:1", "--messages", "5"])
+    assert smtp_gen.config_from(args).duration is None
+
+
+def test_sigterm_prints_summary_and_exits_zero() -> None:
+    with sink() as (_, port):
+        engine = EngineProcess(GEN_MODULE, ["--target", f"127.0.0.1:{port}", "--duration", "30"]).start()
+        engine.wait_ready()
+        time.sleep(0.7)
+        summary = engine.stop()
+        assert engine.returncode() == 0
+    assert summary is not None and summary["sent"] > 0 and summary["elapsed"] < 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "127.0.0.1:1"], "cannot connect"),
+        (["--target", "192.0.2.10:25"], "--allow-remote-target"),
+        (["--target", "127.0.0.1:2026", "--body-size", "lots"], "--body-size"),
+        (["--target", "127.0.0.1:2026", "--domain", "gmail.com"], "reserved"),
+        (["--target", "nonsense"], "HOST:PORT"),
+    ],
+)
+def test_bad_input_is_a_clear_error(args: list[str], message: str) -> None:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "kumotui.engines.smtp_gen", *args], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert message in json.loads(done.stdout.splitlines()[-1])["error"]
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("1000", 1000), ("1KB", 1000), ("100KB", 100_000), ("1MiB", 1 << 20), ("2kib", 2048)]
+)
+def test_sizes(text: str, size: int) -> None:
+    assert smtp_gen.parse_size(text) == size
+    message = smtp_gen.build_message(size, "a@example.com", "example.com")
+    if size >= 1000:
+        assert len(message) == size
+    assert message.endswith(b"\r\n") and b"\r\n." not in message
+
+
+def test_address_safety() -> None:
+    for ok in ("127.0.0.1", "127.8.9.10", "::1", "10.1.2.3", "192.168.1.1", "172.16.5.5", "fd00::1"):
+        assert smtp_gen.address_allowed(ok), ok
+    for bad in ("8.8.8.8", "192.0.2.1", "2001:db8::1", "0.0.0.0", "1.1.1.1"):
+        assert not smtp_gen.address_allowed(bad), bad
+
+
+def test_histogram_merge_is_exact_addition() -> None:
+    a, b = smtp_gen.Stats(), smtp_gen.Stats()
+    for ms in (1, 2, 3, 50):
+        a.add_latency(ms / 1000)
+    for ms in (4, 5, 200):
+        b.add_latency(ms / 1000)
+    merged = smtp_sink.merge_states([a.as_dict(), b.as_dict()])
+    assert merged["hist"] == [x + y for x, y in zip(a.hist, b.hist, strict=True)]
+    assert merged["max_latency_us"] == 200_000
+    lat = smtp_gen.latency_summary(merged)
+    assert lat["max"] == 200.0 and 3.5 < lat["p50"] < 4.6
+
+
+def test_shared_plumbing_is_identical_in_both_engines() -> None:
+    """The engines carry the same worker plumbing (they must stay standalone)."""
+
+    def block(path: Path) -> str:
+        text = path.read_text()
+        return text[text.index("# --- shared plumbing") : text.index("# --- end of shared plumbing")]
+
+    engines = Path(smtp_gen.__file__).parent
+    assert block(engines / "smtp_sink.py") == block(engines / "smtp_gen.py")
+
+
+def test_engines_run_as_plain_scripts_without_kumotui(tmp_path: Path) -> None:
+    """As shipped to a remote host: two files, isolated mode, no site-packages
+    (so no uvloop either: the asyncio fallback is exercised too)."""
+    copy_engines(tmp_path)
+    sink_proc = subprocess.Popen(
+        [sys.executable, "-I", "-S", str(tmp_path / "smtp_sink.py"), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert sink_proc.stdout is not None
+        ready = json.loads(sink_proc.stdout.readline())
+        assert ready["loop"] == "asyncio"
+        gen = subprocess.run(
+            [sys.executable, "-I", "-S", str(tmp_path / "smtp_gen.py"), "--target", f"127.0.0.1:{ready['port']}",
+             "--messages", "500", "--concurrency", "5", "--workers", "2"],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        )  # fmt: skip
+        assert gen.returncode == 0, gen.stderr
+        assert json.loads(gen.stdout.splitlines()[-1])["sent"] == 500
+    finally:
+        stop(sink_proc)
+    assert sink_proc.stdout is not None
+    assert json.loads(sink_proc.stdout.read().splitlines()[-1])["received"] == 500
