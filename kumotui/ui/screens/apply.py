@@ -243,10 +243,12 @@ class ApplyScreen(ModalScreen[str | None]):
         plan = self.plan = message.plan
         if self.read_only:
             self.commands = manual_steps(plan, self.target)
+            why = "--read-only was given" if self.target.read_only else "not root, and sudo -n is not allowed"
             self.query_one("#apply-text", Static).update(
                 Content.from_markup(
-                    "[$text-muted]kumotui may not write here (not root, no sudo -n). "
-                    "Run these as root; select text with the mouse or press c to copy it all.[/]"
+                    "[$text-muted]kumotui will not write here ($why). Run these yourself; "
+                    "select text with the mouse, or press c to copy it all.[/]",
+                    why=why,
                 )
             )
             area = self.query_one("#apply-commands", TextArea)

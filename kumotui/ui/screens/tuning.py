@@ -19,7 +19,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from kumotui.apply import Target
 from kumotui.catalog import info
 from kumotui.findings import Finding, evaluate, summary
-from kumotui.hosts import HostFacts
+from kumotui.hosts import HostFacts, LocalHost
 from kumotui.privilege import Privilege, detect_privilege
 from kumotui.profiles import Profile, load_profile
 from kumotui.settings import Settings
@@ -98,8 +98,9 @@ class TuningScreen(Screen[None]):
     class HostRead(Message):
         """The host's facts and what kumotui may do there are known."""
 
-        def __init__(self, facts: HostFacts, privilege: Privilege) -> None:
+        def __init__(self, target: Target, facts: HostFacts, privilege: Privilege) -> None:
             super().__init__()
+            self.target = target
             self.facts = facts
             self.privilege = privilege
 
@@ -132,7 +133,8 @@ class TuningScreen(Screen[None]):
         """
         super().__init__(name=name, id=id, classes=classes)
         self.settings = settings
-        self.target = Target.from_settings(settings)
+        self.target: Target | None = None
+        """The host's tree, drop-in and journal; set by the first ``read_host``."""
         self.fixed_facts = host_facts
         self.fixed_privilege = privilege
         self.privilege: Privilege | None = privilege
@@ -162,26 +164,31 @@ class TuningScreen(Screen[None]):
         if self.fixed_facts is not None:
             header.facts = self.fixed_facts
         self.read_host()
-        self.read_findings(self.profile_spec)
         self.query_one(ParamTable).focus()
 
     # -- workers ---------------------------------------------------------
 
     @work(thread=True, group="host", exclusive=True, exit_on_error=False)
     def read_host(self) -> None:
-        """Read the host's facts and find out how kumotui may write (may run ``sudo -n``)."""
-        facts = self.fixed_facts or self.target.tree.facts()
-        privilege = self.fixed_privilege or detect_privilege(self.target)
+        """Open the host, read its facts and find out how kumotui may write (may run ``sudo -n``)."""
+        target = Target.from_settings(self.settings, LocalHost())
+        facts = self.fixed_facts or target.tree.facts()
+        privilege = self.fixed_privilege or detect_privilege(target)
         if not get_current_worker().is_cancelled:
-            self.post_message(self.HostRead(facts, privilege))
+            self.post_message(self.HostRead(target, facts, privilege))
 
     @work(thread=True, group="read", exclusive=True, exit_on_error=False)
-    def read_findings(self, spec: str) -> None:
+    def read_findings(self, target: Target, spec: str) -> None:
         """Load ``spec`` and judge every parameter against the host."""
         profile = load_profile(spec)
-        findings = evaluate(profile, self.target.tree)
+        findings = evaluate(profile, target.tree)
         if not get_current_worker().is_cancelled:
             self.post_message(self.FindingsRead(profile, findings))
+
+    def reread(self, spec: str | None = None) -> None:
+        """Judge the host again, by ``spec`` or the current profile."""
+        if self.target is not None:
+            self.read_findings(self.target, spec or self.profile_spec)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """One place where every failed read becomes a clear notice."""
@@ -196,10 +203,14 @@ class TuningScreen(Screen[None]):
 
     def on_tuning_screen_host_read(self, message: HostRead) -> None:
         """Show the host line and offer the keys the privilege mode allows."""
+        first = self.target is None
+        self.target = message.target
         header = self.query_one(HostHeader)
         header.facts = message.facts
         self.privilege = message.privilege
         header.mode = str(message.privilege)
+        if first:
+            self.reread()
         self.update_summary()
         self.refresh_bindings()
 
@@ -288,7 +299,8 @@ class TuningScreen(Screen[None]):
         elif not row.included:
             action = "nothing: excluded from the plan (space puts it back)."
         else:
-            action = f"write {row.write} now and persist it in {self.target.dropin}."
+            where = self.target.dropin if self.target else "the drop-in"
+            action = f"write {row.write} now and persist it in {where}."
             if finding.current is not None and takes_away(finding.rule, finding.current, row.write):
                 now = " ".join(finding.current.split())
                 warnings.append(f"This lowers the current value ({now} → {row.write}).")
@@ -372,7 +384,7 @@ class TuningScreen(Screen[None]):
     def action_edit(self) -> None:
         """Edit the highlighted value in a modal that the core validates."""
         row = self.query_one(ParamTable).highlighted
-        if row is None or row.finding.current is None or self.profile is None:
+        if row is None or row.finding.current is None or self.profile is None or self.target is None:
             return
         finding = row.finding
         facts = info(row.key)
@@ -412,7 +424,7 @@ class TuningScreen(Screen[None]):
             self.refresh_rows()
 
     def _apply_screen(self, *, read_only: bool) -> ApplyScreen | None:
-        if self.profile is None:
+        if self.profile is None or self.target is None:
             return None
         sets = {key: value for key, value in self.edits.items() if key not in self.excluded}
         return ApplyScreen(
@@ -429,7 +441,7 @@ class TuningScreen(Screen[None]):
             if result == "applied":
                 self.edits.clear()  # now the current values; exclusions stay chosen
             if result is not None:
-                self.read_findings(self.profile_spec)
+                self.reread()
 
         self.app.push_screen(screen, done)
 
@@ -444,22 +456,23 @@ class TuningScreen(Screen[None]):
 
         def done(wrote: bool | None) -> None:
             if wrote:
-                self.read_findings(self.profile_spec)
+                self.reread()
 
-        self.app.push_screen(RollbackScreen(self.target), done)
+        if self.target is not None:
+            self.app.push_screen(RollbackScreen(self.target), done)
 
     def action_switch_profile(self) -> None:
         """Choose another profile and judge the host by it."""
 
         def chosen(name: str | None) -> None:
             if name and name != self.profile_spec:
-                self.read_findings(name)
+                self.reread(name)
 
         self.app.push_screen(ProfileScreen(self.profile_spec), chosen)
 
     def action_reread(self) -> None:
         """Read every value again (after changing something outside kumotui)."""
-        self.read_findings(self.profile_spec)
+        self.reread()
 
     def action_toggle_details(self) -> None:
         """Show or hide the details panel."""

@@ -66,11 +66,19 @@ class HostHeader(Widget):
         if facts is None:
             left = Content.from_markup("[$text-muted]reading host facts…[/]")
         else:
-            details = f" · Linux {facts.kernel} · {facts.cpus} CPUs · {format_memory(facts.memory_bytes)} RAM"
-            room = width - 2 - right.cell_length - 3 - len(details)
+            room = width - 1 - (right.cell_length + 3 if tail else 0)
+            memory = format_memory(facts.memory_bytes)
+            # Shed words before cutting the host name: it is what tells hosts apart.
+            for details in (
+                f" · Linux {facts.kernel} · {facts.cpus} CPUs · {memory} RAM",
+                f" · {facts.kernel} · {facts.cpus} CPUs · {memory}",
+                f" · {facts.kernel} · {facts.cpus}c · {memory}",
+            ):
+                if len(facts.hostname) + len(details) <= room:
+                    break
             host = facts.hostname
-            if room < len(host):
-                host = host[: max(room - 1, 4)] + "…"
+            if len(host) + len(details) > room:
+                host = host[: max(room - len(details) - 1, 4)] + "…"
             left = Content.from_markup("[b]$host[/b]$details", host=host, details=details)
         line = Content(" ") + left
         if tail:

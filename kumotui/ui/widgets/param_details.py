@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -47,11 +48,27 @@ def _status_style(row: ParamRow) -> str:
     return "$text-error"
 
 
-def explain(info: Explanation) -> Content:
+LABEL_WIDTH = 12
+"""Field labels are padded to this, values start one cell later."""
+
+
+def hanging(value: str, width: int | None) -> str:
+    """Wrap ``value`` to ``width`` cells with continuation lines under the value column."""
+    if width is None or width <= LABEL_WIDTH + 10:
+        return value
+    indent = " " * (LABEL_WIDTH + 1)
+    return "\n".join(
+        textwrap.wrap(value, width - LABEL_WIDTH - 1, subsequent_indent="", break_on_hyphens=False)
+    ).replace("\n", "\n" + indent)
+
+
+def explain(info: Explanation, width: int | None = None) -> Content:
     """The panel's text for one row: verdict and action first, then why, then the numbers.
 
     The first lines are what an operator on an 80x24 terminal sees without
     scrolling, so they say what apply would do and warn before the reasons.
+    With ``width``, long field values wrap under their value column rather
+    than under the label.
     """
     row = info.row
     finding = row.finding
@@ -73,8 +90,8 @@ def explain(info: Explanation) -> Content:
     lines.append(Content(""))
 
     def field(label: str, value: str, style: str = "") -> None:
-        markup = f"[$text-muted]{label:<12}[/] " + (f"[{style}]$value[/]" if style else "$value")
-        lines.append(Content.from_markup(markup, value=value))
+        markup = f"[$text-muted]{label:<{LABEL_WIDTH}}[/] " + (f"[{style}]$value[/]" if style else "$value")
+        lines.append(Content.from_markup(markup, value=hanging(value, width)))
 
     current = finding.current if finding.current is not None else f"({finding.error})"
     field("Current", " ".join(current.split()))
@@ -129,9 +146,16 @@ class ParamDetails(VerticalScroll):
         if explanation == self.explanation:
             return
         self.explanation = explanation
+        self._render_text()
+        self.scroll_home(animate=False)
+
+    def _render_text(self) -> None:
         text = self.query_one("#details-text", Static)
-        if explanation is None:
+        if self.explanation is None:
             text.update(Content.from_markup("[$text-muted]No parameter is highlighted.[/]"))
         else:
-            text.update(explain(explanation))
-            self.scroll_home(animate=False)
+            text.update(explain(self.explanation, text.size.width or None))
+
+    def on_resize(self) -> None:
+        """Re-wrap the field values once the text's new width is known."""
+        self.call_after_refresh(self._render_text)

@@ -167,6 +167,7 @@ class ParamTable(DataTable[Text]):
         self._order: list[str] = []
         self._ranks: dict[str, int] = {}
         self._widths: dict[str, int] = {}
+        self._drawn_widths: tuple[int, ...] = ()
 
     def on_mount(self) -> None:
         """Add the columns; their widths follow the content and the table's width."""
@@ -293,6 +294,19 @@ class ParamTable(DataTable[Text]):
             else:
                 cells[column] = Text(shown, no_wrap=True, end="")
         return cells
+
+    def on_idle(self) -> None:
+        """Redraw everything once the columns settle on new widths.
+
+        DataTable measures auto-width columns when idle but keys its line
+        caches on an update counter, not on widths; a line drawn between
+        ``add_row`` and that measurement (the header, typically) would keep
+        its old widths until something else changed.
+        """
+        widths = tuple(column.get_render_width(self) for column in self.ordered_columns)
+        if widths != self._drawn_widths:
+            self._drawn_widths = widths
+            self.notify_style_update()
 
     def on_resize(self, event: events.Resize) -> None:
         """Refit the columns to the new width, keeping every row."""
