@@ -177,6 +177,9 @@ def test_full_flow_filter_edit_exclude_apply_rollback(host: Path) -> None:
         preview = str(app.screen.query_one("#apply-text").render())
         assert "etc/sysctl.d/90-kumomta.conf (new file)" in preview
         assert "vm.max_map_count = 1000000" in preview
+        # the demo host's /etc/sysctl.conf is read after the drop-in at boot
+        assert "etc/sysctl.conf:2 sets 262144" in preview
+        assert preview.index("At boot another file wins") < preview.index("Drop-in")
         assert read_tree(tree, "vm.max_map_count") == "65530"  # nothing written before Enter
         await pilot.press("enter")
         await settle(pilot)

@@ -44,6 +44,12 @@ DEMO_KERNEL = {
 }
 """What a current Debian kernel under systemd reports for KumoMTA's twelve keys."""
 
+DEMO_SYSCTL_CONF = """\
+# /etc/sysctl.conf - left over from an Elasticsearch install on this host
+vm.max_map_count = 262144
+"""
+"""A file procps reads last at boot: the preview must warn that it wins."""
+
 FROZEN_TIME = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
 """The drop-in's "Written:" stamp in screenshots."""
 
@@ -59,6 +65,7 @@ def make_demo_host(base: Path, values: dict[str, str] | None = None, *, read_onl
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(value + "\n")
     (base / "etc/sysctl.d").mkdir(parents=True, exist_ok=True)
+    (base / "etc/sysctl.conf").write_text(DEMO_SYSCTL_CONF)
     return Settings(
         sysctl_root=Path("proc/sys"),
         sysctl_d=Path("etc/sysctl.d"),

@@ -53,6 +53,17 @@ def render_preview(plan: Plan, profile: Profile | None = None) -> Content:
             parts.append(line)
     else:
         parts.append(Content.from_markup("[b]Runtime[/b] [$text-muted]nothing to write: values already match[/]"))
+    # Warnings come before the file text: at 80x24 they must be visible
+    # without scrolling, right above the key that confirms.
+    if plan.overrides:
+        parts.append(Content(""))
+        parts.append(Content.from_markup("[$text-warning b]⚠ At boot another file wins:[/]"))
+        for override in plan.overrides:
+            parts.append(Content.from_markup("  [$text-warning]$o[/]", o=str(override)))
+    if plan.warnings:
+        parts.append(Content(""))
+        for warning in plan.warnings:
+            parts.append(Content.from_markup("[$text-warning b]⚠[/] [$text-warning]$w[/]", w=warning))
     parts.append(Content(""))
     if plan.dropin_after is None:
         parts.append(Content.from_markup("[b]At boot[/b] [$text-muted]not persisted[/]"))
@@ -68,15 +79,6 @@ def render_preview(plan: Plan, profile: Profile | None = None) -> Content:
         for text in plan.dropin_after.rstrip("\n").splitlines():
             style = "$text-muted" if text.startswith("#") or not text else "$text"
             parts.append(Content.from_markup(f"  [{style}]$text[/]", text=text))
-    if plan.overrides:
-        parts.append(Content(""))
-        parts.append(Content.from_markup("[$text-warning b]⚠ At boot another file wins:[/]"))
-        for override in plan.overrides:
-            parts.append(Content.from_markup("  [$text-warning]$o[/]", o=str(override)))
-    if plan.warnings:
-        parts.append(Content(""))
-        for warning in plan.warnings:
-            parts.append(Content.from_markup("[$text-warning b]⚠[/] [$text-warning]$w[/]", w=warning))
     return Content("\n").join(parts)
 
 

@@ -18,8 +18,10 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from kumotui.apply import Target
 from kumotui.catalog import info
+from kumotui.connect import open_host
+from kumotui.errors import KumotuiError
 from kumotui.findings import Finding, evaluate, summary
-from kumotui.hosts import HostFacts, LocalHost
+from kumotui.hosts import Host, HostFacts
 from kumotui.privilege import Privilege, detect_privilege
 from kumotui.profiles import Profile, load_profile
 from kumotui.settings import Settings
@@ -34,7 +36,7 @@ from kumotui.values import normalize, takes_away
 
 WORKER_TITLES = {
     "read": "Reading kernel parameters failed",
-    "host": "Reading host facts failed",
+    "host": "Opening the host failed",
 }
 """How a failed worker group is named in the error notice."""
 
@@ -133,6 +135,8 @@ class TuningScreen(Screen[None]):
         """
         super().__init__(name=name, id=id, classes=classes)
         self.settings = settings
+        self.host: Host | None = None
+        """The open connection (local or SSH), closed when the screen goes away."""
         self.target: Target | None = None
         """The host's tree, drop-in and journal; set by the first ``read_host``."""
         self.fixed_facts = host_facts
@@ -166,12 +170,28 @@ class TuningScreen(Screen[None]):
         self.read_host()
         self.query_one(ParamTable).focus()
 
+    def on_unmount(self) -> None:
+        """Close the SSH connection, if any."""
+        if self.host is not None:
+            self.host.close()
+
     # -- workers ---------------------------------------------------------
 
     @work(thread=True, group="host", exclusive=True, exit_on_error=False)
     def read_host(self) -> None:
-        """Open the host, read its facts and find out how kumotui may write (may run ``sudo -n``)."""
-        target = Target.from_settings(self.settings, LocalHost())
+        """Open the host (SSH for ``--host``), read its facts, find out how kumotui may write.
+
+        Everything here may block: the SSH handshake, ``sudo -n true``.
+        """
+        hosts = self.settings.hosts
+        if len(hosts) > 1:
+            raise KumotuiError(
+                f"the app tunes one host at a time, got {len(hosts)} --host options; "
+                "use `kumotui check` or `kumotui apply` for several"
+            )
+        host = open_host(hosts[0] if hosts else None, self.settings)
+        self.host = host
+        target = Target.from_settings(self.settings, host)
         facts = self.fixed_facts or target.tree.facts()
         privilege = self.fixed_privilege or detect_privilege(target)
         if not get_current_worker().is_cancelled:

@@ -1,0 +1,81 @@
+"""The app on a remote host, over a real OpenSSH server on 127.0.0.1.
+
+The same keys as on the local host apply and roll back; what changes is
+that every read and write goes through the SSH connection opened in the
+screen's host worker (never on the event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kumotui.settings import Settings
+from kumotui.ui.app import make_app
+from kumotui.ui.demo import settle
+from kumotui.ui.screens.apply import ApplyScreen
+from kumotui.ui.screens.tuning import TuningScreen
+from kumotui.ui.widgets import HostHeader, ParamTable
+from tests.sshd import Sshd, available, start_sshd
+from tests.trees import MODERN_KERNEL, make_tree, read_tree
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    if not available():
+        if os.environ.get("CI"):
+            pytest.fail("CI installs openssh-server; sshd must be available")
+        pytest.skip("openssh-server is not installed")
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_apply_and_rollback_over_ssh(sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in sshd.env().items():
+        monkeypatch.setenv(name, value)
+    tree = make_tree(tmp_path / "remote-proc-sys", MODERN_KERNEL)
+    settings = Settings(
+        sysctl_root=tree,
+        sysctl_d=tmp_path / "remote-etc",
+        state_dir=tmp_path / "remote-state",
+        system_root=tmp_path / "remote-root",
+        hosts=(sshd.spec,),
+    )
+    app = make_app(settings)
+
+    async def main() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, TuningScreen)
+            assert screen.query_one(HostHeader).facts is not None
+            assert screen.query_one(HostHeader).facts.hostname == "mta-sim"  # read from the remote tree
+            assert screen.query_one(ParamTable).row_count == 12
+            await pilot.press("a")
+            await settle(pilot)
+            assert isinstance(app.screen, ApplyScreen) and app.screen.stage == "preview"
+            await pilot.press("enter")
+            await settle(pilot)
+            assert app.screen.stage == "done", str(app.screen.query_one("#apply-text").render())
+            await pilot.press("enter")
+            await settle(pilot)
+            assert read_tree(tree, "vm.max_map_count") == "768000"
+            assert not screen.pending  # re-read over SSH after the apply
+            await pilot.press("r")
+            await settle(pilot)
+            await pilot.press("enter")
+            await settle(pilot)
+            await pilot.press("escape")
+            await settle(pilot)
+            assert len(screen.pending) == 6
+
+    asyncio.run(main())
+    assert read_tree(tree, "vm.max_map_count") == "65530"  # applied, then rolled back
+    assert len(list((tmp_path / "remote-state/journal").glob("*.json"))) == 2
