@@ -126,7 +126,8 @@ def test_long_values_are_cut_with_an_ellipsis_and_shown_whole_in_details(host: P
     run(make_demo_host(host), flow)
 
 
-def test_full_flow_filter_edit_exclude_apply_rollback(host: Path) -> None:
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=["80x24", "120x36"])
+def test_full_flow_filter_edit_exclude_apply_rollback(host: Path, size: tuple[int, int]) -> None:
     settings = make_demo_host(host)
     tree = host / "proc/sys"
 
@@ -215,7 +216,7 @@ def test_full_flow_filter_edit_exclude_apply_rollback(host: Path) -> None:
         assert len(journal_files(host)) == 2
         assert {r.key for r in table(app).rows_shown[:6]} == NEEDS_CHANGE
 
-    run(settings, flow)
+    run(settings, flow, size)
 
 
 def test_read_only_shows_commands_and_writes_nothing(host: Path) -> None:
@@ -255,6 +256,7 @@ def test_apply_is_offered_only_with_pending_changes(host: Path) -> None:
         assert screen.check_action("apply", ()) is False
         titles = [title for title, _, _ in TuningCommands(screen)._commands()]
         assert "Apply" not in titles and "Rollback" in titles and "Re-read" in titles
+        assert "Focus Next" not in titles  # only the screen's own commands
         await pilot.press("a")  # does nothing
         await pilot.pause()
         assert isinstance(app.screen, TuningScreen)

@@ -21,7 +21,9 @@ class TuningCommands(Provider):
         found: list[tuple[str, str, str]] = []
         seen: set[str] = set()
         for _key, binding in screen._bindings:
-            if binding.action in seen or not binding.description:
+            # Only the screen's own commands (they carry an id); Textual's
+            # focus and copy keys are not what an operator searches for.
+            if binding.id is None or binding.action in seen or not binding.description:
                 continue
             if screen.check_action(binding.action, ()) is not True:
                 continue
