@@ -1,0 +1,336 @@
+"""A benchmark run: choose a backend, start a sink and a generator as jobs,
+sample both on one clock, stop everything, and keep the record.
+
+This is the one place the CLI's ``bench`` and the UI's benchmark screen
+start runs from. It owns no protocol knowledge (that lives in the engines and
+the backend parsers) and no process handling (that lives in
+:mod:`kumotui.jobs`): it only sequences jobs and collects their samples.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from kumotui.benchrun import BenchOptions, sink_args
+from kumotui.errors import KumotuiError
+from kumotui.hosts import Host, HostFacts
+from kumotui.jobs import (
+    BuiltinGenJob,
+    BuiltinSinkJob,
+    Job,
+    KumodSinkJob,
+    Launcher,
+    PostfixSinkJob,
+    PostfixSourceJob,
+    SshLauncher,
+    TrafficGenJob,
+)
+from kumotui.runs import RunConfig, RunRecord, new_run, save_run
+from kumotui.samples import Sample, Summary, thin_series
+
+BACKENDS = ("builtin", "kumomta", "postfix")
+SAMPLE_INTERVAL = 0.5
+"""Seconds between readings: 2 Hz, what the live panes refresh at."""
+SERIES_LIMIT = 7200
+"""Samples kept in memory per run (an hour at 2 Hz per role); older ones are thinned."""
+
+
+def available_backends() -> list[str]:
+    """The backends whose tools are installed here, builtin always first."""
+    from kumotui.backends import kumomta, postfix
+
+    found = ["builtin"]
+    try:
+        kumomta.find_kumomta()
+        found.append("kumomta")
+    except KumotuiError:
+        pass
+    try:
+        postfix.find_postfix_tools()
+        found.append("postfix")
+    except KumotuiError:
+        pass
+    return found
+
+
+def resolve_backend(name: str) -> str:
+    """``auto`` picks kumomta when kumod and traffic-gen are installed, else builtin."""
+    if name not in (*BACKENDS, "auto"):
+        raise KumotuiError(f"--backend {name!r}: choose auto, {', '.join(BACKENDS)}")
+    if name != "auto":
+        return name
+    return "kumomta" if "kumomta" in available_backends() else "builtin"
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """What to run: the generator's options plus backend and where each side runs."""
+
+    options: BenchOptions
+    backend: str = "builtin"
+    sink_listen: str | None = None
+    """Where a started sink listens (default: a free loopback port for builtin,
+    KumoMTA's 2026 for kumomta)."""
+    tempfail_percent: float = 0.0
+    permfail_percent: float = 0.0
+    kumod_user: str = "kumod"
+    """The account kumod drops to when started as root (``--user``)."""
+    sink_http_port: int = 8002
+    """kumod's HTTP listener (liveness and /metrics); KumoMTA's sink uses 8002."""
+    profile: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    """The profile's parameters' values at start, for the run record."""
+
+
+@dataclass
+class BenchOutcome:
+    """The end of a run."""
+
+    record: RunRecord
+    target: str
+    interrupted: bool = False
+
+    @property
+    def generator(self) -> Summary | None:
+        """The generator's summary."""
+        return self.record.generator
+
+    @property
+    def sink(self) -> Summary | None:
+        """The sink's summary (None when no sink was started)."""
+        return self.record.sink
+
+
+class Benchmark:
+    """One run's jobs and samples; safe to stop from another thread."""
+
+    def __init__(
+        self, plan: BenchPlan, *, sink_launcher: Launcher | None = None, generator_launcher: Launcher | None = None
+    ) -> None:
+        self.plan = replace(plan, backend=resolve_backend(plan.backend))
+        self.sink_launcher = sink_launcher or Launcher()
+        self.generator_launcher = generator_launcher or Launcher()
+        self.sink: Job | None = None
+        self.generator: Job | None = None
+        self.series: list[Sample] = []
+        self.target = plan.options.target or ""
+        self._stop = threading.Event()
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        self.started_at = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the sink (if asked), wait for it, then start the generator."""
+        self.plan.options.validate()
+        self.started_at = time.monotonic()
+        try:
+            if self.plan.options.local_sink:
+                self.sink = self._make_sink()
+                self.sink.start().wait_ready()
+                self.target = self._sink_target()
+                self.poll()  # the sink's baseline, so its summary spans exactly the generator's work
+            self.generator = self._make_generator(self.target)
+            self.generator.start().wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def poll(self) -> list[Sample]:
+        """One reading of each job, kept in the series and returned."""
+        fresh = []
+        for job in (self.generator, self.sink):
+            if job is None:
+                continue
+            sample = job.reading()
+            if sample is not None:
+                sample = replace(sample, elapsed=round(time.monotonic() - self.started_at, 3))
+                fresh.append(sample)
+        self.series.extend(fresh)
+        if len(self.series) > 2 * SERIES_LIMIT:
+            self.series = thin_series(self.series, SERIES_LIMIT)
+        return fresh
+
+    @property
+    def done(self) -> bool:
+        """The generator has finished (or a stop was asked for)."""
+        return self._stop.is_set() or (self.generator is not None and self.generator.finished)
+
+    def request_stop(self) -> None:
+        """Ask a running :meth:`run` to stop early (from any thread)."""
+        self._stop.set()
+
+    def stop(self) -> None:
+        """Stop every job by PID, generator first. Idempotent."""
+        for job in (self.generator, self.sink):
+            if job is not None:
+                job.stop()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    def run(
+        self, on_samples: Callable[[list[Sample]], None] | None = None, interval: float = SAMPLE_INTERVAL
+    ) -> list[Sample]:
+        """Sample until the generator finishes or :meth:`request_stop`; then one last reading."""
+        next_tick = time.monotonic()
+        while not self.done:
+            fresh = self.poll()
+            if on_samples is not None and fresh:
+                on_samples(fresh)
+            next_tick += interval
+            self._stop.wait(max(0.0, next_tick - time.monotonic()))
+        if self.generator is not None and not self.generator.finished:
+            self.generator.stop()
+        if self.generator is not None:
+            self.generator.process.drained(2.0)
+        final = self.poll()
+        if on_samples is not None and final:
+            on_samples(final)
+        return self.series
+
+    def finish(self, host: HostFacts) -> BenchOutcome:
+        """Stop everything, summarise both sides and build the run record."""
+        interrupted = self._stop.is_set()
+        if self.sink is not None:
+            time.sleep(min(1.0, SAMPLE_INTERVAL))  # let the sink count the last messages
+            self.poll()
+        self.stop()
+        if self.sink is not None:
+            self.poll()  # a stopped engine's final line carries its exact totals
+        gen_summary = self.generator.summary(self.series) if self.generator else None
+        sink_series = [s for s in self.series if s.role == "sink"]
+        sink_summary = self.sink.summary(sink_series) if self.sink else None
+        options = self.plan.options
+        config = RunConfig(
+            backend=self.plan.backend,
+            target=self.target,
+            concurrency=options.concurrency,
+            messages=options.messages,
+            duration=options.duration,
+            body_size=options.body_size,
+        )
+        record = replace(
+            new_run(config, host, self.plan.parameters, profile=self.plan.profile),
+            series=tuple(self.series),
+            generator=gen_summary,
+            sink=sink_summary,
+        )
+        return BenchOutcome(record, self.target, interrupted)
+
+    # -- jobs per backend ----------------------------------------------------------
+
+    def _sink_target(self) -> str:
+        assert self.sink is not None
+        port = getattr(self.sink, "port", 0)
+        host = "127.0.0.1"
+        launcher_host = getattr(self.sink_launcher, "host", None)
+        if launcher_host is not None:
+            host = launcher_host.spec.host
+        return f"{host}:{port}"
+
+    def _listen(self, default_port: int) -> tuple[str, int]:
+        listen = self.plan.sink_listen or f"127.0.0.1:{default_port}"
+        host, _, port = listen.rpartition(":")
+        if not port.isdigit():
+            raise KumotuiError(f"--listen {listen!r}: expected ADDR:PORT")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+    def _make_sink(self) -> Job:
+        backend, options = self.plan.backend, self.plan.options
+        if backend == "builtin":
+            host, port = self._listen(0)
+            args = sink_args(
+                f"{host}:{port}",
+                options.sink_workers,
+                tempfail_percent=self.plan.tempfail_percent,
+                permfail_percent=self.plan.permfail_percent,
+            )
+            return BuiltinSinkJob(self.sink_launcher, args)
+        if backend == "kumomta":
+            from kumotui.backends import kumomta
+
+            host, port = self._listen(kumomta.SINK_PORT)
+            kumo = kumomta.find_kumomta()
+            self._tempdir = tempfile.TemporaryDirectory(prefix="kumotui-sink-", dir="/tmp")
+            owner = self.plan.kumod_user if os.geteuid() == 0 else None
+            policy = kumomta.write_sink_policy(
+                Path(self._tempdir.name), port=port, http_port=self.plan.sink_http_port, listen_host=host, owner=owner
+            )
+            return KumodSinkJob(
+                self.sink_launcher,
+                str(kumo.kumod),
+                policy,
+                port=port,
+                http_port=self.plan.sink_http_port,
+                user=self.plan.kumod_user,
+            )
+        from kumotui.backends import postfix
+
+        host, port = self._listen(2026)
+        tools = postfix.find_postfix_tools()
+        argv = postfix.smtp_sink_command(tools, f"{host}:{port}", concurrency=options.concurrency)
+        return PostfixSinkJob(
+            self.sink_launcher, argv, tools.environ(), (host if host != "0.0.0.0" else "127.0.0.1", port)
+        )
+
+    def _make_generator(self, target: str) -> Job:
+        backend, options = self.plan.backend, self.plan.options
+        if backend == "builtin":
+            return BuiltinGenJob(self.generator_launcher, options.gen_args(target))
+        if backend == "kumomta":
+            from kumotui.backends import kumomta
+
+            kumo = kumomta.find_kumomta()
+            argv = kumomta.traffic_gen_command(
+                kumo.traffic_gen,
+                target=target,
+                concurrency=options.concurrency,
+                messages=options.messages,
+                duration=int(options.duration) if options.duration else None,
+                body_size=options.body_size,
+                keep_going=bool(self.plan.tempfail_percent or self.plan.permfail_percent),
+            )
+            return TrafficGenJob(self.generator_launcher, argv, messages=options.messages, body_size=options.body_size)
+        from kumotui.backends import postfix
+
+        tools = postfix.find_postfix_tools()
+        if options.messages is None:
+            raise KumotuiError("--backend postfix needs --messages (smtp-source sends a fixed count)")
+        argv = postfix.smtp_source_command(
+            tools, target, concurrency=options.concurrency, messages=options.messages, body_size=options.body_size
+        )
+        return PostfixSourceJob(
+            self.generator_launcher, argv, tools.environ(), messages=options.messages, body_size=options.body_size
+        )
+
+
+def launcher_for(host: Host | None) -> Launcher:
+    """Local for None or the local host, SSH for a remote one."""
+    if host is None or host.name == "local":
+        return Launcher()
+    return SshLauncher(host)
+
+
+def run_and_record(
+    bench: Benchmark, host: HostFacts, state_dir: Path | None, on_samples: Callable[[list[Sample]], None] | None = None
+) -> BenchOutcome:
+    """Start, sample to the end (Ctrl+C stops early), summarise, save the record."""
+    try:
+        bench.start()
+        try:
+            bench.run(on_samples)
+        except KeyboardInterrupt:
+            bench.request_stop()
+        outcome = bench.finish(host)
+    finally:
+        bench.stop()
+    if state_dir is not None:
+        save_run(state_dir, outcome.record)
+    return outcome
