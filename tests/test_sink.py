@@ -321,3 +321,21 @@ def _engine(name: str) -> list[str]:
     import sys
 
     return [sys.executable, "-m", f"kumotui.engines.{name}"]
+
+
+def test_endless_message_is_cut_off() -> None:
+    """DATA that never ends and is far over the limit: 552 and the session closes."""
+    with sink("--max-message-size", "10000") as (engine, port):
+        c = Client(port)
+        c.greet()
+        c.send(ENVELOPE)
+        assert [c.code() for _ in range(3)] == [250, 250, 354]
+        try:
+            for _ in range(100):
+                c.send(b"y" * 4096)
+        except OSError:
+            pass  # the sink may already have closed
+        assert c.code() == 552
+        assert c.closed()
+        summary = engine.stop()
+    assert summary is not None and summary["rejected_5xx"] == 1 and summary["received"] == 0

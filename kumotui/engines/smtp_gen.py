@@ -432,6 +432,7 @@ class Client(asyncio.Protocol):
         "banner_ok",
         "caps",
         "closed",
+        "closing",
         "count",
         "expect",
         "finished",
@@ -464,6 +465,7 @@ class Client(asyncio.Protocol):
         self.needs_rset = False
         self.banner_ok = False
         self.quitting = False
+        self.closing = False
         self.reason = "dropped"
         self.pace_handle: asyncio.TimerHandle | None = None
         self.last_rx = time.monotonic()
@@ -511,7 +513,7 @@ class Client(asyncio.Protocol):
             self.lines.append(line)
             self._reply(int(line[:3]))
             self.lines = []
-            if self.transport is None:
+            if self.closing:
                 return
         rest = buf[start:]
         if len(rest) > 65536:
@@ -700,7 +702,7 @@ class Client(asyncio.Protocol):
         self._send(b"".join(parts) if len(parts) > 1 else parts[0])
 
     def _send(self, data: bytes) -> None:
-        if self.transport is not None:
+        if self.transport is not None and not self.closing:
             self.transport.write(data)
 
     # -- ending -----------------------------------------------------------------------
@@ -728,10 +730,12 @@ class Client(asyncio.Protocol):
         self.expect.clear()
 
     def _close(self) -> None:
+        self.closing = True
         if self.transport is not None:
             self.transport.close()
 
     def _abort(self, reason: str) -> None:
+        self.closing = True
         self.reason = reason
         if self.transport is not None:
             self.transport.abort()

@@ -129,6 +129,7 @@ R_SYNTAX_DATA = _reply("501 5.5.4 syntax: DATA takes no argument")
 R_BAD_PARAM = _reply("555 5.5.4 unsupported parameter")
 R_TOO_BIG_MAIL = _reply("552 5.3.4 message size exceeds fixed limit")
 R_TOO_BIG_DATA = _reply("552 5.3.4 message too big")
+R_TOO_BIG_CLOSE = _reply("552 5.3.4 message too big, closing")
 R_TOO_MANY_RCPTS = _reply("452 4.5.3 too many recipients")
 R_TEMPFAIL_RCPT = _reply("451 4.7.1 tempfail requested by recipient")
 R_PERMFAIL_RCPT = _reply("550 5.1.1 permfail requested by recipient")
@@ -298,12 +299,30 @@ class SinkProtocol(asyncio.Protocol):
                 size = len(data)
                 self.data_bytes += size - pos
                 self.tail = data[-4:] if size - pos >= 4 else (tail + data[pos:])[-4:]
+                if self.data_bytes > 2 * self.cfg.max_size + 65536:
+                    self._give_up_on_data()
                 return -1
             found = i + 5
         self.data_bytes += found - pos
         self.in_data = False
         self.tail = b""
         return found
+
+    def _give_up_on_data(self) -> None:
+        """A message twice over the limit with no end in sight: stop reading it.
+
+        RFC 5321 has the server read to the end before its 552, but a client
+        that never ends a message would hold the session (and a core) forever.
+        """
+        stats = self.stats
+        stats.rejected += 1
+        stats.rejected_5xx += 1
+        self.in_mail = False
+        self.in_data = False
+        self.aborting = True
+        if self.transport is not None:
+            self.transport.write(R_TOO_BIG_CLOSE)
+            self.transport.close()
 
     def _end_of_data(self) -> bytes:
         stats = self.stats
@@ -993,6 +1012,7 @@ def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> in
     pool.serve(cfg.interval, stdin_eof, lambda: _progress(pool, started))
     pool.stop()
     line: dict[str, Any] = {"type": "summary", "elapsed": round(time.monotonic() - started, 3)}
+    line.update(Stats().as_dict())
     line.update(pool.totals())
     line["workers"] = workers
     if pool.lost:
@@ -1003,6 +1023,7 @@ def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> in
 
 def _progress(pool: WorkerPool, started: float) -> None:
     line: dict[str, Any] = {"type": "progress", "elapsed": round(time.monotonic() - started, 3)}
+    line.update(Stats().as_dict())  # every field, even before a worker has reported
     line.update(pool.totals())
     emit(line)
 
