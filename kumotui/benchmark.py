@@ -232,7 +232,7 @@ class Benchmark:
         host = "127.0.0.1"
         launcher_host = getattr(self.sink_launcher, "host", None)
         if launcher_host is not None:
-            host = launcher_host.spec.host
+            host = launcher_host.address
         return f"{host}:{port}"
 
     def _listen(self, default_port: int) -> tuple[str, int]:

@@ -124,6 +124,22 @@ class RemoteHost:
             self.close()
             raise KumotuiError(f"{spec}: the remote agent did not start ({hello.strip() or 'no output'})")
         self._facts: dict[str, Any] | None = None
+        self._address: str | None = None
+
+    @property
+    def address(self) -> str:
+        """The address ssh really connects to (``HostName`` from ssh_config
+        resolved by ``ssh -G``), for traffic aimed at this host."""
+        if self._address is None:
+            self._address = self.spec.host
+            try:
+                _code, out, _err = local["ssh"][(*ssh_options(), "-G", self.spec.host)].run(retcode=None, timeout=10)
+            except Exception:  # fall back to the name as given
+                out = ""
+            for line in str(out).splitlines():
+                if line.startswith("hostname "):
+                    self._address = line.split(None, 1)[1].strip()
+        return self._address
 
     def close(self) -> None:
         """Close the agent channel and the SSH master session."""
