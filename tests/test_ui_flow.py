@@ -186,7 +186,7 @@ def test_full_flow_filter_edit_exclude_apply_rollback(host: Path, size: tuple[in
         await settle(pilot)
         assert app.screen.stage == "done"
         result = str(app.screen.query_one("#apply-text").render())
-        assert "✔ Done" in result and result.count("verified") == 5
+        assert "✔ Done" in result and result.count("read back, as written") == 5
         await pilot.press("enter")
         await settle(pilot)
 

@@ -111,7 +111,7 @@ def test_outcome_names_each_key_and_the_failure() -> None:
     )
     text = render_outcome(outcome, "vm.nr_hugepages = 20: the kernel kept 3. Restored the previous values.").plain
     assert text.startswith("✖ vm.nr_hugepages = 20")
-    assert "✔ net.core.somaxconn" in text and "8192 verified" in text
+    assert "✔ net.core.somaxconn" in text and "8192  read back, as written" in text
     assert "✖ vm.nr_hugepages" in text and "kept 3 instead" in text
 
 

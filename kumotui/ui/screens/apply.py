@@ -98,14 +98,19 @@ def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
         )
         parts.append(Content(""))
     width = _key_width([r.key for r in outcome.results])
+
+    def shown(value: str | None) -> str:
+        return normalize(value) if value is not None else "(unreadable)"
+
+    value_width = max((len(shown(r.read_back)) for r in outcome.results if r.ok), default=0)
     for result in outcome.results:
-        read_back = normalize(result.read_back) if result.read_back is not None else "(unreadable)"
+        read_back = shown(result.read_back)
         if result.ok:
             parts.append(
                 Content.from_markup(
-                    "[$text-success]✔[/] $key  $value [$text-muted]verified[/]",
+                    "[$text-success]✔[/] $key  $value  [$text-muted]read back, as written[/]",
                     key=result.key.ljust(width),
-                    value=read_back,
+                    value=read_back.ljust(value_width),
                 )
             )
         else:
