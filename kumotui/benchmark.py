@@ -132,7 +132,7 @@ class Benchmark:
         self.started_at = time.monotonic()
         try:
             if self.plan.options.local_sink:
-                self.sink = self._make_sink()
+                self.sink = self.make_sink()
                 self.sink.start().wait_ready()
                 self.target = self._sink_target()
                 self.poll()  # the sink's baseline, so its summary spans exactly the generator's work
@@ -242,7 +242,8 @@ class Benchmark:
             raise KumotuiError(f"--listen {listen!r}: expected ADDR:PORT")
         return host.strip("[]") or "0.0.0.0", int(port)
 
-    def _make_sink(self) -> Job:
+    def make_sink(self) -> Job:
+        """The sink job for this plan's backend (not started)."""
         backend, options = self.plan.backend, self.plan.options
         if backend == "builtin":
             host, port = self._listen(0)

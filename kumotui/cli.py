@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from kumotui import __version__
+from kumotui import __version__, benchcli
 from kumotui.apply import (
     ApplyFailed,
     Outcome,
@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--apply", action="store_true", help="write the kumomta.service drop-in")
     limits.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     limits.set_defaults(handler=cmd_limits)
-    _bench_commands(commands)
+    benchcli.register(commands, lambda sub: _global_options(sub, suppress=True), settings_from)
     return parser
 
 
@@ -451,164 +451,6 @@ def cmd_limits(args: argparse.Namespace) -> int:
                 f"Undo with: kumotui rollback {outcome.entry.id}"
             )
     return 0
-
-
-def _bench_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``sink`` and ``bench``: the built-in SMTP benchmark (see kumotui.benchrun)."""
-    sink = commands.add_parser(
-        "sink",
-        help="run the built-in SMTP sink (JSON lines on stdout)",
-        description="Accept mail and discard it, printing JSON lines every 0.5 s; "
-        "on SIGTERM or Ctrl+C a final summary line, then exit 0.",
-    )
-    sink.add_argument(
-        "--listen",
-        default="127.0.0.1:2026",
-        metavar="ADDR:PORT",
-        help="where to listen (default: %(default)s, KumoMTA's sink port)",
-    )
-    sink.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="processes sharing the port with SO_REUSEPORT (default: 1)"
-    )
-    sink.add_argument(
-        "--tempfail-percent",
-        type=float,
-        default=0.0,
-        metavar="P",
-        help="answer this share of messages with 451 at end of data",
-    )
-    sink.add_argument(
-        "--permfail-percent",
-        type=float,
-        default=0.0,
-        metavar="P",
-        help="answer this share of messages with 554 at end of data",
-    )
-    sink.add_argument(
-        "--max-message-size", default="50MiB", metavar="SIZE", help="largest message accepted (default: %(default)s)"
-    )
-    sink.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=300.0,
-        metavar="S",
-        help="close sessions silent this long (default: %(default)s)",
-    )
-    sink.add_argument("--backend", choices=["builtin"], default="builtin", help="sink implementation")
-    sink.set_defaults(handler=cmd_sink)
-
-    bench = commands.add_parser(
-        "bench",
-        help="send test mail to a sink and measure it",
-        description="Run the built-in traffic generator against --target or a sink it starts "
-        "itself (--local-sink). Targets outside loopback and private ranges are refused "
-        "unless --allow-remote-target.",
-    )
-    where = bench.add_mutually_exclusive_group(required=True)
-    where.add_argument("--target", metavar="HOST:PORT", help="the SMTP sink to send to")
-    where.add_argument(
-        "--local-sink", action="store_true", help="start a built-in sink on a free loopback port and stop it afterwards"
-    )
-    bench.add_argument(
-        "--messages", type=int, metavar="N", help="messages to send; no deadline unless --duration is given too"
-    )
-    bench.add_argument(
-        "--duration", type=float, metavar="S", help="seconds to send for (default 60 when --messages is not given)"
-    )
-    bench.add_argument(
-        "--concurrency", type=int, default=50, metavar="C", help="connections, each sending many messages (default: 50)"
-    )
-    bench.add_argument(
-        "--body-size", default="1KB", metavar="SIZE", help="message size: 1000, 1KB, 100KB, 1MiB (default: 1KB)"
-    )
-    bench.add_argument("--rate", type=float, metavar="R", help="at most R messages per second")
-    bench.add_argument("--workers", type=int, default=1, metavar="N", help="generator processes (default: 1)")
-    bench.add_argument(
-        "--sink-workers", type=int, default=1, metavar="N", help="processes of the --local-sink (default: 1)"
-    )
-    bench.add_argument(
-        "--no-pipelining", action="store_true", help="one command per round trip even if the server offers PIPELINING"
-    )
-    bench.add_argument(
-        "--messages-per-connection",
-        type=int,
-        default=1000,
-        metavar="N",
-        help="reconnect after N messages (default: 1000; 0: never)",
-    )
-    bench.add_argument(
-        "--connect-timeout",
-        type=float,
-        default=5.0,
-        metavar="S",
-        help="give up on an unreachable target after S seconds (default: 5)",
-    )
-    bench.add_argument(
-        "--recipient", metavar="ADDR", help="one fixed recipient on a reserved domain instead of userN@example.com"
-    )
-    bench.add_argument(
-        "--allow-remote-target", action="store_true", help="allow a target outside loopback and private ranges"
-    )
-    bench.add_argument("--backend", choices=["builtin"], default="builtin", help="engine to use")
-    bench.add_argument(
-        "--json", action="store_true", help="print only the final summary, as one JSON object on the last line"
-    )
-    bench.set_defaults(handler=cmd_bench)
-
-
-def cmd_sink(args: argparse.Namespace) -> int:
-    """``kumotui sink``: the built-in sink in a child process, its JSON lines passed through."""
-    from kumotui import benchrun
-
-    benchrun.check_sink_options(
-        args.listen, args.workers, args.tempfail_percent, args.permfail_percent, args.idle_timeout
-    )
-    engine_args = benchrun.sink_args(
-        args.listen,
-        args.workers,
-        tempfail_percent=args.tempfail_percent,
-        permfail_percent=args.permfail_percent,
-        max_message_size=benchrun.parse_size(args.max_message_size, "--max-message-size"),
-        idle_timeout=args.idle_timeout,
-    )
-    benchrun.run_sink(engine_args, lambda line: print(line, flush=True))
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    """``kumotui bench``: run the generator, show progress, print the summary."""
-    from kumotui import benchrun
-
-    opts = benchrun.BenchOptions(
-        target=args.target,
-        local_sink=args.local_sink,
-        messages=args.messages,
-        duration=args.duration,
-        concurrency=args.concurrency,
-        body_size=benchrun.parse_size(args.body_size),
-        rate=args.rate,
-        workers=args.workers,
-        sink_workers=args.sink_workers,
-        pipelining=not args.no_pipelining,
-        per_connection=args.messages_per_connection,
-        connect_timeout=args.connect_timeout,
-        recipient=args.recipient,
-        allow_remote_target=args.allow_remote_target,
-    )
-    live = not args.json and sys.stderr.isatty()
-
-    def show(sample: benchrun.Sample) -> None:
-        sys.stderr.write("\r\x1b[K" + benchrun.progress_line(sample))
-        sys.stderr.flush()
-
-    result = benchrun.run_bench(opts, show if live else None)
-    if live:
-        sys.stderr.write("\r\x1b[K")
-    if args.json:
-        print(json.dumps(result.as_json()))
-    else:
-        print(benchrun.human_summary(result))
-    return 130 if result.interrupted else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

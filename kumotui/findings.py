@@ -56,6 +56,13 @@ def evaluate(profile: Profile, tree: SysctlTree) -> list[Finding]:
     return findings
 
 
+def parameter_values(profile: Profile, tree: SysctlTree) -> dict[str, str]:
+    """The profile's parameters as they are now (normalised), for run records;
+    unreadable ones are left out."""
+    readings = tree.read_many([p.key for p in profile.params])
+    return {key: normalize(r.value) for key, r in readings.items() if r.value is not None}
+
+
 def summary(findings: list[Finding]) -> str:
     """One line such as ``5 of 12 parameters need a change``."""
     total = len(findings)

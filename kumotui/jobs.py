@@ -369,11 +369,15 @@ class EngineJob(Job):
         self.last: dict[str, Any] | None = None
         self.final: dict[str, Any] | None = None
         self._rates = RateWindow(3.0)
+        self.echo: Callable[[str], None] | None = None
+        """Called with every JSON line as it arrives (``kumotui sink`` passes them through)."""
 
     def on_stdout(self, data: bytes) -> None:
         for line in self._splitter.feed(data):
             if not line.startswith("{"):
                 continue
+            if self.echo is not None:
+                self.echo(line)
             try:
                 message = json.loads(line)
             except ValueError:
