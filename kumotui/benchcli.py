@@ -127,6 +127,13 @@ def _sink_parser(
         help="built-in: close sessions silent this long (default: %(default)s)",
     )
     sink.add_argument(
+        "--http-port",
+        type=int,
+        default=8002,
+        metavar="PORT",
+        help="kumomta: kumod's HTTP listener for liveness and /metrics (default: 8002)",
+    )
+    sink.add_argument(
         "--kumod-user",
         default="kumod",
         metavar="USER",
@@ -228,6 +235,13 @@ def _bench_parser(
         "--allow-remote-target", action="store_true", help="allow a target outside loopback and private ranges"
     )
     bench.add_argument(
+        "--http-port",
+        type=int,
+        default=8002,
+        metavar="PORT",
+        help="kumomta: kumod's HTTP listener for liveness and /metrics (default: 8002)",
+    )
+    bench.add_argument(
         "--kumod-user",
         default="kumod",
         metavar="USER",
@@ -266,6 +280,7 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
             tempfail_percent=args.tempfail_percent,
             permfail_percent=args.permfail_percent,
             kumod_user=args.kumod_user,
+            sink_http_port=args.http_port,
         )
         bench = Benchmark(plan, sink_launcher=launcher_for(host))
         if bench.plan.backend == "builtin":
@@ -377,6 +392,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         tempfail_percent=args.tempfail_percent,
         permfail_percent=args.permfail_percent,
         kumod_user=args.kumod_user,
+        sink_http_port=args.http_port,
         profile=settings.profile,
     )
     profile = load_profile(settings.profile)
