@@ -192,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--apply", action="store_true", help="write the kumomta.service drop-in")
     limits.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     limits.set_defaults(handler=cmd_limits)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="write a simulated host (a /proc/sys-like tree) to try kumotui on",
+        description="Write DIR/proc/sys with a current Debian kernel's values, plus DIR/etc/sysctl.d and "
+        "DIR/var/lib/kumotui, then print the flags that point kumotui at it. Nothing outside DIR is touched.",
+    )
+    simulate.add_argument("dir", type=Path, metavar="DIR", help="where to write the simulated host")
+    simulate.set_defaults(handler=cmd_simulate)
     benchcli.register(commands, lambda sub: _global_options(sub, suppress=True), settings_from)
     return parser
 
@@ -404,6 +413,18 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             return 1
     print_results(outcome)
     print(f"\nRolled back {outcome.entry.target} (journal entry {outcome.entry.id}).")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """``kumotui simulate DIR``: a practice host."""
+    from kumotui.simulate import flags_for, make_simulated_host
+
+    if args.dir.exists() and any(args.dir.iterdir()):
+        raise KumotuiError(f"{args.dir}: not empty; choose a new directory")
+    settings = make_simulated_host(args.dir.resolve())
+    flags = " ".join(flags_for(settings))
+    print(f"Wrote a simulated host in {args.dir}. Try:\n  kumotui {flags}\n  kumotui check {flags}")
     return 0
 
 

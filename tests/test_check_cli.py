@@ -123,3 +123,14 @@ def test_real_proc_sys_read_only() -> None:
             assert result["current"] == real
     after = {key: Path("/proc/sys", key.replace(".", "/")).read_text() for key in OK_ON_MODERN}
     assert before == after
+
+
+def test_simulate_writes_a_practice_host(tmp_path: Path) -> None:
+    run = kumotui("simulate", tmp_path / "sim")
+    assert run.returncode == 0, run.stderr
+    flags = run.stdout.splitlines()[-1].split()[2:]  # "kumotui check FLAGS..."
+    check = kumotui("check", "--json", *flags)
+    statuses = {r["key"]: r["status"] for r in json.loads(check.stdout)["results"]}
+    assert statuses["fs.file-max"] == "ok" and statuses["vm.max_map_count"] == "below"
+    again = kumotui("simulate", tmp_path / "sim")
+    assert again.returncode == 2 and "not empty" in again.stderr

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kumotui.simulate import MODERN_KERNEL as MODERN
+from kumotui.simulate import write_tree
 from kumotui.sysctl import key_to_relpath
 
+TWELVE = (
+    "fs.file-max",
+    "kernel.shmmax",
+    "net.core.somaxconn",
+    "net.core.rmem_default",
+    "net.core.wmem_default",
+    "net.core.rmem_max",
+    "net.core.wmem_max",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_tw_reuse",
+    "vm.max_map_count",
+    "vm.nr_hugepages",
+    "kernel.shmmni",
+)
+
 MODERN_KERNEL = {
-    "fs.file-max": "9223372036854775807",
-    "kernel.shmmax": "18446744073692774399",
-    "net.core.somaxconn": "4096",
-    "net.core.rmem_default": "212992",
-    "net.core.wmem_default": "212992",
-    "net.core.rmem_max": "212992",
-    "net.core.wmem_max": "212992",
-    "net.ipv4.ip_local_port_range": "32768\t60999",
-    "net.ipv4.tcp_tw_reuse": "2",
-    "vm.max_map_count": "65530",
-    "vm.nr_hugepages": "0",
-    "kernel.shmmni": "4096",
-    "net.ipv4.ip_unprivileged_port_start": "1024",
-    "kernel.hostname": "mta-sim",
-    "kernel.osrelease": "6.1.0-sim",
+    key: MODERN[key] for key in (*TWELVE, "net.ipv4.ip_unprivileged_port_start", "kernel.hostname", "kernel.osrelease")
 }
 """What a current Debian kernel under systemd reports for KumoMTA's twelve keys."""
 
@@ -38,11 +41,7 @@ COMPLIANT = {
 
 def make_tree(root: Path, values: dict[str, str]) -> Path:
     """Write ``values`` as files laid out like /proc/sys under ``root``."""
-    for key, value in values.items():
-        path = root / key_to_relpath(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(value + "\n")
-    return root
+    return write_tree(root, values)
 
 
 def read_tree(root: Path, key: str) -> str:
