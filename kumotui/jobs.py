@@ -397,35 +397,42 @@ class EngineJob(Job):
     def ready_on_exit(self) -> bool:
         return self.final is not None
 
+    count_field = ""
+    """The engine's cumulative counter: ``received`` (sink) or ``sent`` (generator)."""
+    failed_field = ""
+
+    def reading(self) -> Sample | None:
+        """The engine's latest line as a sample; a zero sample once ready, before the first line."""
+        with self._lock:
+            last = self.last if self.last is not None else ({} if self.ready_info else None)
+        if last is None:
+            return None
+        elapsed = self.elapsed()
+        count = int(last.get(self.count_field, 0))
+        return Sample(
+            self.role,
+            elapsed,
+            count,
+            int(last.get(self.failed_field, 0)),
+            last.get("connections"),
+            self._rates.add(elapsed, count),
+            last.get("latency_ms"),
+            last.get("bytes"),
+        )
+
 
 class BuiltinSinkJob(EngineJob):
     """kumotui's SMTP sink."""
 
     role: Role = "sink"
     module = "smtp_sink"
+    count_field = "received"
+    failed_field = "rejected"
 
     @property
     def port(self) -> int:
         """The port it listens on (useful with ``--listen HOST:0``)."""
         return int(self.ready_info.get("port", 0))
-
-    def reading(self) -> Sample | None:
-        with self._lock:
-            last = self.last if self.last is not None else ({} if self.ready_info else None)
-        if last is None:
-            return None
-        elapsed = self.elapsed()
-        count = int(last.get("received", 0))
-        return Sample(
-            "sink",
-            elapsed,
-            count,
-            int(last.get("rejected", 0)),
-            last.get("connections"),
-            self._rates.add(elapsed, count),
-            None,
-            last.get("bytes"),
-        )
 
     def summary(self, series: list[Sample]) -> Summary | None:
         if not series:
@@ -445,24 +452,8 @@ class BuiltinGenJob(EngineJob):
 
     role: Role = "generator"
     module = "smtp_gen"
-
-    def reading(self) -> Sample | None:
-        with self._lock:
-            last = self.last if self.last is not None else ({} if self.ready_info else None)
-        if last is None:
-            return None
-        elapsed = self.elapsed()
-        count = int(last.get("sent", 0))
-        return Sample(
-            "generator",
-            elapsed,
-            count,
-            int(last.get("failed", 0)),
-            last.get("connections"),
-            self._rates.add(elapsed, count),
-            last.get("latency_ms"),
-            last.get("bytes"),
-        )
+    count_field = "sent"
+    failed_field = "failed"
 
     def summary(self, series: list[Sample]) -> Summary | None:
         final = self.final

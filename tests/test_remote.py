@@ -8,28 +8,13 @@ a simulated tree; every read and write travels over the agent channel.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cli import kumotui
-from tests.sshd import Sshd, available, start_sshd
+from tests.sshd import Sshd
 from tests.trees import MODERN_KERNEL, make_tree, read_tree
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    if not available():
-        if os.environ.get("CI"):
-            pytest.fail("CI installs openssh-server; sshd must be available")
-        pytest.skip("openssh-server is not installed")
-    server = start_sshd(tmp_path_factory.mktemp("sshd"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -20,11 +20,10 @@ from kumotui.benchrun import BenchOptions
 from kumotui.hosts import LocalHost
 from kumotui.remote import HostSpec, RemoteHost
 from tests.sshd import Sshd
-from tests.test_remote import sshd  # noqa: F401  (the module-scoped sshd fixture)
 
 
 @pytest.fixture
-def remote(sshd: Sshd, monkeypatch: pytest.MonkeyPatch) -> Iterator[RemoteHost]:  # noqa: F811
+def remote(sshd: Sshd, monkeypatch: pytest.MonkeyPatch) -> Iterator[RemoteHost]:
     monkeypatch.setenv("KUMOTUI_SSH_CONFIG", str(sshd.ssh_config))
     host = RemoteHost(HostSpec.parse(sshd.spec))
     try:

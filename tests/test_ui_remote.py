@@ -8,8 +8,6 @@ screen's host worker (never on the event loop).
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,21 +18,8 @@ from kumotui.ui.demo import settle
 from kumotui.ui.screens.apply import ApplyScreen
 from kumotui.ui.screens.tuning import TuningScreen
 from kumotui.ui.widgets import HostHeader, ParamTable
-from tests.sshd import Sshd, available, start_sshd
+from tests.sshd import Sshd
 from tests.trees import MODERN_KERNEL, make_tree, read_tree
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    if not available():
-        if os.environ.get("CI"):
-            pytest.fail("CI installs openssh-server; sshd must be available")
-        pytest.skip("openssh-server is not installed")
-    server = start_sshd(tmp_path_factory.mktemp("sshd"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_apply_and_rollback_over_ssh(sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
