@@ -339,3 +339,73 @@ def test_endless_message_is_cut_off() -> None:
         assert c.closed()
         summary = engine.stop()
     assert summary is not None and summary["rejected_5xx"] == 1 and summary["received"] == 0
+
+
+class _Transport:
+    """Just enough of a transport to drive ``SinkProtocol`` in-process."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+SHAPES = [
+    (b"MAIL FROM:<a@example.com>", 503),  # before EHLO
+    (b"EHLO", 501),
+    (b"ehlo client.test", 250),
+    (b"MAIL FROM:<a@example.com> SIZE=100", 250),
+    (b"MAIL FROM:<a@example.com>", 503),  # nested
+    (b"RSET", 250),
+    (b"mail from:<a@example.com>", 250),  # lower case: general path
+    (b"RSET", 250),
+    (b"Mail From: <a@example.com>", 250),  # mixed case, space after the colon
+    (b"RSET", 250),
+    (b"MAIL FROM:<a<b@example.com>", 501),
+    (b"MAIL FROM:<a@example.com>x", 501),
+    (b"MAIL FROM:<a@example.com> SIZE=999999999999", 552),
+    (b"MAIL FROM:<a@example.com> BODY=8BITMIME", 250),
+    (b"RCPT TO:<>", 501),
+    (b"RCPT TO:<c@failover.example.com>", 250),  # "fail" in the domain asks for nothing
+    (b"RCPT TO:<TempFail@example.com>", 451),
+    (b"RCPT TO:<permfail@example.com>", 550),
+    (b"RCPT TO:<c@example.com> NOTIFY=NEVER", 555),
+    (b"RCPT TO:<c<d@example.com>", 501),
+    (b"rcpt to:<c@example.com>", 250),
+    (b"RCPT TO:c@example.com", 250),
+    (b"DATA now", 501),
+    (b"MAIL\tFROM:<a@example.com>", 500),
+    (b"NOOP\t", 500),
+    (b"noop hello", 250),
+    (b"STARTTLS", 502),
+    (b"RSET", 250),
+    (b"MAIL FROM:<>", 250),
+    (b"RCPT TO:<c@example.com>", 250),
+    (b"DATA", 354),
+]
+
+
+def test_command_shapes_answered_alike_one_per_read_and_pipelined() -> None:
+    """The short paths (one command per read; canonical MAIL and RCPT) and the
+    general loop (everything in one read) give the same replies."""
+    from kumotui.engines import smtp_sink
+
+    args = smtp_sink.build_parser().parse_args(["--max-message-size", "10000"])
+
+    def replies(chunks: list[bytes]) -> list[int]:
+        session = smtp_sink.SinkProtocol(smtp_sink.SinkServer(smtp_sink.config_from(args)))
+        transport = _Transport()
+        session.connection_made(transport)  # type: ignore[arg-type]
+        for chunk in chunks:
+            session.data_received(chunk)
+        text = b"".join(transport.writes).decode()
+        return [int(line[:3]) for line in text.splitlines() if line[3:4] == " "][1:]  # without the banner
+
+    expected = [code for _, code in SHAPES]
+    assert replies([line + b"\r\n" for line, _ in SHAPES]) == expected
+    assert replies([b"".join(line + b"\r\n" for line, _ in SHAPES)]) == expected

@@ -41,6 +41,8 @@ DEFAULT_LISTEN = "127.0.0.1:2026"
 """KumoMTA's sink policy listens on 2026; matching it lets either sink stand in."""
 
 END_OF_DATA = b"\r\n.\r\n"
+CR, SP, GT = b"\r"[0], b" "[0], b">"[0]
+"""Byte values, compared with ``data[i]`` (an int) to avoid a slice per test."""
 MAX_ERRORS = 20
 """Bad commands tolerated per session before 421, as Postfix's hard error limit."""
 MAX_RECIPIENTS = 1000
@@ -146,20 +148,28 @@ class SinkProtocol(asyncio.Protocol):
     """One SMTP session: a state machine fed by ``data_received``.
 
     Replies to everything in one read go out in one write, which is what
-    makes PIPELINING cheap for both sides.
+    makes PIPELINING cheap for both sides. A client that does not pipeline
+    (Postfix's smtp-source) costs one read and one write per command, so the
+    per-read work is kept to a few C-level calls: the common shapes (one
+    whole command line; the rest of a message ending in its terminator; a
+    canonical ``MAIL FROM:<path>`` or ``RCPT TO:<path>``) take short paths,
+    and everything else goes through the general loop and parsers.
     """
 
     __slots__ = (
         "aborting",
         "buf",
-        "cfg",
         "data_bytes",
         "discarding",
         "errors",
+        "failing",
         "greeted",
         "idle_since",
         "in_data",
         "in_mail",
+        "max_line",
+        "max_per_connection",
+        "max_size",
         "messages",
         "rcpts",
         "seen",
@@ -170,9 +180,14 @@ class SinkProtocol(asyncio.Protocol):
     )
 
     def __init__(self, server: SinkServer) -> None:
+        cfg = server.cfg
         self.server = server
-        self.cfg = server.cfg
         self.stats = server.stats
+        # Config fields read per command, copied so each read is one attribute lookup.
+        self.max_line = cfg.max_line
+        self.max_size = cfg.max_size
+        self.max_per_connection = cfg.max_per_connection
+        self.failing = bool(cfg.tempfail_percent or cfg.permfail_percent)
         self.transport: asyncio.Transport | None = None
         self.buf = b""
         self.tail = b""
@@ -191,7 +206,11 @@ class SinkProtocol(asyncio.Protocol):
     # -- transport callbacks -------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Count the session and send the banner."""
+        """Count the session and send the banner.
+
+        Both uvloop and asyncio set TCP_NODELAY on the transports they create,
+        so a reply leaves at once, which a client that waits for each reply needs.
+        """
         # uvloop's transports do not subclass asyncio.Transport; they quack alike.
         self.transport = cast(asyncio.Transport, transport)
         self.stats.connections += 1
@@ -224,9 +243,10 @@ class SinkProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Feed bytes through the command and data states; one write of replies.
 
-        The two shapes that make up nearly all traffic (one whole command
-        line; the rest of a message ending in its terminator) take a short
-        path; everything else goes through the general loop.
+        The read is scanned where it lies (``bytes.find`` from an offset, no
+        copy), and only an unfinished command line (``buf``, at most
+        ``max_line`` bytes) or the last four bytes of message content
+        (``tail``) are kept across reads.
         """
         if self.aborting:
             return
@@ -248,8 +268,8 @@ class SinkProtocol(asyncio.Protocol):
         else:
             if not self.buf and not self.discarding:
                 nl = data.find(b"\n")
-                if nl == size - 1 and nl <= self.cfg.max_line:
-                    reply = self._command(data[:-2] if data[-2:-1] == b"\r" else data[:-1])
+                if nl == size - 1 and nl <= self.max_line:
+                    reply = self._command(data[: nl - 1] if nl and data[nl - 1] == CR else data[:nl])
                     transport.write(reply)
                     if self.aborting:
                         transport.close()
@@ -286,23 +306,28 @@ class SinkProtocol(asyncio.Protocol):
 
         The last four bytes of the previous read are kept in ``tail`` so a
         terminator split across reads is still found; nothing else is kept.
+        Such a terminator can only end in this read if the read starts with
+        one of its later bytes (CR, LF or dot), so the join of ``tail`` and
+        the read's first bytes is skipped for any other first byte.
         """
         tail = self.tail
-        found = -1
-        if tail:
+        if tail and data[pos] in b"\r\n.":
             i = (tail + data[pos : pos + 4]).find(END_OF_DATA)
             if i >= 0:
                 found = pos + i + 5 - len(tail)
-        if found < 0:
-            i = data.find(END_OF_DATA, pos)
-            if i < 0:
-                size = len(data)
-                self.data_bytes += size - pos
-                self.tail = data[-4:] if size - pos >= 4 else (tail + data[pos:])[-4:]
-                if self.data_bytes > 2 * self.cfg.max_size + 65536:
-                    self._give_up_on_data()
-                return -1
-            found = i + 5
+                self.data_bytes += found - pos
+                self.in_data = False
+                self.tail = b""
+                return found
+        i = data.find(END_OF_DATA, pos)
+        if i < 0:
+            size = len(data)
+            self.data_bytes += size - pos
+            self.tail = data[-4:] if size - pos >= 4 else (tail + data[pos:])[-4:]
+            if self.data_bytes > 2 * self.max_size + 65536:
+                self._give_up_on_data()
+            return -1
+        found = i + 5
         self.data_bytes += found - pos
         self.in_data = False
         self.tail = b""
@@ -325,27 +350,35 @@ class SinkProtocol(asyncio.Protocol):
             self.transport.close()
 
     def _end_of_data(self) -> bytes:
-        stats = self.stats
-        cfg = self.cfg
         self.in_mail = False
         self.rcpts = 0
-        if self.data_bytes > cfg.max_size:
+        if self.data_bytes > self.max_size:
+            stats = self.stats
             stats.rejected += 1
             stats.rejected_5xx += 1
             return R_TOO_BIG_DATA
-        if cfg.tempfail_percent or cfg.permfail_percent:
-            roll = random.random() * 100.0
-            if roll < cfg.tempfail_percent:
-                stats.rejected += 1
-                stats.rejected_4xx += 1
-                return R_TEMPFAIL_DATA
-            if roll < cfg.tempfail_percent + cfg.permfail_percent:
-                stats.rejected += 1
-                stats.rejected_5xx += 1
-                return R_PERMFAIL_DATA
-        stats.received += 1
+        if self.failing:
+            reply = self._random_failure()
+            if reply is not None:
+                return reply
+        self.stats.received += 1
         self.messages += 1
         return R_QUEUED
+
+    def _random_failure(self) -> bytes | None:
+        """``--tempfail-percent`` / ``--permfail-percent``: a 4xx or 5xx by chance, or None."""
+        cfg = self.server.cfg
+        stats = self.stats
+        roll = random.random() * 100.0
+        if roll < cfg.tempfail_percent:
+            stats.rejected += 1
+            stats.rejected_4xx += 1
+            return R_TEMPFAIL_DATA
+        if roll < cfg.tempfail_percent + cfg.permfail_percent:
+            stats.rejected += 1
+            stats.rejected_5xx += 1
+            return R_PERMFAIL_DATA
+        return None
 
     # -- commands ------------------------------------------------------------
 
@@ -355,7 +388,7 @@ class SinkProtocol(asyncio.Protocol):
         Returns the position where DATA content starts, or ``len(data)``
         once everything was consumed or kept (at most ``max_line`` bytes).
         """
-        max_line = self.cfg.max_line
+        max_line = self.max_line
         size = len(data)
         while pos < size:
             nl = data.find(b"\n", pos)
@@ -378,12 +411,9 @@ class SinkProtocol(asyncio.Protocol):
                 if self.aborting:
                     return size
                 continue
-            line = data[pos:nl]
+            line = data[pos : nl - 1 if nl > pos and data[nl - 1] == CR else nl]
             pos = nl + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            reply = self._command(line)
-            out.append(reply)
+            out.append(self._command(line))
             if self.in_data or self.aborting:
                 return pos
         return pos
@@ -397,32 +427,25 @@ class SinkProtocol(asyncio.Protocol):
             out.append(reply)
 
     def _command(self, line: bytes) -> bytes:
+        """One command line (without its line end) to its reply.
+
+        Dispatch is one dict lookup on the first four bytes, which holds
+        every verb in upper and lower case; any other spelling or a longer
+        verb goes the slow way.
+        """
+        handler = COMMANDS.get(line[:4])
+        if handler is not None and (len(line) == 4 or line[4] == SP):
+            return handler(self, line)
+        return self._other_command(line)
+
+    def _other_command(self, line: bytes) -> bytes:
+        """Mixed-case verbs, verbs we do not implement, and garbage."""
         sp = line.find(b" ")
         verb = (line if sp < 0 else line[:sp]).upper()
-        arg = b"" if sp < 0 else line[sp + 1 :].strip()
-        if verb == b"MAIL":
-            return self._mail(arg)
-        if verb == b"RCPT":
-            return self._rcpt(arg)
-        if verb == b"DATA":
-            return self._data(arg)
-        if verb == b"RSET":
-            self.in_mail = False
-            self.rcpts = 0
-            return R_RSET
-        if verb == b"EHLO" or verb == b"HELO":
-            return self._hello(verb, arg)
-        if verb == b"NOOP":
-            return R_NOOP
-        if verb == b"QUIT":
-            self.aborting = True
-            return R_BYE
-        if verb == b"VRFY":
-            return R_VRFY
-        if verb == b"HELP":
-            return R_HELP
-        reply = R_NOT_IMPL if verb in NOT_IMPLEMENTED else R_UNKNOWN
-        return self._failed(reply)
+        handler = COMMANDS.get(verb)
+        if handler is not None:
+            return handler(self, line)
+        return self._failed(R_NOT_IMPL if verb in NOT_IMPLEMENTED else R_UNKNOWN)
 
     def _failed(self, reply: bytes) -> bytes:
         """Count a client error; past the limit the session is closed."""
@@ -432,19 +455,48 @@ class SinkProtocol(asyncio.Protocol):
             return reply + R_TOO_MANY_ERRORS
         return reply
 
-    def _hello(self, verb: bytes, arg: bytes) -> bytes:
-        if not arg:
+    # Each handler gets the whole line; a verb is four bytes, so its argument
+    # (if any) starts at offset 5.
+
+    def _helo(self, line: bytes) -> bytes:
+        if not self._hello(line):
             return self._failed(R_SYNTAX_HELO)
+        return self.server.helo_reply
+
+    def _ehlo(self, line: bytes) -> bytes:
+        if not self._hello(line):
+            return self._failed(R_SYNTAX_HELO)
+        return self.server.ehlo_reply
+
+    def _hello(self, line: bytes) -> bool:
+        """Start over after HELO or EHLO; False when the domain is missing."""
+        if not line[5:].strip():
+            return False
         self.greeted = True
         self.in_mail = False
         self.rcpts = 0
-        return self.server.ehlo_reply if verb == b"EHLO" else self.server.helo_reply
+        return True
 
-    def _mail(self, arg: bytes) -> bytes:
+    def _mail(self, line: bytes) -> bytes:
         if not self.greeted:
             return self._failed(R_BAD_SEQ_HELO)
         if self.in_mail:
             return self._failed(R_BAD_SEQ_NESTED)
+        # Nearly every client sends exactly "MAIL FROM:<path>": a single '<'
+        # and the first '>' last means no parameters to look at.
+        if not (line.startswith(b"MAIL FROM:<") and line.find(b">") == len(line) - 1 and line.find(b"<", 11) < 0):
+            refused = self._mail_params(line[5:].strip())
+            if refused is not None:
+                return refused
+        if self.max_per_connection and self.messages >= self.max_per_connection:
+            self.aborting = True
+            return R_CONN_LIMIT
+        self.in_mail = True
+        self.rcpts = 0
+        return R_MAIL_OK
+
+    def _mail_params(self, arg: bytes) -> bytes | None:
+        """Check ``FROM:<path> PARAM=V ...``; the refusal, or None when acceptable."""
         if arg[:5].upper() != b"FROM:":
             return self._failed(R_SYNTAX_MAIL)
         params = _path_params(arg[5:])
@@ -456,23 +508,36 @@ class SinkProtocol(asyncio.Protocol):
             if key == b"SIZE":
                 if not value.isdigit():
                     return self._failed(R_SYNTAX_MAIL)
-                if int(value) > self.cfg.max_size:
+                if int(value) > self.max_size:
                     return R_TOO_BIG_MAIL
             elif key == b"BODY":
                 if value.upper() not in (b"7BIT", b"8BITMIME"):
                     return self._failed(R_BAD_PARAM)
             else:
                 return self._failed(R_BAD_PARAM)
-        if self.cfg.max_per_connection and self.messages >= self.cfg.max_per_connection:
-            self.aborting = True
-            return R_CONN_LIMIT
-        self.in_mail = True
-        self.rcpts = 0
-        return R_MAIL_OK
+        return None
 
-    def _rcpt(self, arg: bytes) -> bytes:
+    def _rcpt(self, line: bytes) -> bytes:
         if not self.in_mail:
             return self._failed(R_BAD_SEQ_MAIL)
+        # The common "RCPT TO:<path>": one '<', the first '>' last, a
+        # non-empty path, and no "fail" anywhere (which might ask for a refusal).
+        if not (
+            line.startswith(b"RCPT TO:<")
+            and line.find(b">") == len(line) - 1
+            and line[9] != GT
+            and line.find(b"<", 9) < 0
+            and b"fail" not in line.lower()
+        ):
+            return self._rcpt_general(line[5:].strip())
+        if self.rcpts >= MAX_RECIPIENTS:
+            return R_TOO_MANY_RCPTS
+        self.rcpts += 1
+        self.stats.recipients += 1
+        return R_RCPT_OK
+
+    def _rcpt_general(self, arg: bytes) -> bytes:
+        """Any other RCPT: syntax, parameters, and refusals asked for by the address."""
         if arg[:3].upper() != b"TO:":
             return self._failed(R_SYNTAX_RCPT)
         rest = arg[3:].strip()
@@ -498,10 +563,10 @@ class SinkProtocol(asyncio.Protocol):
         self.stats.recipients += 1
         return R_RCPT_OK
 
-    def _data(self, arg: bytes) -> bytes:
+    def _data(self, line: bytes) -> bytes:
         if not self.in_mail:
             return self._failed(R_BAD_SEQ_MAIL)
-        if arg:
+        if len(line) > 4 and line[5:].strip():
             return self._failed(R_SYNTAX_DATA)
         if not self.rcpts:
             # RFC 2920: a pipelined DATA after refused recipients is refused
@@ -512,6 +577,40 @@ class SinkProtocol(asyncio.Protocol):
         self.data_bytes = 0
         self.tail = b"\r\n"  # the CRLF that ended the DATA line starts a line
         return R_DATA_GO
+
+    def _rset(self, line: bytes) -> bytes:
+        self.in_mail = False
+        self.rcpts = 0
+        return R_RSET
+
+    def _quit(self, line: bytes) -> bytes:
+        self.aborting = True
+        return R_BYE
+
+    def _noop(self, line: bytes) -> bytes:
+        return R_NOOP
+
+    def _vrfy(self, line: bytes) -> bytes:
+        return R_VRFY
+
+    def _help(self, line: bytes) -> bytes:
+        return R_HELP
+
+
+_HANDLERS: dict[bytes, Callable[[SinkProtocol, bytes], bytes]] = {
+    b"MAIL": SinkProtocol._mail,
+    b"RCPT": SinkProtocol._rcpt,
+    b"DATA": SinkProtocol._data,
+    b"RSET": SinkProtocol._rset,
+    b"EHLO": SinkProtocol._ehlo,
+    b"HELO": SinkProtocol._helo,
+    b"NOOP": SinkProtocol._noop,
+    b"QUIT": SinkProtocol._quit,
+    b"VRFY": SinkProtocol._vrfy,
+    b"HELP": SinkProtocol._help,
+}
+COMMANDS = {**_HANDLERS, **{verb.lower(): handler for verb, handler in _HANDLERS.items()}}
+"""Verb, in upper and in lower case, to its handler: one dict lookup per command."""
 
 
 def _path_params(text: bytes) -> list[bytes] | None:
