@@ -327,6 +327,23 @@ class Job:
         """The process exited and its output has been read."""
         return self._ended.is_set() and not self.process.running
 
+    def wait_finished(self, timeout: float) -> bool:
+        """Block until :attr:`finished`; False if ``timeout`` seconds pass first.
+
+        For callers with no clock of their own to poll on (scripts, tests);
+        the CLI and the app poll :attr:`finished` instead. Stops nothing.
+        """
+        deadline = time.monotonic() + timeout
+        if not self._ended.wait(timeout):
+            return False
+        proc = self.process.proc
+        if proc is not None:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                return False
+        return True
+
     @property
     def error(self) -> str | None:
         """Why the job failed, if it did."""

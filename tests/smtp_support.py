@@ -1,5 +1,6 @@
-"""Helpers for the sink/generator tests: engines as real child processes, a raw
-SMTP client on real loopback sockets, and Postfix's tools when present."""
+"""Helpers for the sink/generator tests: engines as real child processes through
+the job model (:mod:`kumotui.jobs`), a raw SMTP client on real loopback sockets,
+and Postfix's tools when present."""
 
 from __future__ import annotations
 
@@ -16,33 +17,37 @@ from typing import Any
 
 import pytest
 
-from kumotui.benchrun import GEN_MODULE, SINK_MODULE, EngineProcess
+from kumotui.jobs import BuiltinGenJob, BuiltinSinkJob, EngineJob, Launcher
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def sink(*args: str) -> Iterator[tuple[EngineProcess, int]]:
-    """A built-in sink on a free loopback port; stopped by PID afterwards."""
-    engine = EngineProcess(SINK_MODULE, ["--listen", "127.0.0.1:0", *args]).start()
+def sink(*args: str) -> Iterator[tuple[BuiltinSinkJob, int]]:
+    """A built-in sink on a free loopback port, run as the CLI and the app run it; stopped afterwards."""
+    job = BuiltinSinkJob(Launcher(), ["--listen", "127.0.0.1:0", *args]).start()
     try:
-        ready = engine.wait_ready()
-        yield engine, int(ready["port"])
+        job.wait_ready()
+        yield job, job.port
     finally:
-        engine.stop()
+        job.stop()
+
+
+def finish(job: EngineJob) -> dict[str, Any] | None:
+    """Stop an engine job (stdin closed, then SIGTERM) and return the summary line it printed."""
+    job.stop()
+    return job.final
 
 
 def run_gen(port: int, *args: str, timeout: float = 60) -> dict[str, Any]:
     """Run the generator to its end against ``port``; return its summary."""
-    engine = EngineProcess(GEN_MODULE, ["--target", f"127.0.0.1:{port}", *args]).start()
+    job = BuiltinGenJob(Launcher(), ["--target", f"127.0.0.1:{port}", *args]).start()
     try:
-        deadline = time.monotonic() + timeout
-        while engine.returncode() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        job.wait_finished(timeout)
     finally:
-        summary = engine.stop()
-    assert summary is not None, engine.log_tail()
-    return summary
+        job.stop()
+    assert job.final is not None, job.tail()
+    return job.final
 
 
 def children(pid: int) -> list[int]:

@@ -5,7 +5,9 @@ connections, pacing, deadlines, and the engines running as plain scripts."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -13,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from kumotui.benchrun import GEN_MODULE, EngineProcess
 from kumotui.engines import smtp_gen, smtp_sink
+from kumotui.jobs import BuiltinGenJob, Launcher
 from tests.smtp_support import (
     copy_engines,
+    finish,
     free_port,
     postfix_cmd,
     postfix_tools,
@@ -36,9 +39,9 @@ from tests.smtp_support import (
     ],
 )
 def test_exact_counts_against_builtin_sink(args: list[str]) -> None:
-    with sink() as (engine, port):
+    with sink() as (job, port):
         summary = run_gen(port, *args)
-        received = engine.stop()
+        received = finish(job)
     expected = int(args[1])
     assert (summary["sent"], summary["failed"], summary["unsent"]) == (expected, 0, 0)
     assert received is not None and received["received"] == expected
@@ -65,24 +68,24 @@ def test_exact_counts_against_postfix_smtp_sink() -> None:
 
 
 def test_reconnects_after_421_and_per_connection_cap() -> None:
-    with sink("--max-messages-per-connection", "7") as (engine, port):
+    with sink("--max-messages-per-connection", "7") as (job, port):
         summary = run_gen(port, "--messages", "100", "--concurrency", "3")
-        received = engine.stop()
+        received = finish(job)
     assert (summary["sent"], summary["failed"]) == (100, 0)
     assert received is not None and received["received"] == 100
     assert received["connections_total"] >= 100 // 7
-    with sink() as (engine, port):
+    with sink() as (job, port):
         summary = run_gen(port, "--messages", "100", "--concurrency", "2", "--messages-per-connection", "10")
-        received = engine.stop()
+        received = finish(job)
     assert summary["sent"] == 100
     # 10 + the preflight, plus at most one per slot that reconnected just as the budget ran out
     assert received is not None and 11 <= received["connections_total"] <= 13
 
 
 def test_backpressure_counted_by_class() -> None:
-    with sink("--tempfail-percent", "30", "--permfail-percent", "20") as (engine, port):
+    with sink("--tempfail-percent", "30", "--permfail-percent", "20") as (job, port):
         summary = run_gen(port, "--messages", "2000", "--concurrency", "10")
-        received = engine.stop()
+        received = finish(job)
     assert received is not None
     assert summary["sent"] + summary["failed"] == 2000
     assert summary["sent"] == received["received"]
@@ -91,26 +94,26 @@ def test_backpressure_counted_by_class() -> None:
 
 
 def test_refused_recipients_counted_and_reset() -> None:
-    with sink() as (engine, port):
+    with sink() as (job, port):
         summary = run_gen(port, "--messages", "300", "--concurrency", "3", "--recipient", "tempfail@example.com")
-        engine.stop()
+        job.stop()
     assert (summary["sent"], summary["failed"], summary["failed_by"]) == (0, 300, {"4xx": 300})
 
 
 def test_thousands_of_connections() -> None:
-    with sink() as (engine, port):
+    with sink() as (job, port):
         summary = run_gen(port, "--messages", "4000", "--concurrency", "2000", timeout=60)
-        received = engine.stop()
+        received = finish(job)
     assert (summary["sent"], summary["failed"], summary["connect_errors"]) == (4000, 0, {})
     assert summary["connections_total"] == 2000
     assert received is not None and received["received"] == 4000
 
 
 def test_rate_and_duration() -> None:
-    with sink() as (engine, port):
+    with sink() as (job, port):
         paced = run_gen(port, "--messages", "100", "--rate", "200", "--concurrency", "4")
         timed = run_gen(port, "--duration", "1", "--concurrency", "4")
-        received = engine.stop()
+        received = finish(job)
     assert paced["sent"] == 100 and 0.4 <= paced["elapsed"] < 3
     assert timed["sent"] > 100 and 0.9 <= timed["elapsed"] < 4
     assert received is not None
@@ -124,11 +127,17 @@ def test_a_count_is_never_cut_by_a_default_deadline() -> None:
 
 def test_sigterm_prints_summary_and_exits_zero() -> None:
     with sink() as (_, port):
-        engine = EngineProcess(GEN_MODULE, ["--target", f"127.0.0.1:{port}", "--duration", "30"]).start()
-        engine.wait_ready()
-        time.sleep(0.7)
-        summary = engine.stop()
-        assert engine.returncode() == 0
+        job = BuiltinGenJob(Launcher(), ["--target", f"127.0.0.1:{port}", "--duration", "30"]).start()
+        try:
+            job.wait_ready()
+            time.sleep(0.7)
+            assert job.pid is not None
+            os.kill(job.pid, signal.SIGTERM)  # SIGTERM alone, not the job's stdin-then-SIGTERM stop
+            assert job.wait_finished(10)
+        finally:
+            job.stop()
+        summary = job.final
+        assert job.process.returncode == 0
     assert summary is not None and summary["sent"] > 0 and summary["elapsed"] < 5
 
 

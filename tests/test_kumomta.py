@@ -462,8 +462,12 @@ def test_shared_helpers() -> None:
         1048576,
         1500,
     ]
-    with pytest.raises(ValueError, match="not a size"):
+    # the one size parser of the core is the generator engine's: same bounds, same words, the flag named
+    with pytest.raises(KumotuiError, match=r"^--body-size 'ten': expected a size like 1000, 1KB"):
         parse_size("ten")
+    with pytest.raises(KumotuiError, match=r"^--max-message-size '0': must be at least 1 byte"):
+        parse_size("0", "--max-message-size")
+    assert parse_size(2048) == 2048 and parse_size("1.001KB") == 1001
     assert split_host_port("[::1]:25", 2026) == ("::1", 25)
     assert split_host_port("sink", 2026) == ("sink", 2026)
     assert split_host_port("::1", 2026) == ("::1", 2026)

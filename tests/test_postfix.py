@@ -129,7 +129,7 @@ def test_smtp_source_command() -> None:
         ({"recipient": "someone@gmail.com"}, "recipient someone@gmail.com is not in a reserved"),
         ({"sender": "me@example.com.evil.org"}, "sender"),
         ({"messages": 0}, "-m must be at least 1"),
-        ({"body_size": "lots"}, "not a size"),
+        ({"body_size": "lots"}, "--body-size 'lots': expected a size"),
     ],
 )
 def test_smtp_source_refuses(kwargs: dict[str, object], match: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.smtp_support import Client, alive, children, postfix_cmd, postfix_tools, rss_kb, sink
+from tests.smtp_support import Client, alive, children, finish, postfix_cmd, postfix_tools, rss_kb, sink
 
 ENVELOPE = b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
 
@@ -38,7 +38,7 @@ def test_banner_and_capabilities() -> None:
 def test_terminator_split_across_reads(cut: int) -> None:
     """CRLF.CRLF found whatever the read boundaries: every split point, byte by byte."""
     term = b"\r\n.\r\n"
-    with sink() as (engine, port):
+    with sink() as (job, port):
         c = Client(port)
         c.greet()
         c.send(ENVELOPE)
@@ -57,12 +57,12 @@ def test_terminator_split_across_reads(cut: int) -> None:
         c.send(b".\r\n")
         assert c.code() == 250
         assert c.cmd("QUIT") == 221
-        summary = engine.stop()
+        summary = finish(job)
     assert summary is not None and summary["received"] == 2
 
 
 def test_dot_stuffed_lines_are_not_the_end() -> None:
-    with sink() as (engine, port):
+    with sink() as (job, port):
         c = Client(port)
         c.greet()
         c.send(ENVELOPE)
@@ -72,12 +72,12 @@ def test_dot_stuffed_lines_are_not_the_end() -> None:
         assert c.code() == 250
         c.send(b"NOOP\r\n")
         assert c.code() == 250
-        summary = engine.stop()
+        summary = finish(job)
     assert summary is not None and summary["received"] == 1
 
 
 def test_pipelined_commands_answered_in_order() -> None:
-    with sink() as (engine, port):
+    with sink() as (job, port):
         c = Client(port)
         assert c.code() == 220
         # EHLO and a whole envelope in one write, then content plus the next
@@ -89,7 +89,7 @@ def test_pipelined_commands_answered_in_order() -> None:
         c.send(b"again\r\n.\r\nNOOP\r\nRSET\r\nQUIT\r\n")
         assert [c.code() for _ in range(4)] == [250, 250, 250, 221]
         assert c.closed()
-        summary = engine.stop()
+        summary = finish(job)
     assert summary is not None and summary["received"] == 2
 
 
@@ -138,9 +138,9 @@ def test_overlong_line_rejected_and_session_survives() -> None:
 
 def test_endless_line_keeps_memory_bounded() -> None:
     """A client streaming a line with no CRLF cannot grow the sink."""
-    with sink() as (engine, port):
-        assert engine.pid is not None
-        before = rss_kb(engine.pid)
+    with sink() as (job, port):
+        assert job.pid is not None
+        before = rss_kb(job.pid)
         c = Client(port)
         c.greet()
         chunk = b"A" * 65536
@@ -149,14 +149,14 @@ def test_endless_line_keeps_memory_bounded() -> None:
         c.send(b"\r\n")
         assert c.code() == 500
         assert c.cmd("NOOP") == 250
-        assert rss_kb(engine.pid) - before < 20_000
+        assert rss_kb(job.pid) - before < 20_000
 
 
 def test_client_that_never_reads_cannot_grow_the_write_buffer() -> None:
     """Pipelined commands whose replies are never read: reading pauses, memory stays flat."""
-    with sink() as (engine, port):
-        assert engine.pid is not None
-        before = rss_kb(engine.pid)
+    with sink() as (job, port):
+        assert job.pid is not None
+        before = rss_kb(job.pid)
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setblocking(False)
         payload = b"NOOP\r\n" * 50000
@@ -168,12 +168,12 @@ def test_client_that_never_reads_cannot_grow_the_write_buffer() -> None:
             except BlockingIOError:
                 time.sleep(0.01)
         assert sent < 200_000_000  # the sink stopped reading at some point
-        assert rss_kb(engine.pid) - before < 30_000
+        assert rss_kb(job.pid) - before < 30_000
         sock.close()
 
 
 def test_oversized_messages_rejected() -> None:
-    with sink("--max-message-size", "10000") as (engine, port):
+    with sink("--max-message-size", "10000") as (job, port):
         c = Client(port)
         c.greet()
         assert c.cmd("MAIL FROM:<a@example.com> SIZE=20000") == 552
@@ -185,24 +185,24 @@ def test_oversized_messages_rejected() -> None:
         assert [c.code() for _ in range(3)] == [250, 250, 354]
         c.send(b"small\r\n.\r\n")
         assert c.code() == 250
-        summary = engine.stop()
+        summary = finish(job)
     assert summary is not None and (summary["received"], summary["rejected_5xx"]) == (1, 1)
 
 
 def test_idle_timeout_closes_with_421() -> None:
-    with sink("--idle-timeout", "0.5") as (engine, port):
+    with sink("--idle-timeout", "0.5") as (job, port):
         c = Client(port)
         c.greet()
         started = time.monotonic()
         assert c.code() == 421
         assert c.closed()
         assert time.monotonic() - started < 3
-        summary = engine.stop()
+        summary = finish(job)
     assert summary is not None and summary["timeouts"] == 1
 
 
 def test_abrupt_disconnects_do_not_hurt() -> None:
-    with sink() as (engine, port):
+    with sink() as (job, port):
         for _ in range(20):
             c = Client(port)
             c.greet()
@@ -215,7 +215,7 @@ def test_abrupt_disconnects_do_not_hurt() -> None:
         c.greet()
         assert c.cmd("QUIT") == 221
         time.sleep(0.2)
-        summary = engine.stop()
+        summary = finish(job)
     assert summary is not None
     assert summary["aborted"] == 20 and summary["received"] == 0 and summary["connections"] == 0
 
@@ -223,7 +223,7 @@ def test_abrupt_disconnects_do_not_hurt() -> None:
 def test_smtplib_interop_exact_counts() -> None:
     """Python's smtplib (dot-stuffing, multiple recipients, RSET, refusals)."""
     body = "Subject: smtplib\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n"
-    with sink() as (engine, port):
+    with sink() as (job, port):
         with smtplib.SMTP("127.0.0.1", port) as s:
             s.ehlo("smtplib.test")
             assert s.has_extn("pipelining") and s.has_extn("size")
@@ -234,7 +234,7 @@ def test_smtplib_interop_exact_counts() -> None:
             with pytest.raises(smtplib.SMTPRecipientsRefused):
                 s.sendmail("a@example.com", ["tempfail@example.com"], body)
             s.rset()
-        summary = engine.stop()
+        summary = finish(job)
     assert summary is not None
     assert summary["received"] == 11
     assert (summary["rejected_4xx"], summary["rejected_5xx"]) == (1, 1)
@@ -260,7 +260,7 @@ def test_random_backpressure_replies_at_end_of_data() -> None:
 def test_smtp_source_interop_exact_counts() -> None:
     """Postfix's smtp-source, one message per session and many per session."""
     root = postfix_tools()
-    with sink() as (engine, port):
+    with sink() as (job, port):
         for extra in ([], ["-d"]):
             argv, env = postfix_cmd(
                 root, "smtp-source", *extra, "-s", "20", "-m", "1500", "-l", "3000",
@@ -268,21 +268,21 @@ def test_smtp_source_interop_exact_counts() -> None:
             )  # fmt: skip
             done = subprocess.run(argv, env=env, capture_output=True, timeout=60)
             assert done.returncode == 0, done.stderr
-        summary = engine.stop()
+        summary = finish(job)
     assert summary is not None and summary["received"] == 3000 and summary["rejected"] == 0
 
 
 def test_workers_share_the_port_and_stop_cleanly() -> None:
     root = postfix_tools()
-    with sink("--workers", "2") as (engine, port):
-        assert engine.pid is not None
-        kids = children(engine.pid)
+    with sink("--workers", "2") as (job, port):
+        assert job.pid is not None
+        kids = children(job.pid)
         assert len(kids) == 2
         argv, env = postfix_cmd(
             root, "smtp-source", "-s", "40", "-m", "2000", "-t", "b@example.com", f"127.0.0.1:{port}"
         )
         assert subprocess.run(argv, env=env, capture_output=True, timeout=60).returncode == 0
-        summary = engine.stop()
+        summary = finish(job)
     assert summary is not None and summary["received"] == 2000 and summary["workers"] == 2
     time.sleep(0.2)
     assert not any(alive(k) for k in kids)
@@ -325,7 +325,7 @@ def _engine(name: str) -> list[str]:
 
 def test_endless_message_is_cut_off() -> None:
     """DATA that never ends and is far over the limit: 552 and the session closes."""
-    with sink("--max-message-size", "10000") as (engine, port):
+    with sink("--max-message-size", "10000") as (job, port):
         c = Client(port)
         c.greet()
         c.send(ENVELOPE)
@@ -337,7 +337,7 @@ def test_endless_message_is_cut_off() -> None:
             pass  # the sink may already have closed
         assert c.code() == 552
         assert c.closed()
-        summary = engine.stop()
+        summary = finish(job)
     assert summary is not None and summary["rejected_5xx"] == 1 and summary["received"] == 0
 
 

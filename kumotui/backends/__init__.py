@@ -16,25 +16,13 @@ from __future__ import annotations
 import re
 import socket
 
+from kumotui.engines import smtp_gen
+from kumotui.errors import KumotuiError
+
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 """CSI sequences: colours (``\\x1b[32m``) and line erases (``\\x1b[K``)."""
 
-SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "kib": 1024,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-}
-"""Decimal and binary units as traffic-gen's ``--body-size`` accepts them (case-insensitive)."""
 _LINE_END = re.compile(rb"[\r\n]")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
 
 def strip_ansi(text: str) -> str:
@@ -42,21 +30,22 @@ def strip_ansi(text: str) -> str:
     return ANSI_ESCAPE.sub("", text)
 
 
-def parse_size(text: str | int) -> int:
-    """Bytes from ``100000``, ``100KB``, ``100 kB`` or ``1MiB``.
+def parse_size(text: str | int, flag: str = "--body-size") -> int:
+    """Bytes from ``100000``, ``100KB``, ``100 kB`` or ``1MiB`` (KB = 1000, KiB = 1024, as traffic-gen).
+
+    The core's one size parser is the generator engine's own (the engines
+    must stay standalone, so the core calls theirs rather than the other way
+    round): a size then means the same to every backend, to the CLI and to
+    the engine, within the same bounds (1 byte to 64 MiB), and a bad one is
+    refused in the same words, naming ``flag``.
 
     Raises:
-        ValueError: the text is not a size, naming what would be valid.
+        KumotuiError: the text is not such a size, naming the flag and what would be valid.
     """
-    if isinstance(text, int):
-        if text < 0:
-            raise ValueError(f"size {text} is negative")
-        return text
-    match = _SIZE.match(text)
-    unit = match.group(2).lower() if match else ""
-    if not match or unit not in SIZE_UNITS:
-        raise ValueError(f"'{text}' is not a size (examples: 100000, 100KB, 1MiB)")
-    return round(float(match.group(1)) * SIZE_UNITS[unit])
+    try:
+        return smtp_gen.parse_size(str(text), flag)
+    except smtp_gen.StartError as error:
+        raise KumotuiError(str(error)) from None
 
 
 def format_count(value: float) -> str:

@@ -178,10 +178,7 @@ def smtp_source_command(
     for flag, value in (("-s", concurrency), ("-m", messages)):
         if value < 1:
             raise KumotuiError(f"smtp-source {flag} must be at least 1, not {value}")
-    try:
-        length = parse_size(body_size)
-    except ValueError as error:
-        raise KumotuiError(f"--body-size: {error}") from None
+    length = parse_size(body_size)
     for what, address in (("sender", sender), ("recipient", recipient)):
         if not _reserved(address):
             raise KumotuiError(

@@ -5,6 +5,6 @@ as a plain script copied to a host that has nothing but Python 3: it imports
 only the standard library (and uvloop when present), never the rest of
 kumotui. Both speak the same output contract, JSON lines on stdout: a
 ``ready`` line, ``progress`` samples about every 0.5 s, then one ``summary``
-(or an ``error`` and a non-zero exit). :mod:`kumotui.benchrun` starts them as
-child processes and reads those lines.
+(or an ``error`` and a non-zero exit). :mod:`kumotui.jobs` starts them as
+child processes (``BuiltinSinkJob``, ``BuiltinGenJob``) and reads those lines.
 """

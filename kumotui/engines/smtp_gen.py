@@ -75,19 +75,21 @@ class StartError(Exception):
     """Bad input or an unusable target; the message names the flag."""
 
 
-# -- input parsing (also used by kumotui.benchrun) ------------------------------
+# -- input parsing (also the core's, through kumotui.backends.parse_size) --------
 
 
 def parse_size(text: str, flag: str = "--body-size") -> int:
     """``1000``, ``1KB``, ``100KB``, ``1MiB`` into bytes (KB = 1000, KiB = 1024).
 
     The units follow KumoMTA's traffic-gen, so a size means the same to both.
+    A fraction rounds to the nearest byte (``1.001KB`` is 1001, where
+    truncating the float product would give 1000).
     """
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
     unit = match.group(2).upper() if match else ""
     if not match or unit not in SIZE_UNITS:
         raise StartError(f"{flag} {text!r}: expected a size like 1000, 1KB, 100KB or 1MiB")
-    value = int(float(match.group(1)) * SIZE_UNITS[unit])
+    value = round(float(match.group(1)) * SIZE_UNITS[unit])
     if value < 1:
         raise StartError(f"{flag} {text!r}: must be at least 1 byte")
     if value > MAX_BODY:
