@@ -111,12 +111,28 @@ class Benchmark:
     """One run's jobs and samples; safe to stop from another thread."""
 
     def __init__(
-        self, plan: BenchPlan, *, sink_launcher: Launcher | None = None, generator_launcher: Launcher | None = None
+        self,
+        plan: BenchPlan,
+        *,
+        sink_launcher: Launcher | None = None,
+        generator_launcher: Launcher | None = None,
+        series_limit: int = SERIES_LIMIT,
+        sink: Job | None = None,
     ) -> None:
+        """Prepare a run of ``plan``; nothing starts before :meth:`start`.
+
+        ``series_limit`` bounds the samples kept in memory per role (once
+        both roles together hold twice as many, each is thinned evenly to
+        it); the app's live screen passes a small one so that its memory
+        stays flat over long runs. ``sink`` is an already started (and
+        ready) sink job to count and stop with the run, when the plan sends
+        to its ``target`` instead of starting one (the guided setup's sink).
+        """
         self.plan = replace(plan, backend=resolve_backend(plan.backend))
+        self.series_limit = series_limit
         self.sink_launcher = sink_launcher or Launcher()
         self.generator_launcher = generator_launcher or Launcher()
-        self.sink: Job | None = None
+        self.sink: Job | None = sink
         self.generator: Job | None = None
         self.series: list[Sample] = []
         self.target = plan.options.target or ""
@@ -135,6 +151,7 @@ class Benchmark:
                 self.sink = self.make_sink()
                 self.sink.start().wait_ready()
                 self.target = self._sink_target()
+            if self.sink is not None:
                 self.poll()  # the sink's baseline, so its summary spans exactly the generator's work
             self.generator = self._make_generator(self.target)
             self.generator.start().wait_ready()
@@ -153,8 +170,8 @@ class Benchmark:
                 sample = replace(sample, elapsed=round(time.monotonic() - self.started_at, 3))
                 fresh.append(sample)
         self.series.extend(fresh)
-        if len(self.series) > 2 * SERIES_LIMIT:
-            self.series = thin_series(self.series, SERIES_LIMIT)
+        if len(self.series) > 2 * self.series_limit:
+            self.series = thin_series(self.series, self.series_limit)
         return fresh
 
     @property

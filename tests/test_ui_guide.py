@@ -1,0 +1,111 @@
+"""The guided path end to end on a simulated host with the built-in backend.
+
+Real parts throughout: a simulated /proc/sys tree written and read back, the
+journal, a built-in sink and generator as real processes on loopback, a run
+record and a Markdown report; every process the guide starts is gone at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from kumotui import guide
+from kumotui.hosts import HostFacts
+from kumotui.simulate import make_simulated_host
+from kumotui.ui.app import make_app
+from kumotui.ui.screens.guide import GuideScreen
+from tests.test_jobs import alive
+from tests.trees import read_tree
+
+FACTS = HostFacts("mta-sim", "6.1.0-sim-amd64", 1, 4 * 2**30)
+"""One CPU, so the first run's defaults stay small (5,000 messages)."""
+
+
+async def wait_for(pilot: object, predicate: object, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert loop.time() < deadline, "timed out"
+        await pilot.pause(0.1)  # type: ignore[attr-defined]
+
+
+def test_guided_path_from_fresh_host_to_first_result(tmp_path: Path) -> None:
+    asyncio.run(guided_path(tmp_path))
+
+
+async def guided_path(tmp_path: Path) -> None:
+    settings = make_simulated_host(tmp_path / "host")
+    state_dir = settings.state_dir
+    assert state_dir is not None and guide.is_first_run(state_dir)
+    app = make_app(settings, host_facts=FACTS)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = GuideScreen(settings, host_facts=FACTS)
+        await app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.detection is not None)
+        text = str(screen.query_one("#guide-text").render())
+        assert "Open files (hard)" in text and "Outbound port 25" in text
+
+        await pilot.press("enter")  # detect: done
+        assert screen.state.current == "tune"
+        await wait_for(pilot, lambda: "need a change" in str(screen.query_one("#guide-text").render()))
+
+        await pilot.press("t")  # to the tuning screen, apply there
+        await pilot.pause(0.5)
+        await pilot.press("a")
+        await pilot.pause(1.0)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: read_tree(settings.sysctl_root, "net.ipv4.tcp_tw_reuse") == "1")
+        await pilot.press("escape")
+        await app.push_screen(screen := GuideScreen(settings, host_facts=FACTS))  # resumes at step 2
+        await pilot.pause(0.3)
+        assert screen.state.current == "tune"
+        await pilot.press("enter")  # tune: done, with what was applied
+        assert len(screen.state.applied) == 1
+
+        assert screen.state.current == "sink"
+        await pilot.press("enter")  # start the built-in sink
+        await wait_for(pilot, lambda: screen.state.current == "bench")
+        assert screen.sink is not None and alive(screen.sink.pid)
+        sink_pid = screen.sink.pid
+
+        await pilot.press("enter")  # the first benchmark
+        await wait_for(pilot, lambda: screen.state.current == "summary", timeout=60)
+        assert not alive(sink_pid)
+        summary = str(screen.query_one("#guide-text").render())
+        assert "net.ipv4.tcp_tw_reuse 2 -> 1" in summary and "MMH" in summary
+        assert "msg:set_meta('queue'" in summary  # the routing snippet with the sink's address
+
+        await pilot.press("enter")  # finish
+        await pilot.pause(0.2)
+
+    state = json.loads((state_dir / "setup.json").read_text())
+    assert state["statuses"] == {"detect": "done", "tune": "done", "sink": "done", "bench": "done", "summary": "done"}
+    run = json.loads((state_dir / "runs" / f"{state['run_id']}.json").read_text())
+    assert run["generator"]["count"] == 5000 and run["sink"]["count"] == 5000
+    assert Path(state["report_path"]).read_text().startswith("# ")
+
+
+def test_every_step_can_be_skipped_and_the_path_resumes(tmp_path: Path) -> None:
+    asyncio.run(skip_all(tmp_path))
+
+
+async def skip_all(tmp_path: Path) -> None:
+    settings = make_simulated_host(tmp_path / "host")
+    app = make_app(settings, host_facts=FACTS)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = GuideScreen(settings, host_facts=FACTS)
+        await app.push_screen(screen)
+        await pilot.pause(0.3)
+        await pilot.press("s", "s")  # skip detect and tune
+        await pilot.press("escape")  # leave
+        await pilot.pause(0.2)
+        again = GuideScreen(settings, host_facts=FACTS)
+        await app.push_screen(again)
+        await pilot.pause(0.2)
+        assert again.state.current == "sink"
+        await pilot.press("s", "s")
+        assert again.state.current == "summary"
+        assert "First benchmark: skipped." in str(again.query_one("#guide-text").render())
+    assert read_tree(settings.sysctl_root, "net.ipv4.tcp_tw_reuse") == "2"  # nothing was applied
