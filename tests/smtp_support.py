@@ -203,7 +203,8 @@ def python() -> str:
 
 
 def copy_engines(tmp: Path) -> Path:
-    """The engine files alone in a directory, as a remote host would get them."""
-    for name in ("smtp_sink.py", "smtp_gen.py"):
-        shutil.copy(REPO / "kumotui" / "engines" / name, tmp / name)
+    """The engine files alone in a directory, as a remote host would get them
+    (``SshLauncher`` ships every ``smtp_*.py``: the engines and their common module)."""
+    for path in (REPO / "kumotui" / "engines").glob("smtp_*.py"):
+        shutil.copy(path, tmp / path.name)
     return tmp

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kumotui.engines import smtp_gen, smtp_sink
+from kumotui.engines import smtp_common, smtp_gen
 from kumotui.jobs import BuiltinGenJob, Launcher
 from tests.smtp_support import (
     copy_engines,
@@ -185,27 +185,17 @@ def test_histogram_merge_is_exact_addition() -> None:
         a.add_latency(ms / 1000)
     for ms in (4, 5, 200):
         b.add_latency(ms / 1000)
-    merged = smtp_sink.merge_states([a.as_dict(), b.as_dict()])
+    merged = smtp_common.merge_states([a.as_dict(), b.as_dict()])
     assert merged["hist"] == [x + y for x, y in zip(a.hist, b.hist, strict=True)]
     assert merged["max_latency_us"] == 200_000
     lat = smtp_gen.latency_summary(merged)
     assert lat["max"] == 200.0 and 3.5 < lat["p50"] < 4.6
 
 
-def test_shared_plumbing_is_identical_in_both_engines() -> None:
-    """The engines carry the same worker plumbing (they must stay standalone)."""
-
-    def block(path: Path) -> str:
-        text = path.read_text()
-        return text[text.index("# --- shared plumbing") : text.index("# --- end of shared plumbing")]
-
-    engines = Path(smtp_gen.__file__).parent
-    assert block(engines / "smtp_sink.py") == block(engines / "smtp_gen.py")
-
-
 def test_engines_run_as_plain_scripts_without_kumotui(tmp_path: Path) -> None:
-    """As shipped to a remote host: two files, isolated mode, no site-packages
-    (so no uvloop either: the asyncio fallback is exercised too)."""
+    """As shipped to a remote host: the engine files alone, isolated mode (so
+    the script's directory is not on sys.path either), no site-packages (so no
+    uvloop: the asyncio fallback is exercised too)."""
     copy_engines(tmp_path)
     sink_proc = subprocess.Popen(
         [sys.executable, "-I", "-S", str(tmp_path / "smtp_sink.py"), "--listen", "127.0.0.1:0"],

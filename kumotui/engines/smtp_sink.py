@@ -8,9 +8,11 @@ on uvloop when it is installed, and never buffers a message: the end of data
 is found with ``bytes.find`` on each read plus a four-byte tail carried across
 reads, so memory stays bounded whatever a client sends.
 
-Self-contained on purpose: it imports only the standard library (uvloop is
-optional) so the same file runs as ``python3 -m kumotui.engines.smtp_sink`` or
-as ``python3 smtp_sink.py`` on a host that has nothing else.
+Standalone on purpose: it imports only the standard library (uvloop is
+optional) and ``smtp_common``, the process plumbing it shares with the
+generator (forked workers, JSON lines, stop requests), so the same file runs
+as ``python3 -m kumotui.engines.smtp_sink`` or, with ``smtp_common.py`` beside
+it, as ``python3 smtp_sink.py`` on a host that has nothing else.
 
 Output: JSON lines on stdout. ``{"type": "ready", ...}`` once listening,
 ``{"type": "progress", ...}`` every ``--interval`` seconds, and a final
@@ -25,17 +27,22 @@ import argparse
 import asyncio
 import contextlib
 import errno
-import json
 import os
 import random
-import selectors
-import signal
 import socket
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
+
+if __package__:  # python -m kumotui.engines.smtp_sink, or imported by kumotui
+    from . import smtp_common as common
+else:  # a plain script, as shipped to a remote host, with smtp_common.py beside it
+    # Python puts a script's directory first on sys.path, but not under -I, -P
+    # or PYTHONSAFEPATH; putting it there finds the sibling in every mode.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import smtp_common as common  # type: ignore[import-not-found, no-redef]  # the same file as above
 
 DEFAULT_LISTEN = "127.0.0.1:2026"
 """KumoMTA's sink policy listens on 2026; matching it lets either sink stand in."""
@@ -61,8 +68,8 @@ COUNTER_FIELDS = (
 )
 
 
-class StartError(Exception):
-    """A reason the sink cannot start (port in use, bad address)."""
+StartError = common.StartError
+"""A reason the sink cannot start (port in use, bad address); the worker pool raises it too."""
 
 
 @dataclass(frozen=True)
@@ -683,265 +690,7 @@ class SinkServer:
             transport.close()
 
 
-# -- process plumbing ---------------------------------------------------------
-
-
-# --- shared plumbing: identical in smtp_sink.py and smtp_gen.py (a test checks) ---
-
-
-def emit(obj: dict[str, Any], stream: Any = None) -> None:
-    """Write one JSON line and flush, so a reader sees it at once."""
-    out = stream if stream is not None else sys.stdout
-    out.write(json.dumps(obj, separators=(",", ":")) + "\n")
-    out.flush()
-
-
-def new_loop(use_uvloop: bool) -> tuple[asyncio.AbstractEventLoop, str]:
-    """A fresh event loop, uvloop's when asked for and installed."""
-    if use_uvloop:
-        try:
-            import uvloop
-
-            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-            return loop, "uvloop"
-        except ImportError:
-            pass
-    return asyncio.new_event_loop(), "asyncio"
-
-
-def raise_nofile_limit() -> int:
-    """Raise the soft open-file limit to the hard one, as kumod does."""
-    try:
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY or soft < hard:
-            target = hard if hard != resource.RLIM_INFINITY else max(soft, 1048576)
-            with contextlib.suppress(ValueError, OSError):
-                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except ImportError:  # pragma: no cover - not POSIX
-        return -1
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGTERM this process when its parent dies (no orphans)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def watch_stdin(loop: asyncio.AbstractEventLoop, on_eof: Callable[[], None]) -> None:
-    """Stop when stdin reaches EOF: a dropped SSH channel then ends the job."""
-
-    def readable() -> None:
-        try:
-            chunk = os.read(0, 65536)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            loop.remove_reader(0)
-            on_eof()
-
-    with contextlib.suppress(OSError, ValueError, NotImplementedError):
-        loop.add_reader(0, readable)
-
-
-class WorkerPool:
-    """Forked children that report JSON lines on pipes, and their latest state.
-
-    Kept small and generic on purpose: the generator carries the same class.
-    """
-
-    def __init__(self) -> None:
-        self.pids: list[int] = []
-        self.pipes: dict[int, bytes] = {}
-        self.latest: dict[int, dict[str, Any]] = {}
-        self.final: set[int] = set()
-        self.lost = 0
-        self.sel = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
-        self.stopping = False
-
-    def spawn(self, child: Callable[[int], int]) -> None:
-        """Fork a child running ``child(write_fd)``; it exits with its result."""
-        rfd, wfd = os.pipe()
-        sys.stdout.flush()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            code = 1
-            try:
-                os.close(rfd)
-                os.close(self._wake_r)
-                os.close(self._wake_w)
-                for fd in list(self.pipes):
-                    os.close(fd)
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                code = child(wfd)
-            except BaseException as error:
-                with contextlib.suppress(Exception):
-                    sys.stderr.write(f"worker failed: {error!r}\n")
-            finally:
-                os._exit(code)
-        os.close(wfd)
-        os.set_blocking(rfd, False)
-        self.pids.append(pid)
-        self.pipes[rfd] = b""
-        self.sel.register(rfd, selectors.EVENT_READ)
-
-    def _read(self, fd: int) -> list[dict[str, Any]]:
-        try:
-            chunk = os.read(fd, 1 << 20)
-        except BlockingIOError:
-            return []
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self.sel.unregister(fd)
-            os.close(fd)
-            del self.pipes[fd]
-            if fd not in self.final:
-                self.lost += 1
-            return []
-        data = self.pipes[fd] + chunk
-        *lines, rest = data.split(b"\n")
-        self.pipes[fd] = rest
-        out = []
-        for raw in lines:
-            with contextlib.suppress(ValueError):
-                msg = json.loads(raw)
-                msg["_fd"] = fd
-                out.append(msg)
-        return out
-
-    def _handle(self, msg: dict[str, Any]) -> None:
-        fd = msg.pop("_fd")
-        kind = msg.pop("kind", None)
-        if kind in ("state", "final"):
-            self.latest[fd] = msg
-            if kind == "final":
-                self.final.add(fd)
-
-    def poll(self, timeout: float) -> list[dict[str, Any]]:
-        """Wait up to ``timeout`` for child lines; return the non-state ones."""
-        other = []
-        for key, _ in self.sel.select(timeout):
-            fd = int(key.fd)
-            if fd == self._wake_r:
-                with contextlib.suppress(OSError):
-                    os.read(fd, 4096)
-                continue
-            if fd == 0:
-                try:
-                    chunk = os.read(0, 65536)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    self.sel.unregister(0)
-                    self.stopping = True
-                continue
-            for msg in self._read(fd):
-                if msg.get("kind") in ("state", "final"):
-                    self._handle(msg)
-                else:
-                    other.append(msg)
-        return other
-
-    def wait_ready(self, timeout: float = 30.0) -> str:
-        """Block until every child said ready; ``StartError`` if one failed."""
-        ready: dict[int, str] = {}
-        deadline = time.monotonic() + timeout
-        while len(ready) < len(self.pids):
-            if time.monotonic() > deadline:
-                raise StartError("workers did not start in time")
-            if not self.pipes:
-                raise StartError("workers exited during start")
-            for msg in self.poll(0.2):
-                if msg.get("kind") == "error":
-                    raise StartError(str(msg.get("error")))
-                if msg.get("kind") == "ready":
-                    ready[msg["_fd"]] = str(msg.get("loop", ""))
-            if self.lost:
-                raise StartError("a worker exited during start")
-        return next(iter(ready.values()), "")
-
-    def install_signals(self) -> None:
-        """SIGTERM and SIGINT set ``stopping`` and wake ``poll``; call before forking."""
-
-        def on_signal(signum: int, frame: object) -> None:
-            self.stopping = True
-
-        signal.set_wakeup_fd(self._wake_w)
-        self.sel.register(self._wake_r, selectors.EVENT_READ)
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-
-    def serve(
-        self,
-        interval: float,
-        stdin_eof: bool,
-        tick: Callable[[], None],
-    ) -> None:
-        """Call ``tick`` every ``interval`` until a signal, stdin EOF, a lost
-        worker, or every child having finished."""
-        if stdin_eof:
-            with contextlib.suppress(ValueError, OSError):
-                self.sel.register(0, selectors.EVENT_READ)
-        next_tick = time.monotonic() + interval
-        while not self.stopping and self.pipes and not self.lost:
-            self.poll(max(0.0, next_tick - time.monotonic()))
-            now = time.monotonic()
-            if now >= next_tick and not self.stopping:
-                tick()
-                next_tick += interval
-                if next_tick < now:
-                    next_tick = now + interval
-
-    def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM every child by PID, collect final lines, SIGKILL stragglers."""
-        for pid in self.pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while self.pipes and time.monotonic() < deadline:
-            self.poll(0.1)
-        for pid in self.pids:
-            with contextlib.suppress(ProcessLookupError):
-                if os.waitpid(pid, os.WNOHANG) == (0, 0):
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-        self.pids = []
-
-    def totals(self) -> dict[str, Any]:
-        """Sum of the latest counters of every child (numbers and dicts add)."""
-        return merge_states(list(self.latest.values()))
-
-
-def merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add up counters: numbers sum, dicts merge by key, lists add element-wise."""
-    total: dict[str, Any] = {}
-    for state in states:
-        for key, value in state.items():
-            if isinstance(value, bool) or not isinstance(value, int | float | dict | list):
-                total.setdefault(key, value)
-            elif isinstance(value, dict):
-                total[key] = merge_states([total.get(key, {}), value])
-            elif isinstance(value, list):
-                old = total.get(key) or [0] * len(value)
-                total[key] = [a + b for a, b in zip(old, value, strict=False)]
-            elif key.startswith("max"):
-                total[key] = max(total.get(key, value), value)
-            else:
-                total[key] = total.get(key, 0) + value
-    return total
-
-
-# --- end of shared plumbing ---
+# -- listening and running ---------------------------------------------------
 
 
 def bind_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -994,13 +743,10 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-Reporter = Callable[[str, dict[str, Any]], None]
-
-
 def run_worker(
     cfg: Config,
     sock: socket.socket,
-    report: Reporter,
+    report: common.Reporter,
     use_uvloop: bool,
     stdin_eof: bool,
 ) -> int:
@@ -1010,7 +756,7 @@ def run_worker(
     interval) and ``final``. A single-process sink prints those directly; a
     worker sends them to its parent through a pipe.
     """
-    loop, loop_name = new_loop(use_uvloop)
+    loop, loop_name = common.new_loop(use_uvloop)
     asyncio.set_event_loop(loop)
     server = SinkServer(cfg)
     stop = loop.create_future()
@@ -1019,10 +765,7 @@ def run_worker(
         if not stop.done():
             stop.set_result(None)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, request_stop)
-    if stdin_eof:
-        watch_stdin(loop, request_stop)
+    common.add_stop_handlers(loop, request_stop, stdin_eof)
 
     async def serve() -> None:
         srv = await loop.create_server(lambda: SinkProtocol(server), sock=sock, backlog=4096)
@@ -1065,13 +808,13 @@ def run_single(cfg: Config, use_uvloop: bool, stdin_eof: bool) -> int:
     def report(kind: str, payload: dict[str, Any]) -> None:
         elapsed = round(time.monotonic() - started, 3)
         if kind == "ready":
-            emit(_ready_line(cfg, port, 1, payload["loop"]))
+            common.emit(_ready_line(cfg, port, 1, payload["loop"]))
             return
         line = {"type": "progress" if kind == "state" else "summary", "elapsed": elapsed}
         line.update(payload)
         if kind == "final":
             line["workers"] = 1
-        emit(line)
+        common.emit(line)
 
     return run_worker(cfg, sock, report, use_uvloop, stdin_eof)
 
@@ -1084,7 +827,7 @@ def _ready_line(cfg: Config, port: int, workers: int, loop_name: str) -> dict[st
         "workers": workers,
         "loop": loop_name,
         "pid": os.getpid(),
-        "nofile": raise_nofile_limit(),
+        "nofile": common.raise_nofile_limit(),
         "max_size": cfg.max_size,
     }
 
@@ -1097,17 +840,13 @@ def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> in
     one worker from many except by the ``workers`` field.
     """
     port = probe_port(cfg.host, cfg.port)
-    pool = WorkerPool()
+    pool = common.WorkerPool()
     pool.install_signals()
     for _ in range(workers):
-        pool.spawn(lambda w: _pool_child(cfg, port, w, use_uvloop))
+        pool.spawn(lambda report: _pool_child(cfg, port, report, use_uvloop))
     started = time.monotonic()
-    try:
-        loop_name = pool.wait_ready()
-    except StartError:
-        pool.stop()
-        raise
-    emit(_ready_line(cfg, port, workers, loop_name))
+    loop_name = pool.wait_ready()
+    common.emit(_ready_line(cfg, port, workers, loop_name))
     pool.serve(cfg.interval, stdin_eof, lambda: _progress(pool, started))
     pool.stop()
     line: dict[str, Any] = {"type": "summary", "elapsed": round(time.monotonic() - started, 3)}
@@ -1116,28 +855,22 @@ def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> in
     line["workers"] = workers
     if pool.lost:
         line["workers_lost"] = pool.lost
-    emit(line)
+    common.emit(line)
     return 0
 
 
-def _progress(pool: WorkerPool, started: float) -> None:
+def _progress(pool: common.WorkerPool, started: float) -> None:
     line: dict[str, Any] = {"type": "progress", "elapsed": round(time.monotonic() - started, 3)}
     line.update(Stats().as_dict())  # every field, even before a worker has reported
     line.update(pool.totals())
-    emit(line)
+    common.emit(line)
 
 
-def _pool_child(cfg: Config, port: int, wfd: int, use_uvloop: bool) -> int:
-    die_with_parent()
-    stream = os.fdopen(wfd, "w")
-
-    def report(kind: str, payload: dict[str, Any]) -> None:
-        emit({"kind": kind, **payload}, stream)
-
+def _pool_child(cfg: Config, port: int, report: common.Reporter, use_uvloop: bool) -> int:
     try:
         sock = bind_socket(cfg.host, port, reuse_port=True)
     except StartError as error:
-        emit({"kind": "error", "error": str(error)}, stream)
+        report("error", {"error": str(error)})
         return 2
     return run_worker(cfg, sock, report, use_uvloop, stdin_eof=False)
 
@@ -1177,13 +910,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="answer MAIL with 421 and close after this many messages (0: no limit)",
     )
-    p.add_argument("--interval", type=float, default=0.5, help="seconds between progress lines")
-    p.add_argument("--no-uvloop", action="store_true", help="plain asyncio even if uvloop exists")
-    p.add_argument(
-        "--exit-on-stdin-eof",
-        action="store_true",
-        help="stop (with a summary) when stdin closes, e.g. a dropped SSH channel",
-    )
+    common.add_common_flags(p)
     return p
 
 
@@ -1226,13 +953,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = config_from(args)
-        raise_nofile_limit()
+        common.raise_nofile_limit()
         use_uvloop = not args.no_uvloop
         if args.workers == 1:
             return run_single(cfg, use_uvloop, args.exit_on_stdin_eof)
         return run_pool(cfg, args.workers, use_uvloop, args.exit_on_stdin_eof)
     except StartError as error:
-        emit({"type": "error", "error": str(error)})
+        common.emit({"type": "error", "error": str(error)})
         print(f"smtp_sink: {error}", file=sys.stderr)
         return 2
 
