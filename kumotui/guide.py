@@ -204,6 +204,11 @@ def summary_lines(state: GuideState, entries: list[Entry], run: RunRecord | None
             f"{gen.msgs_per_s:,.0f} msgs/s = {gen.mmh:.3f} MMH ({run.config.backend} backend)."
         )
         lines.append(f"  Against KumoMTA's published figures: {versus_published(gen.mmh, run.host.cpus)}.")
+        if run.config.target.startswith(("127.", "[::1]", "::1", "localhost")):
+            lines.append(
+                "  (Sender and sink shared this machine over loopback, with no network in between: an "
+                "upper bound for this host, not like for like with the published, networked runs.)"
+            )
         if state.report_path:
             lines.append(f"  Report saved: {state.report_path}")
     else:
