@@ -27,7 +27,8 @@ class Hint:
     title: str
     detail: str
     param: str | None = None
-    """The sysctl key (or setting) to look at, for the jump to tuning."""
+    """The sysctl key to look at, for the jump to tuning; or a benchmark flag
+    (``--workers``) when the fix is in the run's own settings."""
     severity: str = "warn"
 
 
@@ -111,8 +112,9 @@ def listen_overflows(inputs: HintInputs) -> Hint | None:
         "listen-overflow",
         "Listen queue overflowed",
         f"{grown:,} connections were dropped since the run started because a listening socket's "
-        f"accept queue was full (ListenOverflows in /proc/net/netstat). The queue is capped by "
-        f"net.core.somaxconn (now {somaxconn}); raise it and net.ipv4.tcp_max_syn_backlog.",
+        f"accept queue was full (ListenOverflows in /proc/net/netstat). The queue is the backlog the "
+        f"listener asks for, capped by net.core.somaxconn (now {somaxconn}): raise it and "
+        "net.ipv4.tcp_max_syn_backlog, or the listener's own backlog if it asks for less.",
         "net.core.somaxconn",
     )
 
@@ -158,7 +160,7 @@ def generator_pinned(inputs: HintInputs) -> Hint | None:
             f"The generator is at {cpu.busiest:.0f}% of one core, so the rate measures it, not the target. "
             "Run it with more workers (--workers N, one per spare core)."
         )
-    return Hint("generator-pinned", "Generator is CPU-bound", detail, None, "info")
+    return Hint("generator-pinned", "Generator is CPU-bound", detail, "--workers", "info")
 
 
 def sink_lagging(inputs: HintInputs) -> Hint | None:

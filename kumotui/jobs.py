@@ -54,11 +54,16 @@ class ChildProcess:
     and so the whole process group (engine workers included) can be signalled.
     """
 
-    def __init__(self, argv: list[str], *, env: dict[str, str] | None = None, name: str = "") -> None:
+    def __init__(
+        self, argv: list[str], *, env: dict[str, str] | None = None, name: str = "", log_lines: int = LOG_LINES
+    ) -> None:
         self.argv = argv
         self.env = env
         self.name = name or Path(argv[0]).name
-        self.log: deque[str] = deque(maxlen=LOG_LINES)
+        self.log: deque[str] = deque(maxlen=log_lines)
+        self.logged = 0
+        """Lines ever added to ``log``, so a reader can ask only for the ones it has not seen."""
+        self._log_lock = threading.Lock()
         self.proc: subprocess.Popen[bytes] | None = None
         self._threads: list[threading.Thread] = []
 
@@ -96,9 +101,25 @@ class ChildProcess:
             if not data:
                 break
             callback(data)
-            self.log.extend(line for line in lines.feed(data) if line)
-        self.log.extend(lines.flush())
+            self._add_log([line for line in lines.feed(data) if line])
+        self._add_log(lines.flush())
         callback(b"")  # end of stream
+
+    def _add_log(self, new: list[str]) -> None:
+        with self._log_lock:
+            self.log.extend(new)
+            self.logged += len(new)
+
+    def log_since(self, cursor: int) -> tuple[int, list[str]]:
+        """Lines added after ``cursor`` (a previous return's first item), and the new cursor.
+
+        Both reader threads append while a live view reads; the lock keeps
+        the copy consistent. Lines that already fell off the bounded log are
+        skipped, never repeated.
+        """
+        with self._log_lock:
+            fresh = min(self.logged - cursor, len(self.log))
+            return self.logged, list(self.log)[len(self.log) - fresh :] if fresh > 0 else []
 
     @property
     def running(self) -> bool:
@@ -158,6 +179,12 @@ class Launcher:
 
     name = "local"
     remote = False
+    log_lines = LOG_LINES
+    """Output lines each of this launcher's processes keeps (see :class:`ChildProcess`)."""
+
+    def __init__(self, *, log_lines: int = LOG_LINES) -> None:
+        """A local launcher; ``log_lines`` bounds each process's log (the live screen keeps fewer)."""
+        self.log_lines = log_lines
 
     def wrap(self, argv: list[str]) -> list[str]:
         """The argv that runs ``argv`` where this launcher runs things."""
@@ -169,7 +196,7 @@ class Launcher:
 
     def process(self, argv: list[str], env: dict[str, str] | None = None, name: str = "") -> ChildProcess:
         """A child for ``argv`` (not started yet)."""
-        child = ChildProcess(self.wrap(argv), env=env, name=name or Path(argv[0]).name)
+        child = ChildProcess(self.wrap(argv), env=env, name=name or Path(argv[0]).name, log_lines=self.log_lines)
         child.remote = self.remote
         return child
 
@@ -252,6 +279,17 @@ class Job:
     def log(self) -> list[str]:
         """The job's raw output, newest last (bounded)."""
         return list(self.process.log)
+
+    def log_since(self, cursor: int) -> tuple[int, list[str]]:
+        """Output lines after ``cursor`` and the new cursor (start with 0); see :meth:`ChildProcess.log_since`."""
+        return self.process.log_since(cursor)
+
+    def failures_so_far(self) -> dict[str, int]:
+        """Failure reasons and counts while the job runs, in the backend's own words (empty when unknown).
+
+        The live hints read these (EADDRNOTAVAIL, EMFILE) before any summary exists.
+        """
+        return {}
 
     @property
     def where(self) -> str:
@@ -472,6 +510,11 @@ class BuiltinGenJob(EngineJob):
     count_field = "sent"
     failed_field = "failed"
 
+    def failures_so_far(self) -> dict[str, int]:
+        with self._lock:
+            last = self.last or {}
+            return {**last.get("failed_by", {}), **last.get("connect_errors", {})}
+
     def summary(self, series: list[Sample]) -> Summary | None:
         final = self.final
         if final is None:
@@ -581,6 +624,10 @@ class TrafficGenJob(Job):
     def on_stderr(self, data: bytes) -> None:
         self._parser.feed_stderr(data)
 
+    def failures_so_far(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._parser.failures)
+
     def ready_on_exit(self) -> bool:
         return True
 
@@ -667,6 +714,10 @@ class PostfixSourceJob(Job):
 
     def on_stderr(self, data: bytes) -> None:
         self._parser.feed_stderr(data)
+
+    def failures_so_far(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._parser.failures)
 
     def ready_on_exit(self) -> bool:
         return True

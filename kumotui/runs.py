@@ -455,11 +455,11 @@ def parameter_differences(before: RunRecord, after: RunRecord) -> list[tuple[str
     ]
 
 
-def _comparison(before: RunRecord, after: RunRecord) -> list[str]:
-    lines = [f"# kumotui benchmark comparison: {_title(before)} vs {_title(after)}", ""]
-    lines += [f"A: {_title(before)}, started {before.started} on {before.host.hostname} ({before.backend}).", ""]
-    lines += [f"B: {_title(after)}, started {after.started} on {after.host.hostname} ({after.backend}).", ""]
-    lines += ["## Results", ""]
+def compare_figures(before: RunRecord, after: RunRecord) -> list[tuple[str, str, str, str]]:
+    """Label, A, B and the change for every result figure either run has, then failures and status.
+
+    The report's results table and the app's side-by-side view are built from these rows.
+    """
     rows = []
     for role, name, label, higher in _COMPARED:
         a, b = _figure(before, role, name), _figure(after, role, name)
@@ -468,7 +468,15 @@ def _comparison(before: RunRecord, after: RunRecord) -> list[str]:
         rows.append((label, _format_figure(name, a), _format_figure(name, b), _change(a, b, higher)))
     rows.append(("Failed (generator)", _int(_failed(before)), _int(_failed(after)), ""))
     rows.append(("Status", "ok" if before.ok else "not ok", "ok" if after.ok else "not ok", ""))
-    lines += _md_table(["", "A", "B", "Change"], rows)
+    return rows
+
+
+def _comparison(before: RunRecord, after: RunRecord) -> list[str]:
+    lines = [f"# kumotui benchmark comparison: {_title(before)} vs {_title(after)}", ""]
+    lines += [f"A: {_title(before)}, started {before.started} on {before.host.hostname} ({before.backend}).", ""]
+    lines += [f"B: {_title(after)}, started {after.started} on {after.host.hostname} ({after.backend}).", ""]
+    lines += ["## Results", ""]
+    lines += _md_table(["", "A", "B", "Change"], compare_figures(before, after))
     lines += ["", "## Kernel parameters that differed", ""]
     differences = parameter_differences(before, after)
     if differences:

@@ -3,13 +3,19 @@
 Screenshots and snapshots must not change with the machine or the clock:
 the host facts are fixed, the tree is a modern kernel's values written
 under relative paths (so ``etc/sysctl.d/90-kumomta.conf`` reads the same in
-every run), and the drop-in's "Written:" stamp is frozen.
+every run), and the drop-in's "Written:" stamp is frozen. The benchmark
+screen plays a scripted run (:class:`ScriptedBenchmark`) with scripted host
+readings, and the runs screen reads two fixed records; nothing here is used
+outside screenshots and snapshot tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import math
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -20,7 +26,13 @@ from textual.pilot import Pilot
 from textual.worker import WorkerFailed
 
 from kumotui import persist
+from kumotui.benchlive import BenchSource
+from kumotui.benchmark import Benchmark, BenchOutcome, BenchPlan
 from kumotui.hosts import HostFacts
+from kumotui.hoststats import HostSampler, HostStats, ProcessCpu
+from kumotui.jobs import Job, Launcher
+from kumotui.runs import RunConfig, RunRecord, new_run, save_run
+from kumotui.samples import Role, Sample, Summary
 from kumotui.settings import Settings
 from kumotui.sysctl import key_to_relpath
 
@@ -108,3 +120,233 @@ async def settle(pilot: Pilot[Any], rounds: int = 20) -> None:
         quiet = quiet + 1 if not any(worker.is_running for worker in app.workers) else 0
         if quiet >= 3:  # a handled answer may still schedule a layout pass or a refit
             return
+
+
+# --- a scripted benchmark for screenshots ---------------------------------------------
+
+DEMO_TICK = 0.5
+"""Seconds between scripted readings, as the real benchmark samples."""
+DEMO_MESSAGES = 60_000
+"""The scripted run's message count (the demo form asks for it)."""
+DEMO_LIVE_TICK = 14
+"""The reading the live screenshots hold at: 7 s in, about 60% sent."""
+DEMO_PORT_RANGE_WIDTH = 60999 - 32768 + 1
+
+
+def demo_rate(tick: int) -> float:
+    """A steady-looking msgs/s with a dip, the same on every machine."""
+    return 5200.0 + 450.0 * math.sin(tick / 2.2) - (900.0 if tick in (9, 10) else 0.0)
+
+
+def demo_ticks(messages: int = DEMO_MESSAGES) -> list[list[Sample]]:
+    """Every scripted poll: a generator and a sink reading each, until ``messages`` are sent."""
+    ticks: list[list[Sample]] = []
+    sent = 0.0
+    tick = 0
+    while sent < messages:
+        tick += 1
+        rate = demo_rate(tick)
+        sent = min(float(messages), sent + rate * DEMO_TICK)
+        elapsed = round(0.3 + tick * DEMO_TICK, 3)
+        latency = {"p50": 4.1 + tick * 0.05, "p95": 7.9 + tick * 0.12, "p99": 9.6 + tick * 0.3, "max": 31.0}
+        count = int(sent)
+        ticks.append(
+            [
+                Sample("generator", elapsed, count, 0, 50, rate, latency, count * 1180),
+                Sample("sink", elapsed, max(0, count - 37), 0, 50, rate * 0.99, None, count * 1180),
+            ]
+        )
+    return ticks
+
+
+def demo_host(tick: int) -> HostStats:
+    """The host while the scripted run goes: TIME_WAIT climbs toward the port range's width."""
+    cores = tuple(min(100.0, 18.0 + ((tick * 7 + core * 23) % 60)) for core in range(DEMO_FACTS.cpus))
+    cores = (97.0, *cores[1:])  # one core pinned by the generator
+    return HostStats(
+        time=float(tick),
+        cpu_per_core=cores,
+        memory_used=6 * 2**30 + tick * 2**20,
+        memory_total=DEMO_FACTS.memory_bytes,
+        interface="lo",
+        rx_bytes_per_s=6.1e6 + tick * 1e4,
+        tx_bytes_per_s=6.1e6 + tick * 1e4,
+        tcp_inuse=120 + tick,
+        tcp_time_wait=min(26_500, 1_800 * tick),
+        open_files=4_212,
+        open_files_max=9223372036854775807,
+        listen_overflows=0,
+        listen_drops=0,
+        tcp_established=100,
+    )
+
+
+class DemoSampler(HostSampler):
+    """Host readings from :func:`demo_host`, one per call."""
+
+    def __init__(self, interface: str | None = None) -> None:
+        """Start at the first scripted reading (no psutil baseline needed)."""
+        self.interface = interface
+        self.calls = 0
+
+    def sample(self) -> HostStats:
+        """The next scripted reading."""
+        self.calls += 1
+        return demo_host(self.calls)
+
+
+class ScriptedJob(Job):
+    """A stand-in job: no process, a log that the scripted run writes to."""
+
+    def __init__(self, role: Role) -> None:
+        """A job that never starts a process."""
+        super().__init__(Launcher(), [f"demo-{role}"], name=role)
+        self.role = role
+        self.lines: list[str] = []
+
+    def log_since(self, cursor: int) -> tuple[int, list[str]]:
+        """The scripted lines after ``cursor``."""
+        return len(self.lines), self.lines[cursor:]
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Nothing runs."""
+
+
+class ScriptedBenchmark(Benchmark):
+    """A :class:`Benchmark` that plays :func:`demo_ticks` instead of starting processes.
+
+    Used only by screenshots and snapshot tests: with ``hold_at`` it stops
+    after that many readings and waits, like a run in progress, until it is
+    stopped; otherwise it plays to the end at once and finishes with a fixed
+    record.
+    """
+
+    def __init__(self, plan: BenchPlan, *, hold_at: int | None = None) -> None:
+        """Script a run of ``plan`` (its message count decides the length)."""
+        super().__init__(plan)
+        self.hold_at = hold_at
+        self.gen_job = ScriptedJob("generator")
+        self.sink_job = ScriptedJob("sink")
+        self.ticks = demo_ticks(plan.options.messages or DEMO_MESSAGES)
+        self.played = 0
+
+    def start(self) -> None:
+        """Nothing to start; the target is fixed."""
+        self.generator, self.sink = self.gen_job, self.sink_job
+        self.target = "127.0.0.1:2026"
+
+    def run(
+        self, on_samples: Callable[[list[Sample]], None] | None = None, interval: float = DEMO_TICK
+    ) -> list[Sample]:
+        """Play the readings; hold (blocking, as a real run does) at ``hold_at`` until stopped."""
+        for samples in self.ticks:
+            if self._stop.is_set():
+                break
+            self.played += 1
+            self.series.extend(samples)
+            gen, sink = samples
+            self.gen_job.lines.append(
+                f'{{"type": "progress", "elapsed": {gen.elapsed - 0.3:.3f}, "sent": {gen.count}, "failed": 0}}'
+            )
+            self.sink_job.lines.append(
+                f'{{"type": "progress", "elapsed": {sink.elapsed:.3f}, "received": {sink.count}, "rejected": 0}}'
+            )
+            if on_samples is not None:
+                on_samples(samples)
+            if self.hold_at is not None and self.played >= self.hold_at:
+                self._stop.wait()
+                break
+        return self.series
+
+    def finish(self, host: HostFacts) -> BenchOutcome:
+        """A fixed record of what was played (a frozen id and start time).
+
+        Like the real run, the last readings come once the jobs stopped: no
+        connections left, and the sink's exact total.
+        """
+        gen, sink = self.series[-2], self.series[-1]
+        elapsed = gen.elapsed - 0.3
+        self.series += [
+            replace(gen, elapsed=gen.elapsed + DEMO_TICK, connections=0),
+            replace(sink, elapsed=sink.elapsed + DEMO_TICK, count=gen.count, connections=0),
+        ]
+        latency = dict(gen.latency_ms or {})
+        options = self.plan.options
+        record = replace(
+            new_run(
+                RunConfig("builtin", self.target, options.concurrency, options.messages, options.duration, 1000),
+                host,
+                self.plan.parameters,
+                profile=self.plan.profile,
+                now=FROZEN_TIME,
+            ),
+            series=tuple(self.series),
+            generator=Summary.build(
+                "generator", count=gen.count, failed=0, elapsed=elapsed, bytes=gen.bytes, latency_ms=latency
+            ),
+            sink=Summary.build("sink", count=gen.count, failed=0, elapsed=elapsed, bytes=sink.bytes),
+        )
+        return BenchOutcome(record, self.target, interrupted=self.played < len(self.ticks))
+
+    def stop(self) -> None:
+        """Release a held run."""
+        self._stop.set()
+
+
+def demo_source(hold_at: int | None = None) -> BenchSource:
+    """Scripted runs and readings: the live screen looks the same on every machine."""
+    return BenchSource(
+        benchmark=lambda plan: ScriptedBenchmark(plan, hold_at=hold_at),
+        backends=lambda: ["builtin"],
+        sampler=DemoSampler,
+        cpu_reader=lambda pid: ProcessCpu(97.0, 97.0),
+        fd_reader=lambda pid: 57,
+        nofile=lambda: 1_048_576,
+    )
+
+
+def demo_runs(state_dir: Path) -> list[RunRecord]:
+    """Save two runs on the demo host, before and after tuning, for the runs screen."""
+    tuned = {**DEMO_KERNEL, "net.ipv4.ip_local_port_range": "5000 63000", "net.ipv4.tcp_tw_reuse": "1"}
+    tuned |= {"vm.max_map_count": "768000", "net.core.rmem_max": "262144", "net.core.wmem_max": "262144"}
+    before = {key: " ".join(value.split()) for key, value in DEMO_KERNEL.items()}
+    runs = []
+    for minute, parameters, rate, p99, label in (
+        (15, before, 4_870.0, 14.2, "before tuning"),
+        (45, tuned, 5_310.0, 11.8, "after tuning"),
+    ):
+        elapsed = 100_000 / rate
+        record = new_run(
+            RunConfig("builtin", "127.0.0.1:2026", 50, 100_000, None, 100_000),
+            DEMO_FACTS,
+            parameters,
+            profile="kumomta",
+            label=label,
+            now=FROZEN_TIME.replace(minute=minute),
+        )
+        record = replace(
+            record,
+            generator=Summary.build(
+                "generator",
+                count=100_000,
+                failed=0,
+                elapsed=elapsed,
+                bytes=100_000 * 100_180,
+                latency_ms={"p50": p99 / 3, "p90": p99 * 0.7, "p95": p99 * 0.8, "p99": p99, "max": p99 * 3},
+            ),
+            sink=Summary.build("sink", count=100_000, failed=0, elapsed=elapsed),
+        )
+        save_run(state_dir, record)
+        runs.append(record)
+    return runs
+
+
+async def wait_for(pilot: Pilot[Any], ready: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Let the app run until ``ready()`` (a worker that holds never completes, so settle cannot wait)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not ready():
+        if loop.time() > deadline:
+            raise TimeoutError("the app did not reach the expected state")
+        await pilot.pause(0.02)
+    await pilot.pause()

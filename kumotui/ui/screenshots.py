@@ -23,7 +23,19 @@ from textual.widgets import Input
 
 from kumotui.privilege import Privilege
 from kumotui.ui.app import KumotuiApp, make_app
-from kumotui.ui.demo import DEMO_FACTS, frozen_clock, make_demo_host, settle
+from kumotui.ui.demo import (
+    DEMO_FACTS,
+    DEMO_LIVE_TICK,
+    DEMO_MESSAGES,
+    demo_runs,
+    demo_source,
+    demo_ticks,
+    frozen_clock,
+    make_demo_host,
+    settle,
+    wait_for,
+)
+from kumotui.ui.screens.bench import BenchScreen
 
 Drive = Callable[[Pilot[Any]], Awaitable[None]]
 
@@ -66,6 +78,59 @@ async def show_read_only(pilot: Pilot[Any]) -> None:
     await settle(pilot)
 
 
+def bench_screen(pilot: Pilot[Any]) -> BenchScreen:
+    """The benchmark screen (the current one)."""
+    screen = pilot.app.screen
+    assert isinstance(screen, BenchScreen)
+    return screen
+
+
+async def show_bench_form(pilot: Pilot[Any]) -> None:
+    """The benchmark screen as it opens: the form with its defaults."""
+    await settle(pilot)
+    await pilot.press("b")
+    await settle(pilot)
+
+
+async def start_demo_run(pilot: Pilot[Any]) -> BenchScreen:
+    """Fill the form for the scripted run and press s."""
+    await show_bench_form(pilot)
+    screen = bench_screen(pilot)
+    screen.query_one("#messages", Input).value = str(DEMO_MESSAGES)
+    await pilot.press("s")
+    return screen
+
+
+async def show_bench_live(pilot: Pilot[Any]) -> None:
+    """A run in progress: progress, rates, latency, the host, two hints."""
+    screen = await start_demo_run(pilot)
+    held = demo_ticks()[DEMO_LIVE_TICK - 1][0].elapsed
+    await wait_for(pilot, lambda: screen.figures is not None and screen.figures.elapsed >= held)
+
+
+async def show_bench_live_log(pilot: Pilot[Any]) -> None:
+    """A run in progress with the job log shown."""
+    await show_bench_live(pilot)
+    await pilot.press("l")
+    await pilot.pause()
+
+
+async def show_bench_done(pilot: Pilot[Any]) -> None:
+    """A finished run: the summary card beside KumoMTA's published figures."""
+    screen = await start_demo_run(pilot)
+    await wait_for(pilot, lambda: screen.state == "done")
+    await settle(pilot)
+
+
+async def show_runs_compare(pilot: Pilot[Any]) -> None:
+    """Two saved runs (before and after tuning) side by side."""
+    await settle(pilot)
+    await pilot.press("h")
+    await settle(pilot)
+    await pilot.press("space", "down", "space")
+    await settle(pilot)
+
+
 @dataclass(frozen=True)
 class Shot:
     """One screenshot: a state, a terminal size, and how the app is built."""
@@ -74,6 +139,10 @@ class Shot:
     drive: Drive
     size: tuple[int, int] = (80, 24)
     read_only: bool = False
+    hold_at: int | None = None
+    """The scripted benchmark holds after this many readings (a run in progress)."""
+    runs: bool = False
+    """Save the demo's two runs first."""
 
 
 SHOTS = (
@@ -84,15 +153,33 @@ SHOTS = (
     Shot("apply-preview-120x36", show_apply_preview, (120, 36)),
     Shot("apply-done-80x24", show_apply_done),
     Shot("read-only-commands-80x24", show_read_only, read_only=True),
+    Shot("bench-form-80x24", show_bench_form),
+    Shot("bench-live-80x24", show_bench_live, hold_at=DEMO_LIVE_TICK),
+    Shot("bench-live-120x36", show_bench_live_log, (120, 36), hold_at=DEMO_LIVE_TICK),
+    Shot("bench-done-80x24", show_bench_done),
+    Shot("bench-done-120x36", show_bench_done, (120, 36)),
+    Shot("runs-compare-80x24", show_runs_compare, runs=True),
+    Shot("runs-compare-120x36", show_runs_compare, (120, 36), runs=True),
 )
 """Every screenshot the script writes."""
 
 
-def demo_app(base: Path, *, read_only: bool = False) -> KumotuiApp:
-    """The app on the demo host under ``base`` (which must be the working directory)."""
+def demo_app(base: Path, *, read_only: bool = False, hold_at: int | None = None, runs: bool = False) -> KumotuiApp:
+    """The app on the demo host under ``base`` (which must be the working directory).
+
+    Its benchmark screen plays the demo's scripted run (holding after
+    ``hold_at`` readings when given); with ``runs`` the two demo runs are saved first.
+    """
     settings = make_demo_host(base, read_only=read_only)
+    if runs and settings.state_dir is not None:
+        demo_runs(base / settings.state_dir)
     privilege = Privilege.READ_ONLY if read_only else Privilege.ROOT
-    return make_app(settings, host_facts=DEMO_FACTS, privilege=privilege)
+    return make_app(settings, host_facts=DEMO_FACTS, privilege=privilege, bench_source=demo_source(hold_at))
+
+
+def shot_app(base: Path, shot: Shot) -> KumotuiApp:
+    """The app a shot starts from."""
+    return demo_app(base, read_only=shot.read_only, hold_at=shot.hold_at, runs=shot.runs)
 
 
 async def capture(shot: Shot) -> str:
@@ -102,7 +189,7 @@ async def capture(shot: Shot) -> str:
         os.chdir(tmp)
         try:
             with frozen_clock():
-                app = demo_app(Path(tmp), read_only=shot.read_only)
+                app = shot_app(Path(tmp), shot)
                 async with app.run_test(size=shot.size) as pilot:
                     await shot.drive(pilot)
                     await pilot.wait_for_scheduled_animations()
@@ -113,11 +200,14 @@ async def capture(shot: Shot) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write every screenshot into ``DIR`` (default ``screenshots/``)."""
+    """Write every screenshot (or those named after ``DIR``) into ``DIR`` (default ``screenshots/``)."""
     args = sys.argv[1:] if argv is None else argv
     out = Path(args[0]) if args else Path("screenshots")
     out.mkdir(parents=True, exist_ok=True)
+    only = set(args[1:])
     for shot in SHOTS:
+        if only and shot.name not in only:
+            continue
         path = out / f"{shot.name}.svg"
         path.write_text(asyncio.run(capture(shot)), encoding="utf-8")
         print(path)

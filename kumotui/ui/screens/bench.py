@@ -1,0 +1,553 @@
+"""The benchmark screen: a compact form, live panes while a run goes, and its summary.
+
+The run itself is the core's :class:`~kumotui.benchmark.Benchmark`, driven by
+:func:`~kumotui.benchmark.run_and_record` in a thread worker exactly as
+``kumotui bench`` drives it, so the screen and the CLI save the same records.
+Each poll of the run (2 Hz) becomes one :class:`BenchScreen.BenchSampled`
+message carrying figures that :class:`~kumotui.benchlive.LiveWatch` derived in
+that thread (host readings and hint rules included); a newer one replaces a
+queued older one, so a busy event loop never falls behind. Job output is
+flushed to a bounded ``Log`` in the same batches.
+
+Every job the screen starts is stopped by PID when the run is stopped, when
+the screen goes away (quit, a crash) and at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.command import Provider
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label, Log, OptionList, Select, Static
+from textual.worker import Worker, WorkerState
+
+from kumotui.benchlive import (
+    SINK_CHOICES,
+    BenchForm,
+    BenchSource,
+    LiveFigures,
+    LiveWatch,
+    default_backend,
+    field_for_error,
+    format_eta,
+    summary_lines,
+)
+from kumotui.benchmark import Benchmark, BenchOutcome, BenchPlan, run_and_record
+from kumotui.benchrun import BenchOptions
+from kumotui.errors import KumotuiError
+from kumotui.findings import parameter_values
+from kumotui.hosts import HostFacts, LocalHost
+from kumotui.locations import default_state_dir
+from kumotui.profiles import load_profile
+from kumotui.samples import Sample
+from kumotui.settings import Settings
+from kumotui.sysctl import SysctlTree
+from kumotui.ui.commands import ScreenCommands
+from kumotui.ui.errors import describe_error
+from kumotui.ui.widgets.bench_panes import GeneratorPane, HintList, HostPane, LatencyPane, Readout, SinkPane
+
+if TYPE_CHECKING:
+    from kumotui.hints import Hint
+
+UNMOUNT_WAIT = 15.0
+"""Seconds the screen waits, when the app closes, for a stopped run to be saved."""
+LOG_LINES = 500
+"""Job output lines the log pane keeps: a bounded ``Log`` that fills within minutes
+(the built-in engines print about four lines a second), so memory stays flat."""
+
+_LIVE: weakref.WeakSet[Benchmark] = weakref.WeakSet()
+"""Runs whose jobs may still be alive; stopped at interpreter exit if nothing else did."""
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Last resort against orphans: stop every job of every run still registered."""
+    for bench in list(_LIVE):
+        bench.request_stop()
+        bench.stop()
+
+
+STATE_WORDS = {
+    "idle": ("○", "$text-muted", "ready"),
+    "starting": ("◌", "$text-warning", "starting"),
+    "running": ("●", "$text-success", "running"),
+    "stopping": ("◌", "$text-warning", "stopping"),
+    "done": ("✔", "$text-success", "finished"),
+    "stopped": ("■", "$text-warning", "stopped early"),
+    "failed": ("✖", "$text-error", "failed"),
+}
+"""How each state of the screen reads in the status line."""
+
+FORM_HELP = "Enter or s starts · Tab moves · Esc leaves the form"
+
+
+class BenchScreen(Screen[None]):
+    """Start a benchmark, watch it live, and see its result beside KumoMTA's published figures."""
+
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {ScreenCommands}
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "start", "Start", id="bench-start", tooltip="Start a run with the form's settings"),
+        Binding("s", "stop", "Stop", id="bench-stop", tooltip="Stop the run (generator, then sink); it is saved"),
+        Binding(
+            "ctrl+c", "stop", "Stop", id="bench-interrupt", show=False, tooltip="Stop the run, like Ctrl+C in the CLI"
+        ),
+        Binding("e", "edit_form", "Edit", id="bench-edit", tooltip="Change the run's settings"),
+        Binding("l", "toggle_log", "Log", id="bench-log", tooltip="Show or hide the jobs' raw output"),
+        Binding("escape", "leave_form", "Leave form", id="bench-leave", show=False, tooltip="Back to the panes"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Stop any run and leave kumotui"),
+    ]
+
+    class BackendsFound(Message):
+        """The backends installed here are known."""
+
+        def __init__(self, backends: list[str]) -> None:
+            super().__init__()
+            self.backends = backends
+
+    class BenchSampled(Message):
+        """One poll of the running benchmark, with everything derived from it."""
+
+        def __init__(self, figures: LiveFigures) -> None:
+            super().__init__()
+            self.figures = figures
+
+        def can_replace(self, message: Message) -> bool:
+            """A newer reading makes a queued older one pointless (job logs wait in the watch)."""
+            return isinstance(message, BenchScreen.BenchSampled)
+
+    class BenchFinished(Message):
+        """The run ended, was summarised and saved."""
+
+        def __init__(self, outcome: BenchOutcome) -> None:
+            super().__init__()
+            self.outcome = outcome
+
+    state: reactive[str] = reactive("idle")
+    """``idle``, ``starting``, ``running``, ``stopping``, ``done`` or ``failed``."""
+    show_log: reactive[bool] = reactive(False)
+    """Whether the job log pane is shown."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        host_facts: HostFacts | None = None,
+        source: BenchSource | None = None,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        """Create the screen.
+
+        Args:
+            settings: profile, sysctl root and state dir (runs are saved there).
+            host_facts: fixed facts for the run record (screenshots); read from the host when None.
+            source: where runs and readings come from; the real core when None.
+            name: Textual's widget name.
+            id: Textual's widget id.
+            classes: Textual's CSS classes.
+        """
+        super().__init__(name=name, id=id, classes=classes)
+        self.settings = settings
+        self.fixed_facts = host_facts
+        self.source = source or BenchSource()
+        self.bench: Benchmark | None = None
+        """The run in progress (set by the worker), for stopping it."""
+        self.live: LiveWatch | None = None
+        """The current run's figures in the making (its job log lines wait there)."""
+        self.figures: LiveFigures | None = None
+        """The latest figures shown."""
+        self.outcome: BenchOutcome | None = None
+        """The last finished run."""
+        self.options: BenchOptions | None = None
+        self.form_text = BenchForm()
+        self.error = ""
+        self._stop_asked = threading.Event()
+        self._idle = threading.Event()
+        """Set while no run's worker is going."""
+        self._idle.set()
+        self.state_dir = (settings.state_dir or default_state_dir()).absolute()
+        """Where runs are saved, fixed now: a relative path must not follow a later chdir."""
+
+    # -- layout ----------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        """Status line, form, live panes, summary, log, footer."""
+        defaults = BenchForm()
+        yield Readout(id="bench-status")
+        with Vertical(id="bench-form"):
+            with Horizontal(classes="form-row"):
+                yield Label("Backend", classes="form-label -col1")
+                yield Select[str](
+                    [("builtin", "builtin")], value="builtin", allow_blank=False, id="backend", compact=True
+                )
+                yield Label("Sink", classes="form-label -col2")
+                yield Select[str](
+                    [(label, key) for key, label in SINK_CHOICES.items()],
+                    value=defaults.sink,
+                    allow_blank=False,
+                    id="sink",
+                    compact=True,
+                )
+                yield Label("Target", classes="form-label -col3")
+                yield Input(defaults.target, placeholder="HOST:PORT", id="target", compact=True, disabled=True)
+            with Horizontal(classes="form-row"):
+                yield Label("Messages", classes="form-label -col1")
+                yield Input(defaults.messages, placeholder="none", id="messages", compact=True)
+                yield Label("Duration s", classes="form-label -col2")
+                yield Input(defaults.duration, placeholder="none", id="duration", compact=True)
+                yield Label("Rate/s", classes="form-label -col3")
+                yield Input(defaults.rate, placeholder="max", id="rate", compact=True)
+            with Horizontal(classes="form-row"):
+                yield Label("Concurrency", classes="form-label -col1")
+                yield Input(defaults.concurrency, id="concurrency", compact=True)
+                yield Label("Body size", classes="form-label -col2")
+                yield Input(defaults.body_size, id="body_size", compact=True)
+                yield Label("Workers", classes="form-label -col3")
+                yield Input(defaults.workers, id="workers", compact=True)
+            yield Static(Content.from_markup("[$text-muted]$help[/]", help=FORM_HELP), id="form-message")
+        with VerticalScroll(id="bench-body"):
+            yield Static(id="bench-summary")
+            yield GeneratorPane(id="gen-pane")
+            yield SinkPane(id="sink-pane")
+            yield LatencyPane(id="latency-pane")
+            yield HostPane(id="host-pane")
+            yield HintList(id="hints")
+        yield Log(max_lines=LOG_LINES, id="bench-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Find the installed backends; the form's first field takes the keys."""
+        self.update_status()
+        self.find_backends()
+
+    def on_unmount(self) -> None:
+        """Stop every job of a run still going (quit, crash): nothing outlives the app.
+
+        Then wait (briefly) for the worker to summarise and save the partial
+        run, so it is in the history and nothing writes after the app is gone.
+        """
+        self.stop_jobs()
+        self._idle.wait(UNMOUNT_WAIT)
+
+    def stop_jobs(self) -> None:
+        """Ask the run to stop and stop its jobs by PID now (blocks until they are gone)."""
+        self._stop_asked.set()
+        bench = self.bench
+        if bench is not None:
+            bench.request_stop()
+            bench.stop()
+
+    # -- workers ---------------------------------------------------------
+
+    @work(thread=True, group="backends", exclusive=True, exit_on_error=False)
+    def find_backends(self) -> None:
+        """Look for kumod/traffic-gen and smtp-sink/smtp-source (file lookups, off the event loop)."""
+        self.post_message(self.BackendsFound(self.source.backends()))
+
+    @work(thread=True, group="bench", exclusive=True, exit_on_error=False)
+    def run_benchmark(self, form: BenchForm, options: BenchOptions) -> None:
+        """Run one benchmark to its end (or a stop), posting a reading per poll; save its record.
+
+        Everything here blocks: reading the kernel's values for the record,
+        starting the sink and waiting for it, the run, stopping the jobs.
+        """
+        try:
+            self._run_benchmark(form, options)
+        finally:
+            self._idle.set()
+
+    def _run_benchmark(self, form: BenchForm, options: BenchOptions) -> None:
+        settings = self.settings
+        host = LocalHost()
+        profile = load_profile(settings.profile)
+        parameters = parameter_values(profile, SysctlTree(settings.sysctl_root, host))
+        facts = self.fixed_facts or host.facts()
+        plan = BenchPlan(options, backend=form.backend, profile=settings.profile, parameters=parameters)
+        bench = self.source.benchmark(plan)
+        watch = LiveWatch(
+            options,
+            parameters,
+            sampler=self.source.sampler,
+            cpu_reader=self.source.cpu_reader,
+            fd_reader=self.source.fd_reader,
+            nofile=self.source.nofile(),
+        )
+        self.bench, self.live = bench, watch
+        _LIVE.add(bench)
+        if self._stop_asked.is_set():
+            bench.request_stop()
+
+        def sampled(fresh: list[Sample]) -> None:
+            self.post_message(self.BenchSampled(watch.tick(bench, fresh)))
+
+        try:
+            outcome = run_and_record(bench, facts, self.state_dir, sampled)
+        finally:
+            bench.stop()
+            _LIVE.discard(bench)
+        # The run's last readings (taken after the jobs stopped, with their exact
+        # totals) came after the last poll the panes saw: show them too.
+        self.post_message(self.BenchSampled(watch.tick(bench, bench.series[-4:])))
+        self.post_message(self.BenchFinished(outcome))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """One place where a failed run or lookup becomes a clear notice."""
+        worker = event.worker
+        if event.state is not WorkerState.ERROR:
+            return
+        message = describe_error(worker.error)
+        if worker.group == "bench":
+            self.error = message
+            self.state = "failed"
+            self.show_form_error(message)
+            self.notify(message, title="The benchmark failed", severity="error", timeout=12, markup=False)
+        else:
+            self.notify(message, title="Looking for backends failed", severity="error", timeout=12, markup=False)
+
+    # -- results ---------------------------------------------------------
+
+    def on_bench_screen_backends_found(self, message: BackendsFound) -> None:
+        """Offer only the backends installed here, the one ``auto`` would pick first."""
+        select = self.query_one("#backend", Select)
+        select.set_options([(name, name) for name in message.backends])
+        select.value = default_backend(message.backends)
+
+    def on_bench_screen_bench_sampled(self, message: BenchSampled) -> None:
+        """Show one reading: panes, hints, and the job output since the last one."""
+        figures = message.figures
+        self.figures = figures
+        if self.state == "starting":
+            self.state = "running"
+        with self.app.batch_update():
+            self.query_one(GeneratorPane).show(figures)
+            self.query_one(SinkPane).show(figures)
+            self.query_one(LatencyPane).show(figures)
+            self.query_one(HostPane).show(figures)
+            if figures.hints:
+                hints = self.query_one(HintList)
+                hints.show_hints(figures.hints, figures.active_hints)
+                if self.focused is None:
+                    hints.focus()  # Enter on a hint jumps to its parameter
+            self.update_status()
+            self.flush_log()
+
+    def on_bench_screen_bench_finished(self, message: BenchFinished) -> None:
+        """Show the summary card; the run is in the history now."""
+        self.outcome = message.outcome
+        self.flush_log()
+        self.state = "done"
+        cpus = message.outcome.record.host.cpus
+        lines = summary_lines(message.outcome, cpus)
+        first, *rest = lines
+        card = Content.from_markup("[b]$first[/b]", first=first)
+        for line in rest:
+            card += Content("\n") + Content(line)
+        summary = self.query_one("#bench-summary", Static)
+        summary.update(card)
+        summary.set_class(not (message.outcome.generator and message.outcome.generator.ok), "-not-ok")
+
+    def flush_log(self) -> None:
+        """Write the job output collected since the last flush, in one batch."""
+        if self.live is None:
+            return
+        lines = self.live.take_log()
+        if lines:
+            self.query_one(Log).write_lines(lines)
+
+    # -- rendering -------------------------------------------------------
+
+    def update_status(self) -> None:
+        """The top line: state, elapsed time, and what is running where."""
+        stopped = self.state == "done" and self.outcome is not None and self.outcome.interrupted
+        icon, style, word = STATE_WORDS["stopped" if stopped else self.state]
+        parts = [Content.from_markup(f"[{style} b]$icon $word[/]", icon=icon, word=word)]
+        figures = self.figures
+        if figures is not None and self.state in ("running", "stopping", "done"):
+            parts.append(Content(format_eta(figures.elapsed)))
+        if self.options is not None and self.state != "idle":
+            target = figures.target if figures is not None else ""
+            parts.append(Content(self.form_text.describe(self.options, target)))
+        elif self.state == "idle":
+            parts.append(Content.from_markup("[$text-muted]s starts a run with these settings[/]"))
+        self.query_one("#bench-status", Readout).show(Content(" · ").join(parts))
+
+    def watch_state(self, state: str) -> None:
+        """Hide the form while a run goes (the panes need the rows), and refresh the keys."""
+        running = state in ("starting", "running", "stopping")
+        self.set_class(running, "-running")
+        self.set_class(state == "done", "-done")
+        if self.is_mounted:
+            self.update_status()
+            self.refresh_bindings()
+
+    def watch_show_log(self, show: bool) -> None:
+        """Show or hide the log pane; its lines are kept either way."""
+        self.set_class(show, "-log")
+
+    def show_form_error(self, message: str) -> None:
+        """Put the core's message under the form and the cursor in the field it names."""
+        self.query_one("#form-message", Static).update(
+            Content.from_markup("[$text-error b]✖ $message[/]", message=message)
+        )
+        field = field_for_error(message)
+        if field is not None and not self.has_class("-running"):
+            self.query_one(f"#{field}").focus()
+
+    def clear_form_error(self) -> None:
+        """Back to the help line."""
+        self.query_one("#form-message", Static).update(Content.from_markup("[$text-muted]$help[/]", help=FORM_HELP))
+
+    # -- the form --------------------------------------------------------
+
+    def in_form(self) -> bool:
+        """Whether the cursor is in one of the form's fields."""
+        form = self.query_one("#bench-form")
+        node = self.focused
+        while node is not None:
+            if node is form:
+                return True
+            node = node.parent  # type: ignore[assignment]
+        return False
+
+    def read_form(self) -> BenchForm:
+        """The form's fields as typed."""
+
+        def text(field: str) -> str:
+            return self.query_one(f"#{field}", Input).value
+
+        def choice(field: str) -> str:
+            value = self.query_one(f"#{field}", Select).value
+            return value if isinstance(value, str) else ""
+
+        return BenchForm(
+            backend=choice("backend"),
+            sink=choice("sink"),
+            target=text("target"),
+            messages=text("messages"),
+            duration=text("duration"),
+            rate=text("rate"),
+            concurrency=text("concurrency"),
+            body_size=text("body_size"),
+            workers=text("workers"),
+        )
+
+    @on(Select.Changed, "#sink")
+    def _sink_changed(self, event: Select.Changed) -> None:
+        target = self.query_one("#target", Input)
+        target.disabled = event.value != "target"
+        if not target.disabled:
+            target.focus()
+
+    @on(Input.Submitted)
+    async def _field_submitted(self) -> None:
+        await self.run_action("start")
+
+    @on(OptionList.OptionSelected, "#hints")
+    def _hint_selected(self, event: OptionList.OptionSelected) -> None:
+        hint = self.query_one(HintList).hints.get(event.option.id or "")
+        if hint is not None:
+            self.jump_to(hint)
+
+    def jump_to(self, hint: Hint) -> None:
+        """Go where the hint's fix is: a form field for a flag, the tuning screen's row for a key."""
+        param = hint.param
+        if not param:
+            self.notify("This hint has no parameter to jump to.", markup=False)
+            return
+        if param.startswith("--"):
+            field = field_for_error(param)
+            if field is None or self.has_class("-running"):
+                self.notify(f"Change {param} in the form for the next run.", markup=False)
+                return
+            self.query_one(f"#{field}").focus()
+            return
+        show_param = getattr(self.app, "show_param", None)
+        if show_param is not None:
+            show_param(param)
+
+    # -- actions ---------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer only what applies now (the footer and the command palette both ask)."""
+        running = self.state in ("starting", "running")
+        if action == "start":
+            return self.state in ("idle", "done", "failed")
+        if action == "stop":
+            return running
+        if action == "edit_form":
+            return not running and self.state != "stopping"
+        if action == "leave_form":
+            return self.in_form()
+        return True
+
+    def action_start(self) -> None:
+        """Check the form through the core; start the run, or say what is wrong."""
+        if self.state not in ("idle", "done", "failed"):
+            return
+        form = self.read_form()
+        try:
+            if self.settings.hosts:
+                raise KumotuiError(
+                    "the app benchmarks this machine; for a remote host run `kumotui bench --host HOST --local-sink`"
+                )
+            options = form.options()
+        except KumotuiError as error:
+            self.show_form_error(str(error))
+            return
+        self.clear_form_error()
+        self.form_text, self.options = form, options
+        self.error = ""
+        self.figures = None
+        self.outcome = None
+        self._stop_asked.clear()
+        self.bench = None
+        self.query_one("#bench-summary", Static).update("")
+        self.query_one(HintList).reset()
+        self.query_one(Log).clear()
+        self.state = "starting"
+        self._idle.clear()
+        self.set_focus(None)  # the form hides; single keys (s stops) go to the screen
+        self.run_benchmark(form, options)
+
+    def action_stop(self) -> None:
+        """Stop the run early: the worker stops the generator, then the sink, and saves the partial run."""
+        if self.state not in ("starting", "running"):
+            return
+        self._stop_asked.set()
+        if self.bench is not None:
+            self.bench.request_stop()
+        self.state = "stopping"
+
+    def action_edit_form(self) -> None:
+        """Put the cursor in the form's first field."""
+        self.query_one("#backend").focus()
+
+    def action_leave_form(self) -> None:
+        """Leave the form so single keys work again."""
+        hints = self.query_one(HintList)
+        if hints.display:
+            hints.focus()
+        else:
+            self.set_focus(None)
+
+    def action_toggle_log(self) -> None:
+        """Show or hide the jobs' output."""
+        self.show_log = not self.show_log
+
+    def action_quit(self) -> None:
+        """Leave the app; unmounting stops any run's jobs."""
+        self.app.exit()

@@ -1,0 +1,398 @@
+"""The live panes of the benchmark screen: generator, sink, latency, host, hints, summary.
+
+Each pane shows a :class:`~kumotui.benchlive.LiveFigures` and nothing else:
+the numbers and their wording come from :mod:`kumotui.benchlive`, the panes
+only choose colours and positions. The app shares the machine it measures
+and often runs over a slow SSH link, so every line is a :class:`Readout`
+that redraws only when its text or styling changed, and no pane lays the
+screen out again on an update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.widgets import Label, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
+
+from kumotui.benchlive import (
+    LiveFigures,
+    cpu_bars,
+    format_bytes,
+    format_bytes_rate,
+    format_compact,
+    format_count,
+    format_eta,
+    format_mmh,
+    format_ms,
+    format_rate,
+    spark,
+    trend_arrow,
+)
+from kumotui.hints import Hint
+
+
+class Readout(Static):
+    """A line of live text that redraws only when it changed.
+
+    Textual repaints a widget's whole region on ``update``; at 2-4 updates a
+    second over SSH that is most of the bytes sent, so identical text (and
+    styling) is not sent again. The layout is left alone: a readout's size
+    is fixed by CSS, and a line too long for it ends in an ellipsis rather
+    than wrapping (no per-word wrapping work on every update either).
+    """
+
+    DEFAULT_CSS = """
+    Readout {
+        height: 1;
+        width: 1fr;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    """
+
+    def __init__(
+        self,
+        content: Content | str = "",
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        """Create a readout showing ``content`` until the first :meth:`show`."""
+        super().__init__(content, name=name, id=id, classes=classes, markup=False)
+        self.shown = content.markup if isinstance(content, Content) else content
+        """The markup on screen now, to skip redrawing the same text."""
+
+    def show(self, content: Content) -> None:
+        """Show ``content`` unless it is what is already shown."""
+        markup = content.markup
+        if markup != self.shown:
+            self.shown = markup
+            self.update(content, layout=False)
+
+
+class SparkLine(Readout):
+    """A sparkline as one line of block characters in one style, newest value on the right.
+
+    See :func:`kumotui.benchlive.spark` for why this is not Textual's ``Sparkline``.
+    """
+
+    DEFAULT_CSS = """
+    SparkLine {
+        color: $primary;
+        text-overflow: clip;
+    }
+    """
+
+    def plot(self, values: Sequence[float]) -> None:
+        """Show the last values that fit the line."""
+        text = spark(values, self.size.width)
+        bars = text.lstrip(" ")
+        # The blank lead-in is its own span: SVG screenshots then place the
+        # bars by their own x, as terminals do (rsvg squeezes a long nbsp run).
+        self.show(Content.from_markup("[dim]$pad[/]$bars", pad=text[: len(text) - len(bars)], bars=bars))
+
+
+class Pane(Horizontal):
+    """A labelled block: the name in a narrow left column, the readings beside it."""
+
+    DEFAULT_CSS = """
+    Pane {
+        height: auto;
+        & > .pane--label {
+            width: 10;
+            color: $text-muted;
+            text-style: bold;
+        }
+        & > .pane--body {
+            width: 1fr;
+            height: auto;
+        }
+    }
+    """
+
+    LABEL = ""
+    """The pane's name in the left column."""
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        """Create the pane; :meth:`show` fills it."""
+        super().__init__(name=name, id=id, classes=classes)
+
+    def compose(self) -> ComposeResult:
+        """The label, then the body's lines."""
+        yield Label(self.LABEL, classes="pane--label")
+        with Vertical(classes="pane--body"):
+            yield from self.compose_body()
+
+    def compose_body(self) -> ComposeResult:
+        """The readouts of this pane."""
+        yield from ()
+
+    def show(self, figures: LiveFigures) -> None:
+        """Show one tick's figures."""
+
+
+def _fmt(template: str, **values: object) -> Content:
+    return Content.from_markup(template, **values)
+
+
+class GeneratorPane(Pane):
+    """Progress with ETA, sent and failed, msgs/s and MMH now, and a msgs/s sparkline."""
+
+    LABEL = "Generator"
+    DEFAULT_CSS = """
+    GeneratorPane {
+        #gen-progress-row { height: 1; }
+        #gen-progress { width: 1fr; }
+        #gen-progress Bar { width: 1fr; }
+        #gen-eta { width: 14; padding-left: 1; }
+        #gen-rates { height: 1; }
+        #gen-spark { height: 1; width: 1fr; }
+    }
+    """
+
+    def compose_body(self) -> ComposeResult:
+        """Progress row, counters row, sparkline row."""
+        with Horizontal(id="gen-progress-row"):
+            yield ProgressBar(total=1.0, show_eta=False, id="gen-progress")
+            yield Readout("", id="gen-eta")
+        yield Readout(Content.from_markup("[$text-muted]not started[/]"), id="gen-counts")
+        yield SparkLine(id="gen-spark")
+
+    def show(self, figures: LiveFigures) -> None:
+        """Move the bar, update the counters and the sparkline."""
+        bar = self.query_one("#gen-progress", ProgressBar)
+        if bar.progress != round(figures.progress, 3):
+            bar.update(progress=round(figures.progress, 3))
+        self.query_one("#gen-eta", Readout).show(_fmt("ETA [b]$eta[/b]", eta=format_eta(figures.eta)))
+        failed_style = "$text-error b" if figures.failed else "$text-muted"
+        self.query_one("#gen-counts", Readout).show(
+            _fmt(
+                f"sent [b]$sent[/b] · [{failed_style}]failed $failed[/] · [b]$rate[/b] msgs/s · "
+                "[$text-accent b]$mmh MMH[/] · $conns conns",
+                sent=format_count(figures.sent),
+                failed=format_count(figures.failed),
+                rate=format_rate(figures.rate),
+                mmh=format_mmh(figures.mmh),
+                conns=format_count(figures.gen_connections),
+            )
+        )
+        self.query_one("#gen-spark", SparkLine).plot(figures.rate_series)
+
+
+class SinkPane(Pane):
+    """What the sink took: received, its rate, open connections, rejected."""
+
+    LABEL = "Sink"
+
+    def compose_body(self) -> ComposeResult:
+        """One line."""
+        yield Readout(Content.from_markup("[$text-muted]not started[/]"), id="sink-line")
+
+    def show(self, figures: LiveFigures) -> None:
+        """Received, rate, connections; or why there is no count of our own."""
+        line = self.query_one("#sink-line", Readout)
+        if figures.received is None:
+            line.show(_fmt("[$text-muted]$target counts for itself (not a sink of ours)[/]", target=figures.target))
+            return
+        rejected_style = "$text-warning" if figures.rejected else "$text-muted"
+        line.show(
+            _fmt(
+                f"received [b]$received[/b] · $rate msgs/s · $conns open conns · [{rejected_style}]rejected $rej[/]",
+                received=format_count(figures.received),
+                rate=format_rate(figures.sink_rate),
+                conns=format_count(figures.sink_connections),
+                rej=format_count(figures.rejected),
+            )
+        )
+
+
+class LatencyPane(Pane):
+    """Transaction latency percentiles and the p99 trend."""
+
+    LABEL = "Latency"
+    DEFAULT_CSS = """
+    LatencyPane {
+        #latency-row { height: 1; }
+        #latency-line { width: 42; }
+        #latency-spark { width: 1fr; margin-left: 1; }
+    }
+    """
+
+    def compose_body(self) -> ComposeResult:
+        """Figures, then a p99 sparkline filling the rest of the line."""
+        with Horizontal(id="latency-row"):
+            yield Readout(Content.from_markup("[$text-muted]–[/]"), id="latency-line")
+            yield SparkLine(id="latency-spark")
+
+    def show(self, figures: LiveFigures) -> None:
+        """p50/p95/p99 since the start and which way p99 is going."""
+        lat = figures.latency
+        direction = figures.latency_trend
+        arrow = f" {trend_arrow(direction)} {direction}" if direction else ""
+        style = "$text-warning" if direction == "rising" else "$text-muted"
+        self.query_one("#latency-line", Readout).show(
+            _fmt(
+                f"p50 $p50 · p95 $p95 · p99 [b]$p99[/b] ms[{style}]$arrow[/]",
+                p50=format_ms(lat.get("p50")),
+                p95=format_ms(lat.get("p95")),
+                p99=format_ms(lat.get("p99")),
+                arrow=arrow,
+            )
+        )
+        self.query_one("#latency-spark", SparkLine).plot(figures.p99_series)
+
+
+class HostPane(Pane):
+    """CPU per core, memory, network on the interface in use, TCP states, open files."""
+
+    LABEL = "Host"
+    DEFAULT_CSS = """
+    HostPane {
+        & Readout { height: 1; }
+    }
+    """
+
+    def compose_body(self) -> ComposeResult:
+        """Three lines: CPU and memory; network and TCP; files."""
+        yield Readout(Content.from_markup("[$text-muted]not started[/]"), id="host-cpu")
+        yield Readout("", id="host-net")
+        yield Readout("", id="host-files")
+
+    def show(self, figures: LiveFigures) -> None:
+        """One host reading."""
+        host = figures.host
+        if host is None:
+            return
+        cores = host.cpu_per_core
+        average = sum(cores) / len(cores) if cores else 0.0
+        width = max(8, self.size.width - 40) if self.size.width else 32
+        gen = ""
+        if figures.gen_cpu is not None:
+            gen = f" · generator {figures.gen_cpu.busiest:.0f}% of a core"
+        self.query_one("#host-cpu", Readout).show(
+            _fmt(
+                "CPU [$text-accent]$bars[/] [b]$avg%[/b]$gen · mem $used/$total",
+                bars=cpu_bars(cores, width),
+                avg=f"{average:.0f}",
+                gen=gen,
+                used=format_bytes(host.memory_used),
+                total=format_bytes(host.memory_total),
+            )
+        )
+        tw_of = f"/{figures.ports:,} ports" if figures.ports else ""
+        self.query_one("#host-net", Readout).show(
+            _fmt(
+                "$nic ↓$rx ↑$tx · TCP est $est · TIME_WAIT [b]$tw[/b]$of",
+                nic=host.interface or "net",
+                rx=format_bytes_rate(host.rx_bytes_per_s),
+                tx=format_bytes_rate(host.tx_bytes_per_s),
+                est=format_count(host.tcp_established),
+                tw=format_count(host.tcp_time_wait),
+                of=tw_of,
+            )
+        )
+        overflow_style = "$text-error b" if figures.listen_overflows else "$text-muted"
+        self.query_one("#host-files", Readout).show(
+            _fmt(
+                f"files $files/$max · generator fds $fds/$nofile · [{overflow_style}]listen overflows +$over[/]",
+                files=format_count(host.open_files),
+                max=format_compact(host.open_files_max),
+                fds=format_count(figures.gen_fds),
+                nofile=format_compact(figures.nofile),
+                over=format_count(figures.listen_overflows),
+            )
+        )
+
+
+def hint_prompt(hint: Hint, active: bool) -> Content:
+    """A hint as the list shows it: title and where to tune on the first line, the detail below."""
+    icon = "⚠" if hint.severity == "warn" else "ℹ"
+    style = ("$text-warning" if hint.severity == "warn" else "$text-accent") if active else "$text-muted"
+    where = ""
+    if hint.param:
+        where = f" → {hint.param}"
+    seen = "" if active else " (earlier in this run)"
+    return Content.from_markup(
+        f"[{style} b]$icon $title[/][$text-muted]$seen$where[/]\n[$text-muted]$detail[/]",
+        icon=icon,
+        title=hint.title,
+        seen=seen,
+        where=where,
+        detail=hint.detail,
+    )
+
+
+class HintList(OptionList):
+    """Symptoms this run showed, each tied to the parameter (or flag) that changes it.
+
+    Options are keyed by hint id and updated in place; Enter on one asks the
+    screen to jump to its parameter.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select", "Tune", id="hint-tune", tooltip="Go to the highlighted hint's parameter"),
+    ]
+
+    DEFAULT_CSS = """
+    HintList {
+        height: auto;
+        max-height: 8;
+        border: none;
+        padding: 0;
+        background: $surface;
+        &:focus { border: none; }
+    }
+    """
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        """Create an empty list."""
+        super().__init__(name=name, id=id, classes=classes, compact=True)
+        self.hints: dict[str, Hint] = {}
+        self._prompts: dict[str, str] = {}
+
+    def show_hints(self, hints: Sequence[Hint], active: frozenset[str]) -> None:
+        """Add new hints and re-word changed ones; the highlight stays on the same hint."""
+        order = [hint.id for hint in hints]
+        known = [hint_id for hint_id in self.hints if hint_id in order]
+        if known != order[: len(known)]:
+            # A warning arrived after a note: rebuild in the new order (rare, at most once per rule).
+            current = self.current
+            self.reset()
+            self.show_hints(hints, active)
+            if current is not None and current.id in self.hints:
+                self.highlighted = order.index(current.id)
+            return
+        for hint in hints:
+            prompt = hint_prompt(hint, hint.id in active)
+            markup = prompt.markup
+            if hint.id not in self.hints:
+                self.add_option(Option(prompt, id=hint.id))
+            elif self._prompts.get(hint.id) != markup:
+                self.replace_option_prompt(hint.id, prompt)
+            self.hints[hint.id] = hint
+            self._prompts[hint.id] = markup
+        if self.highlighted is None and self.option_count:
+            self.highlighted = 0
+        self.display = bool(self.option_count)
+
+    def reset(self) -> None:
+        """Forget every hint (a new run starts)."""
+        self.clear_options()
+        self.hints.clear()
+        self._prompts.clear()
+        self.display = False
+
+    @property
+    def current(self) -> Hint | None:
+        """The highlighted hint."""
+        if self.highlighted is None or not self.option_count:
+            return None
+        option_id = self.get_option_at_index(self.highlighted).id
+        return self.hints.get(option_id or "")
