@@ -201,6 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("dir", type=Path, metavar="DIR", help="where to write the simulated host")
     simulate.set_defaults(handler=cmd_simulate)
+
+    setup = commands.add_parser(
+        "setup",
+        help="guided first-time setup in the app",
+        description="Open the app on the guided path: detect this host, review and apply the profile, start a "
+        "sink, run a first benchmark scaled to this machine, and read a summary with next steps. Every step can "
+        "be skipped; the path resumes where it stopped. Plain `kumotui` opens it by itself on first run.",
+    )
+    _global_options(setup, suppress=True)
+    setup.set_defaults(handler=run_app)
     benchcli.register(commands, lambda sub: _global_options(sub, suppress=True), settings_from)
     return parser
 
@@ -497,5 +507,6 @@ def run_app(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     load_profile(settings.profile)  # refuse a bad profile before the screen opens
-    make_app(settings).run()
+    guided = True if getattr(args, "command", None) == "setup" else None  # None: on first run only
+    make_app(settings, guided=guided).run()
     return 0

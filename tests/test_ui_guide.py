@@ -109,3 +109,29 @@ async def skip_all(tmp_path: Path) -> None:
         assert again.state.current == "summary"
         assert "First benchmark: skipped." in str(again.query_one("#guide-text").render())
     assert read_tree(settings.sysctl_root, "net.ipv4.tcp_tw_reuse") == "2"  # nothing was applied
+
+
+def test_first_run_opens_the_guide_and_g_reopens_it(tmp_path: Path) -> None:
+    settings = make_simulated_host(tmp_path / "host")
+
+    async def flow() -> None:
+        app = make_app(settings, host_facts=FACTS, guided=None)  # what plain `kumotui` does
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.3)
+            assert isinstance(app.screen, GuideScreen)
+            await pilot.press("escape")
+            await pilot.pause(0.1)
+            assert not isinstance(app.screen, GuideScreen)
+            await pilot.press("g")
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, GuideScreen)
+
+    asyncio.run(flow())
+    quiet = make_app(settings, host_facts=FACTS, guided=None)
+
+    async def second() -> None:
+        async with quiet.run_test(size=(80, 24)) as pilot:  # progress exists now: no guide on its own
+            await pilot.pause(0.3)
+            assert not isinstance(quiet.screen, GuideScreen)
+
+    asyncio.run(second())
