@@ -21,7 +21,11 @@ from typing import Any
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from kumotui import guide
+from kumotui.config import remember_host
+from kumotui.detect import Port25
 from kumotui.privilege import Privilege
+from kumotui.settings import Settings
 from kumotui.ui.app import KumotuiApp, make_app
 from kumotui.ui.demo import (
     DEMO_FACTS,
@@ -36,6 +40,19 @@ from kumotui.ui.demo import (
     wait_for,
 )
 from kumotui.ui.screens.bench import BenchScreen
+from kumotui.ui.screens.guide import GuideScreen
+
+DEMO_DETECTION = guide.Detection(
+    facts=DEMO_FACTS,
+    kumomta_sbin=None,
+    kumomta_version=None,
+    postfix_tools=False,
+    privilege="root",
+    nofile_hard=524288,
+    nofile_source="this account (getrlimit)",
+    port25=Port25(False, "no rule in nftables or iptables drops outbound TCP port 25"),
+)
+"""A fresh Debian server as step 1 sees it."""
 
 Drive = Callable[[Pilot[Any]], Awaitable[None]]
 
@@ -131,6 +148,49 @@ async def show_runs_compare(pilot: Pilot[Any]) -> None:
     await settle(pilot)
 
 
+async def show_guide_detect(pilot: Pilot[Any]) -> None:
+    """The guided setup's first step: what kumotui found on this host."""
+    await settle(pilot)
+    await pilot.app.push_screen(GuideScreen(demo_settings(pilot), host_facts=DEMO_FACTS, detection=DEMO_DETECTION))
+    await settle(pilot)
+
+
+async def show_guide_summary(pilot: Pilot[Any]) -> None:
+    """The guided setup's last step: what changed, the result, next steps, the routing snippet."""
+    await settle(pilot)
+    settings = demo_settings(pilot)
+    assert settings.state_dir is not None
+    run = demo_runs(settings.state_dir)[-1]
+    state = guide.GuideState(
+        started=run.started,
+        sink_target="127.0.0.1:2026",
+        sink_backend="builtin",
+        run_id=run.id,
+        report_path=f"{settings.state_dir}/reports/{run.id}.md",
+    )
+    for step in guide.STEPS[:-1]:
+        state = state.mark(step, "done")
+    guide.save_state(settings.state_dir, state)
+    await pilot.app.push_screen(GuideScreen(settings, host_facts=DEMO_FACTS, detection=DEMO_DETECTION))
+    await settle(pilot)
+
+
+async def show_hosts(pilot: Pilot[Any]) -> None:
+    """The host switcher with two remembered hosts."""
+    await settle(pilot)
+    for host in ("root@mta-02.example.net", "sink-01.example.net:2222"):
+        remember_host(host)
+    await pilot.press("H")
+    await settle(pilot)
+
+
+def demo_settings(pilot: Pilot[Any]) -> Settings:
+    """The settings the demo app was built with."""
+    app = pilot.app
+    assert isinstance(app, KumotuiApp)
+    return app.settings
+
+
 @dataclass(frozen=True)
 class Shot:
     """One screenshot: a state, a terminal size, and how the app is built."""
@@ -160,6 +220,9 @@ SHOTS = (
     Shot("bench-done-120x36", show_bench_done, (120, 36)),
     Shot("runs-compare-80x24", show_runs_compare, runs=True),
     Shot("runs-compare-120x36", show_runs_compare, (120, 36), runs=True),
+    Shot("guide-detect-80x24", show_guide_detect),
+    Shot("guide-summary-80x24", show_guide_summary),
+    Shot("hosts-80x24", show_hosts),
 )
 """Every screenshot the script writes."""
 
@@ -187,6 +250,7 @@ async def capture(shot: Shot) -> str:
     cwd = Path.cwd()
     with tempfile.TemporaryDirectory(prefix="kumotui-shot-") as tmp:
         os.chdir(tmp)
+        os.environ["KUMOTUI_CONFIG_DIR"] = str(Path(tmp) / "config")  # remembered hosts stay in the shot
         try:
             with frozen_clock():
                 app = shot_app(Path(tmp), shot)

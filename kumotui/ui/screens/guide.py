@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -97,11 +98,22 @@ class GuideScreen(Screen[None]):
             self.outcome = outcome
             self.report = report
 
-    def __init__(self, settings: Settings, *, host_facts: HostFacts | None = None) -> None:
-        """Create the guide for ``settings`` (its state dir holds the progress)."""
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        host_facts: HostFacts | None = None,
+        detection: guide.Detection | None = None,
+    ) -> None:
+        """Create the guide for ``settings`` (its state dir holds the progress).
+
+        ``host_facts`` and ``detection`` fix what step 1 shows (screenshots);
+        both are read from the host when None.
+        """
         super().__init__(id="guide")
         self.settings = settings
         self.fixed_facts = host_facts
+        self.fixed_detection = detection
         self.state_dir = (settings.state_dir or default_state_dir()).absolute()
         self.state = guide.load_state(self.state_dir) or guide.GuideState()
         self.detection: guide.Detection | None = None
@@ -175,7 +187,8 @@ class GuideScreen(Screen[None]):
 
     def say(self, title: str, body: str) -> None:
         """Replace the page's text."""
-        self.query_one("#guide-text", Static).update(f"[b]{title}[/b]\n\n{body}")
+        # Text, not markup: bodies quote Lua and paths such as '[127.0.0.1]'.
+        self.query_one("#guide-text", Static).update(Text.assemble((title, "bold"), "\n\n", body))
 
     def show_sink_step(self) -> None:
         """Step 3: pick a backend for the sink."""
@@ -237,6 +250,9 @@ class GuideScreen(Screen[None]):
     @work(thread=True, group="guide-detect", exclusive=True, exit_on_error=False)
     def detect(self) -> None:
         """Step 1's readings."""
+        if self.fixed_detection is not None:
+            self.post_message(self.Detected(self.fixed_detection))
+            return
         host = self.open()
         try:
             target = Target.from_settings(self.settings, host)
