@@ -31,28 +31,19 @@ from kumotui.benchmark import Benchmark, BenchOutcome, BenchPlan
 from kumotui.hosts import HostFacts
 from kumotui.hoststats import HostSampler, HostStats, ProcessCpu
 from kumotui.jobs import Job, Launcher
+from kumotui.profiles import load_profile
 from kumotui.runs import RunConfig, RunRecord, new_run, save_run
 from kumotui.samples import Role, Sample, Summary
 from kumotui.settings import Settings
+from kumotui.simulate import MODERN_KERNEL
 from kumotui.sysctl import key_to_relpath
 
 DEMO_FACTS = HostFacts(hostname="mta-01", kernel="6.1.0-28-amd64", cpus=8, memory_bytes=16 * 2**30)
 """The header of every screenshot."""
 
 DEMO_KERNEL = {
-    "fs.file-max": "9223372036854775807",
-    "kernel.shmmax": "18446744073692774399",
-    "net.core.somaxconn": "4096",
-    "net.core.rmem_default": "212992",
-    "net.core.wmem_default": "212992",
-    "net.core.rmem_max": "212992",
-    "net.core.wmem_max": "212992",
-    "net.ipv4.ip_local_port_range": "32768\t60999",
-    "net.ipv4.tcp_tw_reuse": "2",
-    "vm.max_map_count": "65530",
-    "vm.nr_hugepages": "0",
-    "kernel.shmmni": "4096",
-    "net.ipv4.ip_unprivileged_port_start": "1024",
+    key: MODERN_KERNEL[key]
+    for key in (*(p.key for p in load_profile("kumomta").params), "net.ipv4.ip_unprivileged_port_start")
 }
 """What a current Debian kernel under systemd reports for KumoMTA's twelve keys."""
 

@@ -137,6 +137,12 @@ async def show_bench_done(pilot: Pilot[Any]) -> None:
     screen = await start_demo_run(pilot)
     await wait_for(pilot, lambda: screen.state == "done")
     await settle(pilot)
+    # The card appears by a class change; make sure the layout pass that places
+    # it below the form has run before the picture is taken.
+    summary, form = screen.query_one("#bench-summary"), screen.query_one("#bench-form")
+    screen.refresh(layout=True)
+    await wait_for(pilot, lambda: not summary.region.overlaps(form.region))
+    await settle(pilot)
 
 
 async def show_runs_compare(pilot: Pilot[Any]) -> None:
