@@ -41,8 +41,9 @@ LIVE_LOG_LINES = 250
 engines print two a second, so the bound is reached within about two minutes)."""
 SERIES_POINTS = 120
 """Points kept per sparkline: a minute at the 2 Hz the benchmark samples at."""
-LOG_KEEP = 1000
-"""Job log lines waiting for the screen; older ones are dropped, not queued without end."""
+LOG_KEEP = 500
+"""Job log lines waiting for the screen (the latest ones, both jobs interleaved); older
+ones are dropped, so a hidden log pane costs a fixed amount of memory."""
 TREND_SPAN = 6
 """Readings compared on each side for a trend (3 s at 2 Hz)."""
 TREND_THRESHOLD = 0.15

@@ -64,8 +64,8 @@ if TYPE_CHECKING:
 UNMOUNT_WAIT = 15.0
 """Seconds the screen waits, when the app closes, for a stopped run to be saved."""
 LOG_LINES = 500
-"""Job output lines the log pane keeps: a bounded ``Log`` that fills within minutes
-(the built-in engines print about four lines a second), so memory stays flat."""
+"""Job output lines the log pane keeps: a bounded ``Log`` (the built-in engines
+print about four lines a second), so memory stays flat."""
 
 _LIVE: weakref.WeakSet[Benchmark] = weakref.WeakSet()
 """Runs whose jobs may still be alive; stopped at interpreter exit if nothing else did."""
@@ -361,8 +361,13 @@ class BenchScreen(Screen[None]):
         summary.set_class(not (message.outcome.generator and message.outcome.generator.ok), "-not-ok")
 
     def flush_log(self) -> None:
-        """Write the job output collected since the last flush, in one batch."""
-        if self.live is None:
+        """Write the job output collected since the last flush, in one batch, if the log is shown.
+
+        While it is hidden (the default) the lines wait in the watch's bounded
+        buffer instead: a hidden ``Log`` would still measure every line, and
+        Rich's cell-width cache would keep each one alive for many minutes.
+        """
+        if self.live is None or not self.show_log:
             return
         lines = self.live.take_log()
         if lines:
@@ -395,8 +400,10 @@ class BenchScreen(Screen[None]):
             self.refresh_bindings()
 
     def watch_show_log(self, show: bool) -> None:
-        """Show or hide the log pane; its lines are kept either way."""
+        """Show or hide the log pane; shown, it catches up with the lines kept meanwhile."""
         self.set_class(show, "-log")
+        if show and self.is_mounted:
+            self.flush_log()
 
     def show_form_error(self, message: str) -> None:
         """Put the core's message under the form and the cursor in the field it names."""
