@@ -143,6 +143,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         # e: into the form; Tab to Messages (Target is disabled), clear it; Duration; Rate; Enter starts.
         term.keys("e", TAB, TAB, BACKSPACE, TAB, *str(args.seconds + args.warmup + 60), TAB, *str(args.rate), ENTER)
         term.wait_for("running")
+        if args.log:
+            term.keys("l")
         jobs = descendants(term.pid)
         time.sleep(args.warmup)
 
@@ -191,6 +193,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "size": args.size,
         "rate": args.rate,
+        "log_pane": args.log,
         "seconds": round(wall, 1),
         "cpu_percent_of_one_core": round(cpu_total / wall * 100, 2),
         "terminal_bytes_per_s": round(bytes_total / wall),
@@ -217,6 +220,7 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=2000, help="the run's --rate cap in msgs/s (default 2000)")
     parser.add_argument("--sample-every", type=float, default=5.0, help="seconds between CPU/RSS samples")
     parser.add_argument("--sysctl-root", help="pass --sysctl-root to the app (default: the real /proc/sys)")
+    parser.add_argument("--log", action="store_true", help="show the job log pane too (not the default)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     result = measure(args)
