@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kumotui.locations import DEFAULT_SYSCTL_D, DEFAULT_SYSCTL_ROOT
-from kumotui.profiles import DEFAULT_PROFILE
+from kumotui.paths import DEFAULT_SYSCTL_D, DEFAULT_SYSCTL_ROOT
+
+DEFAULT_PROFILE = "kumomta"
+"""The profile used when none is named: KumoMTA's published values."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from kumotui.jobs import BuiltinGenJob, BuiltinSinkJob, EngineJob, Launcher
+from kumotui.backends.builtin import BuiltinGenJob, BuiltinSinkJob, EngineJob
+from kumotui.backends.process import Launcher
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from kumotui.apply import ApplyFailed, Target, apply_plan, make_plan, rollback
-from kumotui.findings import evaluate
-from kumotui.hosts import LocalHost
-from kumotui.privilege import SudoWriter
-from kumotui.profiles import load_profile
+from kumotui.hosts.local import LocalHost
 from kumotui.settings import Settings
-from kumotui.validate import ValidationError
+from kumotui.tuning.apply import ApplyFailed, apply_plan, rollback
+from kumotui.tuning.findings import evaluate
+from kumotui.tuning.plan import make_plan
+from kumotui.tuning.privilege import SudoWriter
+from kumotui.tuning.profiles import load_profile
+from kumotui.tuning.target import Target
+from kumotui.tuning.validate import ValidationError
 from tests.cli import kumotui
 from tests.trees import MODERN_KERNEL, read_tree
 
@@ -313,7 +315,7 @@ def test_sudo_writer_applies_and_rolls_back(paths: dict[str, Path]) -> None:
 
 
 def test_manual_steps_for_the_real_kernel_use_sysctl() -> None:
-    from kumotui.apply import Change, Plan, manual_steps
+    from kumotui.tuning.plan import Change, Plan, manual_steps
 
     target = Target.from_settings(Settings(read_only=True))
     plan = Plan(

@@ -134,12 +134,3 @@ def test_killed_cli_leaves_no_orphan() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def test_core_modules_never_import_textual() -> None:
-    code = (
-        "import sys, kumotui.benchrun, kumotui.engines.smtp_sink, kumotui.engines.smtp_gen; "
-        "print('textual' in sys.modules)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kumotui.config import config_path, forget_host, load_config, remember_host
 from kumotui.errors import KumotuiError
+from kumotui.hosts.remembered import config_path, forget_host, load_config, remember_host
 
 
 def test_remember_and_forget_hosts(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kumotui.detect import iptables_blocks_port25, nft_blocks_port25
+from kumotui.onboarding.detect import iptables_blocks_port25, nft_blocks_port25
 
 NFT_BLOCKED = """\
 table inet filter {

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from kumotui.backends.builtin import BuiltinGenJob
+from kumotui.backends.process import Launcher
 from kumotui.engines import smtp_common, smtp_gen
-from kumotui.jobs import BuiltinGenJob, Launcher
 from tests.smtp_support import (
     copy_engines,
     finish,

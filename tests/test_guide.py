@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kumotui.guide import (
+from kumotui.hosts.local import LocalHost
+from kumotui.onboarding.guide import (
     STEPS,
     GuideState,
     detect,
@@ -16,8 +17,7 @@ from kumotui.guide import (
     save_state,
     summary_lines,
 )
-from kumotui.hosts import LocalHost
-from kumotui.journal import Entry, KeyChange
+from kumotui.tuning.journal import Entry, KeyChange
 
 
 def test_progress_resumes_where_it_stopped(tmp_path: Path) -> None:

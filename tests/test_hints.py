@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 from dataclasses import replace
 
-from kumotui.hints import HintInputs, evaluate, port_range_width
-from kumotui.hoststats import HostSampler, HostStats, ProcessCpu, interface_for, process_cpu
-from kumotui.samples import Sample
+from kumotui.backends.samples import Sample
+from kumotui.bench.hints import HintInputs, evaluate, port_range_width
+from kumotui.bench.hoststats import HostSampler, HostStats, ProcessCpu, interface_for, process_cpu
 
 HOST = HostStats(
     time=0.0,

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from kumotui.benchmark import Benchmark, BenchPlan, available_backends, resolve_backend, run_and_record
-from kumotui.benchrun import BenchOptions
+from kumotui.backends import available_backends, resolve_backend
+from kumotui.bench.options import BenchOptions
+from kumotui.bench.records import list_runs
+from kumotui.bench.run import Benchmark, BenchPlan, run_and_record
 from kumotui.errors import KumotuiError
-from kumotui.hosts import LocalHost
-from kumotui.runs import list_runs
+from kumotui.hosts.local import LocalHost
 from tests.smtp_support import free_port, postfix_tools
 from tests.standins import install_kumomta
 

@@ -17,27 +17,26 @@ from types import ModuleType
 
 import pytest
 
-from kumotui.backends import LineSplitter, parse_size, split_host_port
-from kumotui.backends.kumomta import (
+from kumotui.backends.kumomta import find_kumomta
+from kumotui.backends.kumomta.kumod import KumodStderr, kumod_command
+from kumotui.backends.kumomta.metrics import (
     KumodSinkSampler,
-    KumodStderr,
-    TrafficGenOutput,
     check_liveness,
     fetch_metrics,
-    find_kumomta,
-    generous_duration,
-    kumod_command,
-    lua_string,
     parse_prometheus,
-    parse_rust_duration,
-    render_sink_policy,
-    routing_snippet,
     sink_counters,
-    traffic_gen_command,
-    write_sink_policy,
 )
+from kumotui.backends.kumomta.policy import lua_string, render_sink_policy, routing_snippet, write_sink_policy
+from kumotui.backends.kumomta.traffic_gen import (
+    TrafficGenOutput,
+    generous_duration,
+    parse_rust_duration,
+    traffic_gen_command,
+)
+from kumotui.backends.lines import LineSplitter, parse_size
+from kumotui.backends.samples import Sample, Summary
 from kumotui.errors import KumotuiError
-from kumotui.samples import Sample, Summary
+from kumotui.hosts.address import split_host_port
 from tests.standins import STANDINS, free_port, install_kumomta, run_streaming, stop
 
 ESC = "\x1b"

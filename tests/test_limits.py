@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kumotui import limits
-from kumotui.hosts import LocalHost
+from kumotui.hosts.local import LocalHost
+from kumotui.tuning import limits
 from tests.cli import kumotui
 
 

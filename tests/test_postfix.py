@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kumotui.backends import tcp_accepts
+from kumotui.backends.lines import tcp_accepts
 from kumotui.backends.postfix import (
     PostfixTools,
     SmtpSinkOutput,
@@ -21,8 +21,8 @@ from kumotui.backends.postfix import (
     smtp_sink_command,
     smtp_source_command,
 )
+from kumotui.backends.samples import Sample
 from kumotui.errors import KumotuiError
-from kumotui.samples import Sample
 from tests.smtp_support import postfix_tools
 from tests.standins import free_port, run_streaming
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from kumotui.errors import ProfileError
-from kumotui.profiles import available_profiles, load_profile
-from kumotui.values import Rule
+from kumotui.tuning.profiles import available_profiles, load_profile
+from kumotui.tuning.values import Rule
 
 KUMOMTA_KEYS = {
     "vm.max_map_count",

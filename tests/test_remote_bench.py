@@ -15,10 +15,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from kumotui.benchmark import Benchmark, BenchPlan, launcher_for, run_and_record
-from kumotui.benchrun import BenchOptions
-from kumotui.hosts import LocalHost
-from kumotui.remote import HostSpec, RemoteHost
+from kumotui.bench.options import BenchOptions
+from kumotui.bench.run import Benchmark, BenchPlan, run_and_record
+from kumotui.hosts.address import HostSpec
+from kumotui.hosts.launch import launcher_for
+from kumotui.hosts.local import LocalHost
+from kumotui.hosts.remote import RemoteHost
 from tests.sshd import Sshd
 
 

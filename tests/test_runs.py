@@ -9,23 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from kumotui.backends.samples import RateWindow, Sample, Summary, active_summary, eta_seconds, mmh, thin_series
+from kumotui.bench.published import PUBLISHED_RESULTS, closest_published
+from kumotui.bench.records import MAX_SERIES, RunConfig, RunRecord, list_runs, load_run, new_run, save_run
+from kumotui.bench.report import format_runs_table, parameter_differences, report_markdown
 from kumotui.errors import KumotuiError
 from kumotui.hosts import HostFacts
-from kumotui.runs import (
-    MAX_SERIES,
-    PUBLISHED_RESULTS,
-    RunConfig,
-    RunRecord,
-    closest_published,
-    format_runs_table,
-    list_runs,
-    load_run,
-    new_run,
-    parameter_differences,
-    report_markdown,
-    save_run,
-)
-from kumotui.samples import RateWindow, Sample, Summary, active_summary, eta_seconds, mmh, thin_series
 
 HOST = HostFacts(hostname="mx1", kernel="6.1.0-18-amd64", cpus=8, memory_bytes=16 * 2**30)
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kumotui.sysctl import SysctlTree, key_to_relpath, relpath_to_key
+from kumotui.tuning.sysctl import SysctlTree, key_to_relpath, relpath_to_key
 from tests.trees import make_tree
 
 

@@ -21,18 +21,20 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Log, Static
 
-from kumotui.benchlive import BenchSource, format_mmh
-from kumotui.runs import list_runs
+from kumotui.bench.live import BenchSource
+from kumotui.bench.records import list_runs
 from kumotui.settings import Settings
+from kumotui.text.format import format_mmh
 from kumotui.ui.app import KumotuiApp, make_app
 from kumotui.ui.commands import ScreenCommands
-from kumotui.ui.demo import DEMO_FACTS, demo_runs, demo_source, make_demo_host, settle, wait_for
+from kumotui.ui.modals.export import ExportScreen
 from kumotui.ui.screens.bench import BenchScreen
-from kumotui.ui.screens.runs import ExportScreen, RunsScreen
+from kumotui.ui.screens.runs import RunsScreen
 from kumotui.ui.screens.tuning import TuningScreen
-from kumotui.ui.widgets import ParamTable
 from kumotui.ui.widgets.bench_panes import GeneratorPane, HintList, Readout
+from kumotui.ui.widgets.param_table import ParamTable
 from tests.smtp_support import alive, children
+from tests.support.demo import DEMO_FACTS, demo_runs, demo_source, make_demo_host, settle, wait_for
 
 Flow = Callable[[KumotuiApp, Pilot[Any]], Awaitable[None]]
 

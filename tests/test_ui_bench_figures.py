@@ -11,14 +11,18 @@ from dataclasses import replace
 
 import pytest
 
-from kumotui.benchlive import (
-    BenchForm,
-    LiveWatch,
-    cpu_bars,
-    default_backend,
-    effective_duration,
-    eta_of,
-    field_for_error,
+from kumotui.backends.builtin import BuiltinGenJob
+from kumotui.backends.process import ChildProcess, Launcher
+from kumotui.backends.samples import Sample, Summary
+from kumotui.bench.form import BenchForm, field_for_error
+from kumotui.bench.hints import HintInputs, evaluate
+from kumotui.bench.hoststats import HostSampler, ProcessCpu
+from kumotui.bench.live import LiveWatch, default_backend, effective_duration, eta_of, progress_of, summary_lines, trend
+from kumotui.bench.options import BenchOptions
+from kumotui.bench.records import RunConfig, new_run
+from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
+from kumotui.errors import KumotuiError
+from kumotui.text.format import (
     format_bytes,
     format_bytes_rate,
     format_compact,
@@ -27,19 +31,9 @@ from kumotui.benchlive import (
     format_ms,
     format_rate,
     format_size,
-    progress_of,
-    summary_lines,
-    trend,
 )
-from kumotui.benchmark import Benchmark, BenchOutcome, BenchPlan
-from kumotui.benchrun import BenchOptions
-from kumotui.errors import KumotuiError
-from kumotui.hints import HintInputs, evaluate
-from kumotui.hoststats import HostSampler, ProcessCpu
-from kumotui.jobs import BuiltinGenJob, ChildProcess, Launcher
-from kumotui.runs import RunConfig, new_run
-from kumotui.samples import Sample, Summary
-from kumotui.ui.demo import DEMO_FACTS, DemoSampler, ScriptedJob, demo_host
+from kumotui.ui.widgets.glyphs import cpu_bars
+from tests.support.demo import DEMO_FACTS, DemoSampler, ScriptedJob, demo_host
 
 PARAMS = {"net.ipv4.ip_local_port_range": "32768 60999", "net.ipv4.tcp_tw_reuse": "2"}
 

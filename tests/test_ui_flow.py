@@ -17,18 +17,20 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, TextArea
 
-from kumotui.privilege import Privilege
 from kumotui.settings import Settings
+from kumotui.tuning.privilege import Privilege
+from kumotui.tuning.values import Status
 from kumotui.ui.app import KumotuiApp, make_app
 from kumotui.ui.commands import TuningCommands
-from kumotui.ui.demo import DEMO_FACTS, make_demo_host, settle
-from kumotui.ui.screens.apply import ApplyScreen
-from kumotui.ui.screens.edit import EditScreen
-from kumotui.ui.screens.profiles import ProfileScreen
-from kumotui.ui.screens.rollback import RollbackScreen
+from kumotui.ui.modals.apply import ApplyScreen
+from kumotui.ui.modals.edit import EditScreen
+from kumotui.ui.modals.profile_picker import ProfileScreen
+from kumotui.ui.modals.rollback import RollbackScreen
 from kumotui.ui.screens.tuning import TuningScreen
-from kumotui.ui.widgets import HostHeader, ParamDetails, ParamTable
-from kumotui.values import Status
+from kumotui.ui.widgets.host_header import HostHeader
+from kumotui.ui.widgets.param_details import ParamDetails
+from kumotui.ui.widgets.param_table import ParamTable
+from tests.support.demo import DEMO_FACTS, make_demo_host, settle
 from tests.trees import COMPLIANT, MODERN_KERNEL, read_tree
 
 NEEDS_CHANGE = {
@@ -328,7 +330,7 @@ def test_forced_privilege_shows_in_header(host: Path) -> None:
 
 def test_demo_host_is_the_modern_kernel_fixture() -> None:
     """Screenshots show the same kernel the tests judge."""
-    from kumotui.ui.demo import DEMO_KERNEL
+    from tests.support.demo import DEMO_KERNEL
 
     fixture = {k: v for k, v in MODERN_KERNEL.items() if k not in ("kernel.hostname", "kernel.osrelease")}
     assert fixture == DEMO_KERNEL

@@ -11,9 +11,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from kumotui import guide
 from kumotui.hosts import HostFacts
-from kumotui.simulate import make_simulated_host
+from kumotui.onboarding import guide
+from kumotui.tuning.simulate import make_simulated_host
 from kumotui.ui.app import make_app
 from kumotui.ui.screens.guide import GuideScreen
 from tests.test_jobs import alive

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from kumotui.config import load_config, remember_host
 from kumotui.hosts import HostFacts
-from kumotui.simulate import make_simulated_host
+from kumotui.hosts.remembered import load_config, remember_host
+from kumotui.tuning.simulate import make_simulated_host
 from kumotui.ui.app import make_app
-from kumotui.ui.screens.hosts import HostsScreen
+from kumotui.ui.modals.hosts import HostsScreen
 from tests.sshd import Sshd
 
 FACTS = HostFacts("mta-sim", "6.1.0-sim-amd64", 2, 4 * 2**30)

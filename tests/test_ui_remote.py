@@ -14,11 +14,12 @@ import pytest
 
 from kumotui.settings import Settings
 from kumotui.ui.app import make_app
-from kumotui.ui.demo import settle
-from kumotui.ui.screens.apply import ApplyScreen
+from kumotui.ui.modals.apply import ApplyScreen
 from kumotui.ui.screens.tuning import TuningScreen
-from kumotui.ui.widgets import HostHeader, ParamTable
+from kumotui.ui.widgets.host_header import HostHeader
+from kumotui.ui.widgets.param_table import ParamTable
 from tests.sshd import Sshd
+from tests.support.demo import settle
 from tests.trees import MODERN_KERNEL, make_tree, read_tree
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kumotui.ui import screenshots
-from kumotui.ui.demo import frozen_clock
+from scripts import screenshots
+from tests.support.demo import frozen_clock
 
 SnapCompare = Callable[..., bool]
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kumotui.apply import KeyResult, Outcome, Plan
-from kumotui.findings import Finding
-from kumotui.journal import DropinChange, Entry, KeyChange
-from kumotui.persist import Override
-from kumotui.ui.screens.apply import render_outcome, render_preview
-from kumotui.ui.screens.rollback import can_roll_back, entry_label, render_entry
+from kumotui.tuning.apply import KeyResult, Outcome
+from kumotui.tuning.dropin import Override
+from kumotui.tuning.findings import Finding
+from kumotui.tuning.journal import DropinChange, Entry, KeyChange
+from kumotui.tuning.plan import Plan
+from kumotui.tuning.values import Rule, Status
+from kumotui.ui.modals.apply import render_outcome, render_preview
+from kumotui.ui.modals.rollback import can_roll_back, entry_label, render_entry
 from kumotui.ui.widgets.host_header import format_memory
 from kumotui.ui.widgets.param_details import Explanation, explain, hanging
 from kumotui.ui.widgets.param_table import ParamRow, ellipsize, fit_widths
-from kumotui.values import Rule, Status
 
 NATURAL = {"key": 28, "current": 20, "recommended": 11, "status": 9, "proposed": 10}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kumotui.values import Rule, Status, judge, normalize, parse_numbers
+from kumotui.tuning.values import Rule, Status, judge, normalize, parse_numbers
 
 BIG = "18446744073692774399"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kumotui.simulate import MODERN_KERNEL as MODERN
-from kumotui.simulate import write_tree
-from kumotui.sysctl import key_to_relpath
+from kumotui.tuning.simulate import MODERN_KERNEL as MODERN
+from kumotui.tuning.simulate import write_tree
+from kumotui.tuning.sysctl import key_to_relpath
 
 TWELVE = (
     "fs.file-max",

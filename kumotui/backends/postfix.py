@@ -24,9 +24,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kumotui.backends import LineSplitter, parse_size, strip_ansi
+from kumotui.backends.job import Job
+from kumotui.backends.lines import LineSplitter, parse_size, strip_ansi
+from kumotui.backends.process import Launcher
+from kumotui.backends.samples import RateWindow, Role, Sample, Summary, active_summary
 from kumotui.errors import KumotuiError
-from kumotui.samples import RateWindow, Sample, Summary, active_summary
 
 ENV_DIR = "KUMOTUI_POSTFIX_DIR"
 """A directory holding the tools, or a root with ``usr/sbin`` (an extracted package)."""
@@ -369,3 +371,75 @@ class SmtpSinkOutput:
                 "sink", samples, failures={f"fatal: {self.fatal}": 1}, ok=False, reason=f"smtp-sink: {self.fatal}"
             )
         return active_summary("sink", samples, failures=dict(self.warnings))
+
+
+class PostfixSinkJob(Job):
+    """Postfix's smtp-sink with its ``-c`` counters; ready when it accepts TCP."""
+
+    role: Role = "sink"
+    backend = "postfix"
+
+    def __init__(self, launcher: Launcher, argv: list[str], env: dict[str, str], address: tuple[str, int]) -> None:
+        super().__init__(launcher, argv, env=env, name="smtp-sink")
+        self.address = address
+        self.port = address[1]
+        self._parser = SmtpSinkOutput()
+
+    def on_stdout(self, data: bytes) -> None:
+        self._parser.feed_stdout(data)
+
+    def on_stderr(self, data: bytes) -> None:
+        self._parser.feed_stderr(data)
+        if self._parser.fatal:
+            self.fail(self._parser.fatal)
+
+    def poll_ready(self) -> None:
+        from kumotui.backends.lines import tcp_accepts
+
+        if self._error is None and self.process.running and tcp_accepts(*self.address, timeout=0.2):
+            self.mark_ready()
+
+    def reading(self) -> Sample | None:
+        with self._lock:
+            return self._parser.sample(self.elapsed())
+
+    def summary(self, series: list[Sample]) -> Summary | None:
+        with self._lock:
+            return self._parser.finish(series) if series else None
+
+
+class PostfixSourceJob(Job):
+    """Postfix's smtp-source with its ``-c`` counter."""
+
+    role: Role = "generator"
+    backend = "postfix"
+
+    def __init__(
+        self, launcher: Launcher, argv: list[str], env: dict[str, str], *, messages: int, body_size: int
+    ) -> None:
+        super().__init__(launcher, argv, env=env, name="smtp-source")
+        self._parser = SmtpSourceOutput(expected_messages=messages, body_size=body_size)
+        self._ended_at: float | None = None
+        self.mark_ready()
+
+    def on_stdout(self, data: bytes) -> None:
+        self._parser.feed_stdout(data)
+
+    def on_stderr(self, data: bytes) -> None:
+        self._parser.feed_stderr(data)
+
+    def failures_so_far(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._parser.failures)
+
+    def ready_on_exit(self) -> bool:
+        return True
+
+    def reading(self) -> Sample | None:
+        with self._lock:
+            return self._parser.sample(self.elapsed())
+
+    def summary(self, series: list[Sample]) -> Summary | None:
+        with self._lock:
+            elapsed = series[-1].elapsed if series else self.elapsed()
+            return self._parser.finish(elapsed)

@@ -16,18 +16,18 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.widgets.data_table import RowDoesNotExist
 
-from kumotui import guide
-from kumotui.benchlive import BenchSource
+from kumotui.bench.live import BenchSource
 from kumotui.hosts import HostFacts
-from kumotui.locations import default_state_dir
-from kumotui.privilege import Privilege
+from kumotui.onboarding import guide
+from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
+from kumotui.tuning.privilege import Privilege
+from kumotui.ui.modals.hosts import LOCAL, HostsScreen
 from kumotui.ui.screens.bench import BenchScreen
 from kumotui.ui.screens.guide import GuideScreen
-from kumotui.ui.screens.hosts import LOCAL, HostsScreen
 from kumotui.ui.screens.runs import RunsScreen
 from kumotui.ui.screens.tuning import TuningScreen
-from kumotui.ui.widgets import ParamTable
+from kumotui.ui.widgets.param_table import ParamTable
 
 WIDE_FOOTER = 100
 """Columns from which the tuning screen's footer has room for the keys to the other screens."""

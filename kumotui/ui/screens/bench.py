@@ -33,33 +33,26 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Log, OptionList, Select, Static
 from textual.worker import Worker, WorkerState
 
-from kumotui.benchlive import (
-    SINK_CHOICES,
-    BenchForm,
-    BenchSource,
-    LiveFigures,
-    LiveWatch,
-    default_backend,
-    field_for_error,
-    format_eta,
-    summary_lines,
-)
-from kumotui.benchmark import Benchmark, BenchOutcome, BenchPlan, run_and_record
-from kumotui.benchrun import BenchOptions
+from kumotui.backends.samples import Sample
+from kumotui.bench.form import SINK_CHOICES, BenchForm, field_for_error
+from kumotui.bench.live import BenchSource, LiveFigures, LiveWatch, default_backend, summary_lines
+from kumotui.bench.options import BenchOptions
+from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan, run_and_record
 from kumotui.errors import KumotuiError
-from kumotui.findings import parameter_values
-from kumotui.hosts import HostFacts, LocalHost
-from kumotui.locations import default_state_dir
-from kumotui.profiles import load_profile
-from kumotui.samples import Sample
+from kumotui.hosts import HostFacts
+from kumotui.hosts.local import LocalHost
+from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
-from kumotui.sysctl import SysctlTree
+from kumotui.text.format import format_eta
+from kumotui.tuning.findings import parameter_values
+from kumotui.tuning.profiles import load_profile
+from kumotui.tuning.sysctl import SysctlTree
 from kumotui.ui.commands import ScreenCommands
-from kumotui.ui.errors import describe_error
+from kumotui.ui.notices import describe_error
 from kumotui.ui.widgets.bench_panes import GeneratorPane, HintList, HostPane, LatencyPane, Readout, SinkPane
 
 if TYPE_CHECKING:
-    from kumotui.hints import Hint
+    from kumotui.bench.hints import Hint
 
 UNMOUNT_WAIT = 15.0
 """Seconds the screen waits, when the app closes, for a stopped run to be saved."""

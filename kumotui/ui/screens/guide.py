@@ -26,21 +26,24 @@ from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Select, Static
 from textual.worker import Worker, WorkerState
 
-from kumotui import guide
-from kumotui.apply import Target
-from kumotui.benchmark import Benchmark, BenchOutcome, BenchPlan, available_backends
-from kumotui.benchrun import BenchOptions
-from kumotui.connect import open_host
-from kumotui.findings import evaluate, parameter_values, summary
+from kumotui.backends import available_backends
+from kumotui.backends.job import Job
+from kumotui.backends.kumomta.policy import routing_snippet
+from kumotui.backends.samples import Sample
+from kumotui.bench.options import BenchOptions
+from kumotui.bench.records import save_run
+from kumotui.bench.report import report_markdown
+from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
 from kumotui.hosts import Host, HostFacts
-from kumotui.jobs import Job
-from kumotui.locations import default_state_dir
-from kumotui.privilege import detect_privilege
-from kumotui.profiles import load_profile
-from kumotui.runs import report_markdown, save_run
-from kumotui.samples import Sample
+from kumotui.hosts.connect import open_host
+from kumotui.onboarding import guide
+from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
-from kumotui.ui.errors import describe_error
+from kumotui.tuning.findings import evaluate, parameter_values, summary
+from kumotui.tuning.privilege import detect_privilege
+from kumotui.tuning.profiles import load_profile
+from kumotui.tuning.target import Target
+from kumotui.ui.notices import describe_error
 
 VERDICT_MARK = {"ok": "✔", "warn": "⚠", "info": "·"}
 
@@ -218,8 +221,7 @@ class GuideScreen(Screen[None]):
 
     def show_summary(self) -> None:
         """Step 5: what changed, the result, next steps."""
-        from kumotui.backends import kumomta
-        from kumotui.runs import load_run
+        from kumotui.bench.records import load_run
 
         target = Target.from_settings(replace(self.settings, hosts=()))
         run = None
@@ -231,7 +233,7 @@ class GuideScreen(Screen[None]):
         routing = None
         if self.state.sink_target:
             host, _, port = self.state.sink_target.rpartition(":")
-            routing = kumomta.routing_snippet(host, int(port))
+            routing = routing_snippet(host, int(port))
         lines = guide.summary_lines(self.state, target.journal.entries(), run, routing)
         self.say("Step 5 of 5 · " + guide.STEP_TITLES["summary"], "\n".join(lines) + "\n\nEnter finishes the guide.")
 

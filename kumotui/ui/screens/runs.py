@@ -18,20 +18,23 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import Provider
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
-from kumotui.benchlive import format_count, format_mmh, format_ms, format_rate, format_size
+from kumotui.bench.published import versus_published
+from kumotui.bench.records import RunRecord, list_runs
+from kumotui.bench.report import compare_figures, parameter_differences, report_markdown
 from kumotui.errors import KumotuiError
-from kumotui.locations import default_state_dir
-from kumotui.runs import RunRecord, compare_figures, list_runs, parameter_differences, report_markdown, versus_published
+from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
+from kumotui.text.format import format_count, format_mmh, format_ms, format_rate, format_size
 from kumotui.ui.commands import ScreenCommands
-from kumotui.ui.errors import describe_error
+from kumotui.ui.modals.export import ExportScreen
+from kumotui.ui.notices import describe_error
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("started", "Started"),
@@ -170,40 +173,6 @@ def run_title(run: RunRecord) -> str:
 def report_name(runs: list[RunRecord]) -> str:
     """The default file name of a report: ``kumotui-report-<id>[-vs-<id>].md``."""
     return "kumotui-report-" + "-vs-".join(run.id for run in runs) + ".md"
-
-
-class ExportScreen(ModalScreen[Path | None]):
-    """Ask where to write the Markdown report; dismisses with the path, or None."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="export-cancel", tooltip="Write nothing"),
-    ]
-
-    def __init__(self, default: Path, what: str) -> None:
-        """Offer ``default`` as the file for the report of ``what``."""
-        super().__init__()
-        self.default = default
-        self.what = what
-
-    def compose(self) -> ComposeResult:
-        """Title, path, keys."""
-        with Vertical(id="export-dialog"):
-            yield Static(Content.from_markup("[b]Export report[/b] · $what", what=self.what), id="export-title")
-            yield Input(str(self.default), id="export-path")
-            yield Static(
-                Content.from_markup("[$text-muted]Enter writes the Markdown file · Esc cancels[/]"),
-                id="export-help",
-            )
-            yield Footer()
-
-    @on(Input.Submitted, "#export-path")
-    def _submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        self.dismiss(Path(text).expanduser() if text else None)
-
-    def action_cancel(self) -> None:
-        """Write nothing."""
-        self.dismiss(None)
 
 
 class RunsScreen(Screen[None]):

@@ -16,23 +16,25 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from kumotui.apply import Target
-from kumotui.catalog import info
-from kumotui.connect import open_host
 from kumotui.errors import KumotuiError
-from kumotui.findings import Finding, evaluate, summary
 from kumotui.hosts import Host, HostFacts
-from kumotui.privilege import Privilege, detect_privilege
-from kumotui.profiles import Profile, load_profile
+from kumotui.hosts.connect import open_host
 from kumotui.settings import Settings
+from kumotui.tuning.catalog import info
+from kumotui.tuning.findings import Finding, evaluate, summary
+from kumotui.tuning.privilege import Privilege, detect_privilege
+from kumotui.tuning.profiles import Profile, load_profile
+from kumotui.tuning.target import Target
+from kumotui.tuning.values import normalize, takes_away
 from kumotui.ui.commands import TuningCommands
-from kumotui.ui.errors import describe_error
-from kumotui.ui.screens.apply import ApplyScreen
-from kumotui.ui.screens.edit import EditRequest, EditScreen
-from kumotui.ui.screens.profiles import ProfileScreen
-from kumotui.ui.screens.rollback import RollbackScreen
-from kumotui.ui.widgets import Explanation, HostHeader, ParamDetails, ParamRow, ParamTable
-from kumotui.values import normalize, takes_away
+from kumotui.ui.modals.apply import ApplyScreen
+from kumotui.ui.modals.edit import EditRequest, EditScreen
+from kumotui.ui.modals.profile_picker import ProfileScreen
+from kumotui.ui.modals.rollback import RollbackScreen
+from kumotui.ui.notices import describe_error
+from kumotui.ui.widgets.host_header import HostHeader
+from kumotui.ui.widgets.param_details import Explanation, ParamDetails
+from kumotui.ui.widgets.param_table import ParamRow, ParamTable
 
 WORKER_TITLES = {
     "read": "Reading kernel parameters failed",

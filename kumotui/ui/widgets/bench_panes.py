@@ -20,9 +20,9 @@ from textual.content import Content
 from textual.widgets import Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
-from kumotui.benchlive import (
-    LiveFigures,
-    cpu_bars,
+from kumotui.bench.hints import Hint
+from kumotui.bench.live import LiveFigures
+from kumotui.text.format import (
     format_bytes,
     format_bytes_rate,
     format_compact,
@@ -31,10 +31,8 @@ from kumotui.benchlive import (
     format_mmh,
     format_ms,
     format_rate,
-    spark,
-    trend_arrow,
 )
-from kumotui.hints import Hint
+from kumotui.ui.widgets.glyphs import cpu_bars, spark, trend_arrow
 
 
 class Readout(Static):

@@ -10,9 +10,8 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
-from kumotui.textfmt import STATUS_ICON
+from kumotui.tuning.values import STATUS_ICON, Rule, Status
 from kumotui.ui.widgets.param_table import ParamRow
-from kumotui.values import Rule, Status
 
 RULE_MEANING = {
     Rule.AT_LEAST: "passes at or above {target}; never lowered",

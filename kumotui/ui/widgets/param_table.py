@@ -11,9 +11,8 @@ from rich.text import Text
 from textual import events
 from textual.widgets import DataTable
 
-from kumotui.findings import Finding
-from kumotui.textfmt import STATUS_ICON
-from kumotui.values import Status, normalize
+from kumotui.tuning.findings import Finding
+from kumotui.tuning.values import STATUS_ICON, Status, normalize
 
 ELLIPSIS = "…"
 

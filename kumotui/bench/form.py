@@ -1,0 +1,111 @@
+"""The benchmark screen's form as plain data: every field a string, checked into options."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from kumotui.backends import resolve_backend
+from kumotui.backends.lines import parse_size
+from kumotui.bench.live import DEFAULT_DURATION
+from kumotui.bench.options import BenchOptions
+from kumotui.errors import KumotuiError
+from kumotui.text.format import format_size
+
+SINK_CHOICES: dict[str, str] = {"local": "start one here", "target": "use a target"}
+"""How the run gets its sink: started with the chosen backend, or an existing ``host:port``."""
+
+
+FIELD_FLAGS: dict[str, str] = {
+    "backend": "--backend",
+    "target": "--target",
+    "messages": "--messages",
+    "duration": "--duration",
+    "rate": "--rate",
+    "concurrency": "--concurrency",
+    "body_size": "--body-size",
+    "workers": "--workers",
+}
+"""Each form field and the ``kumotui bench`` flag it stands for (errors name the flag)."""
+
+
+def _number(text: str, flag: str, *, whole: bool) -> float | None:
+    """A form field as a number; empty means not given. Separators (``100,000``) are allowed."""
+    cleaned = text.strip().replace(",", "").replace("_", "")
+    if not cleaned:
+        return None
+    try:
+        value = int(cleaned) if whole else float(cleaned)
+    except ValueError:
+        kind = "a whole number" if whole else "a number"
+        raise KumotuiError(f"{flag} {text.strip()!r}: expected {kind}") from None
+    if not math.isfinite(value):
+        raise KumotuiError(f"{flag} {text.strip()!r}: expected a finite number")
+    return value
+
+
+@dataclass(frozen=True)
+class BenchForm:
+    """The benchmark screen's form as typed: every field a string, checked by :meth:`options`."""
+
+    backend: str = "builtin"
+    sink: str = "local"
+    """A key of :data:`SINK_CHOICES`."""
+    target: str = ""
+    """``host:port`` of an existing sink, when ``sink`` is ``target``."""
+    messages: str = "100000"
+    duration: str = ""
+    """Seconds; empty for no deadline (60 s when messages is empty too)."""
+    rate: str = ""
+    """At most this many messages per second; empty for as fast as possible."""
+    concurrency: str = "50"
+    body_size: str = "1KB"
+    workers: str = "1"
+
+    def options(self) -> BenchOptions:
+        """The validated request; KumotuiError naming the flag of the first bad field."""
+        resolve_backend(self.backend)
+        if self.sink not in SINK_CHOICES:
+            raise KumotuiError(f"sink {self.sink!r}: choose {' or '.join(SINK_CHOICES)}")
+        local = self.sink == "local"
+        target = None if local else self.target.strip()
+        if target == "":
+            raise KumotuiError("--target: give the HOST:PORT of a running sink, or start one here")
+        messages = _number(self.messages, "--messages", whole=True)
+        concurrency = _number(self.concurrency, "--concurrency", whole=True)
+        workers = _number(self.workers, "--workers", whole=True)
+        return BenchOptions(
+            target=target,
+            local_sink=local,
+            messages=int(messages) if messages is not None else None,
+            duration=_number(self.duration, "--duration", whole=False),
+            rate=_number(self.rate, "--rate", whole=False),
+            concurrency=int(concurrency) if concurrency is not None else 50,
+            body_size=parse_size(self.body_size.strip() or "1KB"),
+            workers=int(workers) if workers is not None else 1,
+        ).validate()
+
+    def describe(self, options: BenchOptions, target: str = "") -> str:
+        """The run in one line for the status bar: backend, sink, amount, size, connections."""
+        where = target or options.target or ""
+        sink = f"→ {where}" if where else "→ local sink"
+        if options.messages is not None and options.duration is not None:
+            amount = f"{options.messages:,} msgs or {options.duration:g} s"
+        elif options.messages is not None:
+            amount = f"{options.messages:,} msgs"
+        else:
+            amount = f"{options.duration or DEFAULT_DURATION:g} s"
+        parts = [f"{self.backend} {sink}", amount, format_size(options.body_size), f"{options.concurrency:,} conns"]
+        if options.rate is not None:
+            parts.append(f"≤{options.rate:,.0f}/s")
+        if options.workers > 1:
+            parts.append(f"{options.workers} workers")
+        return " · ".join(parts)
+
+
+def field_for_error(message: str) -> str | None:
+    """The form field an error message is about (it starts with the field's flag), if any."""
+    for name, flag in FIELD_FLAGS.items():
+        if message.startswith(flag):
+            return name
+    return None

@@ -1,0 +1,406 @@
+"""The live benchmark as plain data: each tick's figures, derived once for the app's panes.
+
+The app's benchmark screen shows what this module computes. Nothing here
+imports Textual, so every number on that screen (progress, ETA, MMH, the
+latency trend, host rates, the hints) is derived once, here, and tested
+without a terminal. A tick runs in the worker thread that drives the
+:class:`~kumotui.bench.run.Benchmark`, so host readings and hint rules never
+run on the UI's event loop; series and logs are bounded so a long run costs
+the same memory as a short one.
+"""
+
+from __future__ import annotations
+
+import resource
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import psutil
+
+from kumotui.backends import available_backends
+from kumotui.backends.process import Launcher
+from kumotui.backends.samples import Sample, eta_seconds, mmh
+from kumotui.bench.hints import Hint, HintInputs, evaluate, port_range_width
+from kumotui.bench.hoststats import HostSampler, HostStats, ProcessCpu, interface_for, process_cpu
+from kumotui.bench.options import BenchOptions
+from kumotui.bench.published import PUBLISHED_BODY_SIZE, versus_published
+from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
+from kumotui.text.format import format_mmh, format_ms, format_rate, format_size
+
+DEFAULT_DURATION = 60.0
+"""Seconds the generators send for when neither messages nor a duration is given."""
+LIVE_SERIES_LIMIT = 300
+"""Samples per role a live run keeps for its record (thinned evenly beyond that).
+
+At 2 Hz this bound is reached after 2.5 minutes, so the app's memory stays
+flat however long a run lasts; ``kumotui bench`` keeps an hour's worth."""
+LIVE_LOG_LINES = 250
+"""Output lines each job of a live run keeps (enough to read an error; the built-in
+engines print two a second, so the bound is reached within about two minutes)."""
+SERIES_POINTS = 120
+"""Points kept per sparkline: a minute at the 2 Hz the benchmark samples at."""
+LOG_KEEP = 500
+"""Job log lines waiting for the screen (the latest ones, both jobs interleaved); older
+ones are dropped, so a hidden log pane costs a fixed amount of memory."""
+TREND_SPAN = 6
+"""Readings compared on each side for a trend (3 s at 2 Hz)."""
+TREND_THRESHOLD = 0.15
+"""A mean that moved by more than this share is a trend, not noise."""
+
+
+# --- the form ------------------------------------------------------------------------
+
+
+def open_fds(pid: int | None) -> int | None:
+    """Descriptors open in a process and its children (``/proc/PID/fd`` via psutil); None when unknown.
+
+    Compared with the hard ``nofile`` limit this says how close a job is to
+    EMFILE, which the system-wide ``fs.file-nr`` does not.
+    """
+    if pid is None:
+        return None
+    try:
+        root = psutil.Process(pid)
+        return sum(process.num_fds() for process in (root, *root.children(recursive=True)))
+    except psutil.Error:
+        return None
+
+
+def hard_nofile() -> int | None:
+    """The hard open-file limit the started jobs inherit (they raise their soft limit to it)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return None if hard == resource.RLIM_INFINITY else hard
+
+
+# --- derived figures -----------------------------------------------------------------
+
+
+def effective_duration(options: BenchOptions) -> float | None:
+    """The deadline the generator works to: as given, or its default without a message count."""
+    if options.duration is not None:
+        return options.duration
+    return DEFAULT_DURATION if options.messages is None else None
+
+
+def progress_of(sent: int, messages: int | None, seconds: float, duration: float | None) -> float:
+    """How far the run is, 0 to 1: by count, by time, or whichever bound is nearer its end."""
+    shares = []
+    if messages:
+        shares.append(sent / messages)
+    if duration:
+        shares.append(seconds / duration)
+    return min(1.0, max(shares, default=0.0))
+
+
+def eta_of(sent: int, messages: int | None, rate: float | None, seconds: float, duration: float | None) -> float | None:
+    """Seconds left: at the current rate to the message count, or to the deadline, whichever comes first."""
+    if messages and sent >= messages:
+        return 0.0
+    left = []
+    by_count = eta_seconds(sent, messages, rate)
+    if by_count is not None:
+        left.append(by_count)
+    if duration:
+        left.append(max(0.0, duration - seconds))
+    return min(left) if left else None
+
+
+def trend(values: Sequence[float], span: int = TREND_SPAN, threshold: float = TREND_THRESHOLD) -> str:
+    """``rising``, ``falling`` or ``steady``: the mean of the last ``span`` values against the ``span`` before.
+
+    Empty until there are ``2 * span`` values; a zero baseline is steady
+    unless the recent mean is above zero.
+    """
+    if len(values) < 2 * span:
+        return ""
+    recent = sum(values[-span:]) / span
+    before = sum(values[-2 * span : -span]) / span
+    if before <= 0:
+        return "rising" if recent > 0 else "steady"
+    change = (recent - before) / before
+    if change > threshold:
+        return "rising"
+    if change < -threshold:
+        return "falling"
+    return "steady"
+
+
+# --- wording ---------------------------------------------------------------------------
+
+
+# --- one tick --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveFigures:
+    """Everything the live panes show after one reading, already derived."""
+
+    elapsed: float
+    """Seconds since the run started (sink start included)."""
+    target: str
+    sent: int = 0
+    failed: int = 0
+    rate: float | None = None
+    """Generator messages per second over the last few seconds."""
+    mmh: float | None = None
+    progress: float = 0.0
+    eta: float | None = None
+    gen_connections: int | None = None
+    rate_series: tuple[float, ...] = ()
+    """Generator msgs/s per reading, oldest first, at most :data:`SERIES_POINTS`."""
+    received: int | None = None
+    """Messages the sink took (None when the run has no sink of its own)."""
+    rejected: int | None = None
+    sink_rate: float | None = None
+    sink_connections: int | None = None
+    latency: Mapping[str, float] = field(default_factory=dict)
+    """Generator transaction latency in ms (``p50``, ``p95``, ``p99``), over the run so far."""
+    p99_series: tuple[float, ...] = ()
+    latency_trend: str = ""
+    host: HostStats | None = None
+    listen_overflows: int = 0
+    """Connections dropped for a full accept queue since the run started."""
+    gen_cpu: ProcessCpu | None = None
+    gen_fds: int | None = None
+    """Descriptors the generator's processes hold now (local jobs only)."""
+    nofile: int | None = None
+    ports: int | None = None
+    """Ephemeral ports ``ip_local_port_range`` allows, to put TIME_WAIT against."""
+    hints: tuple[Hint, ...] = ()
+    """Every hint seen in this run, warnings first, then in the order first seen, each in its latest wording."""
+    active_hints: frozenset[str] = frozenset()
+    """Ids of the hints whose symptom shows in this reading."""
+
+
+SamplerFactory = Callable[[str | None], HostSampler]
+CpuReader = Callable[[int | None], ProcessCpu | None]
+FdReader = Callable[[int | None], int | None]
+
+
+def _target_host(target: str) -> str:
+    host = target.rpartition(":")[0] if ":" in target else target
+    return host.strip("[]") or "127.0.0.1"
+
+
+class LiveWatch:
+    """Turns a running benchmark's readings into :class:`LiveFigures`, one tick at a time.
+
+    :meth:`tick` is called from the benchmark's worker thread with the fresh
+    samples of each poll; it reads the host and the generator's CPU there
+    too, evaluates the hint rules, and moves new job log lines into a
+    bounded buffer that the screen drains with :meth:`take_log` (so a
+    replaced, never-delivered tick loses no line).
+    """
+
+    def __init__(
+        self,
+        options: BenchOptions,
+        parameters: Mapping[str, str],
+        *,
+        sampler: SamplerFactory = HostSampler,
+        cpu_reader: CpuReader = process_cpu,
+        fd_reader: FdReader = open_fds,
+        nofile: int | None = None,
+        points: int = SERIES_POINTS,
+        log_keep: int = LOG_KEEP,
+    ) -> None:
+        """Watch a run of ``options`` on a host whose parameters were ``parameters`` at start.
+
+        Args:
+            options: the run's request (message count, duration, workers).
+            parameters: the profile's kernel values at start, for the hint rules.
+            sampler: builds the host sampler for the interface toward the target.
+            cpu_reader: CPU of a process tree by PID (a fixed one for screenshots).
+            fd_reader: open descriptors of a process tree by PID.
+            nofile: the jobs' hard open-file limit, when known.
+            points: readings kept per sparkline.
+            log_keep: job log lines kept until the screen takes them.
+        """
+        self.options = options
+        self.parameters = dict(parameters)
+        self.make_sampler = sampler
+        self.cpu_reader = cpu_reader
+        self.fd_reader = fd_reader
+        self.nofile = nofile
+        self.sampler: HostSampler | None = None
+        self.host_at_start: HostStats | None = None
+        self.generator: Sample | None = None
+        self.sink: Sample | None = None
+        self.gen_origin: float | None = None
+        self.rates: deque[float] = deque(maxlen=points)
+        self.p99s: deque[float] = deque(maxlen=points)
+        self.hints: dict[str, Hint] = {}
+        self._cursors: dict[str, int] = {}
+        self._log: deque[str] = deque(maxlen=log_keep)
+        self._log_lock = threading.Lock()
+
+    def tick(self, bench: Benchmark, fresh: Sequence[Sample]) -> LiveFigures:
+        """The figures after ``fresh`` (one poll's samples); reads the host once."""
+        for sample in fresh:
+            if sample.role == "generator":
+                if self.generator is None or sample.elapsed > self.generator.elapsed:
+                    if self.gen_origin is None:
+                        self.gen_origin = sample.elapsed
+                    self.generator = sample
+                    self.rates.append(sample.rate or 0.0)
+                    p99 = (sample.latency_ms or {}).get("p99")
+                    if p99 is not None:
+                        self.p99s.append(p99)
+            elif self.sink is None or sample.elapsed > self.sink.elapsed:
+                self.sink = sample
+        host = self._read_host(bench.target)
+        self._collect_logs(bench)
+        gen, sink = self.generator, self.sink
+        gen_job = bench.generator
+        gen_pid = gen_job.pid if gen_job is not None and not gen_job.launcher.remote else None
+        gen_cpu = self.cpu_reader(gen_pid)
+        failures = gen_job.failures_so_far() if gen_job is not None else {}
+        found = evaluate(
+            HintInputs(
+                generator=gen,
+                sink=sink,
+                host=host,
+                host_at_start=self.host_at_start,
+                parameters=self.parameters,
+                failures=failures,
+                generator_cpu=gen_cpu,
+                generator_workers=self.options.workers,
+                nofile_limit=self.nofile,
+            )
+        )
+        for hint in found:
+            self.hints[hint.id] = hint
+        sent = gen.count if gen is not None else 0
+        seconds = gen.elapsed - (self.gen_origin or 0.0) if gen is not None else 0.0
+        duration = effective_duration(self.options)
+        latency = dict(gen.latency_ms or {}) if gen is not None else {}
+        overflows = 0
+        if host is not None and self.host_at_start is not None:
+            overflows = max(0, host.listen_overflows - self.host_at_start.listen_overflows)
+        elapsed = max((s.elapsed for s in (gen, sink) if s is not None), default=0.0)
+        p99_series = tuple(self.p99s)
+        return LiveFigures(
+            elapsed=elapsed,
+            target=bench.target,
+            sent=sent,
+            failed=gen.failed if gen is not None else 0,
+            rate=gen.rate if gen is not None else None,
+            mmh=mmh(gen.rate) if gen is not None and gen.rate is not None else None,
+            progress=progress_of(sent, self.options.messages, seconds, duration),
+            eta=eta_of(sent, self.options.messages, gen.rate if gen else None, seconds, duration) if gen else None,
+            gen_connections=gen.connections if gen is not None else None,
+            rate_series=tuple(self.rates),
+            received=sink.count if sink is not None else None,
+            rejected=sink.failed if sink is not None else None,
+            sink_rate=sink.rate if sink is not None else None,
+            sink_connections=sink.connections if sink is not None else None,
+            latency=latency,
+            p99_series=p99_series,
+            latency_trend=trend(p99_series),
+            host=host,
+            listen_overflows=overflows,
+            gen_cpu=gen_cpu,
+            gen_fds=self.fd_reader(gen_pid),
+            nofile=self.nofile,
+            ports=port_range_width(self.parameters),
+            hints=tuple(sorted(self.hints.values(), key=lambda hint: hint.severity != "warn")),
+            active_hints=frozenset(hint.id for hint in found),
+        )
+
+    def _read_host(self, target: str) -> HostStats | None:
+        """One host reading; the first one is the baseline for counters that only grow."""
+        if self.sampler is None:
+            self.sampler = self.make_sampler(interface_for(_target_host(target)) if target else None)
+        stats = self.sampler.sample()
+        if self.host_at_start is None:
+            self.host_at_start = stats
+        return stats
+
+    def _collect_logs(self, bench: Benchmark) -> None:
+        for name, job in (("gen", bench.generator), ("sink", bench.sink)):
+            if job is None:
+                continue
+            cursor, lines = job.log_since(self._cursors.get(name, 0))
+            self._cursors[name] = cursor
+            if lines:
+                with self._log_lock:
+                    self._log.extend(f"{name:<4} │ {line}" for line in lines)
+
+    def take_log(self) -> list[str]:
+        """Job log lines not yet shown, oldest first (called from the UI thread)."""
+        with self._log_lock:
+            lines = list(self._log)
+            self._log.clear()
+        return lines
+
+
+def live_benchmark(plan: BenchPlan) -> Benchmark:
+    """The run a live view drives: the core's, on this machine, with memory bounds reached within minutes.
+
+    It keeps :data:`LIVE_SERIES_LIMIT` samples per role and
+    :data:`LIVE_LOG_LINES` output lines per job, so a long run costs the app
+    no more memory than a short one.
+    """
+    return Benchmark(
+        plan,
+        series_limit=LIVE_SERIES_LIMIT,
+        sink_launcher=Launcher(log_lines=LIVE_LOG_LINES),
+        generator_launcher=Launcher(log_lines=LIVE_LOG_LINES),
+    )
+
+
+@dataclass(frozen=True)
+class BenchSource:
+    """Where a live view's runs and readings come from.
+
+    The app uses the real core (the default); screenshots and snapshot tests
+    pass a scripted benchmark and fixed host readings, so the live screen
+    looks the same on every machine.
+    """
+
+    benchmark: Callable[[BenchPlan], Benchmark] = live_benchmark
+    """Builds the run for a plan (started by :func:`kumotui.benchmark.run_and_record`)."""
+    backends: Callable[[], list[str]] = available_backends
+    """The backends installed here."""
+    sampler: SamplerFactory = HostSampler
+    cpu_reader: CpuReader = process_cpu
+    fd_reader: FdReader = open_fds
+    nofile: Callable[[], int | None] = hard_nofile
+
+
+def default_backend(found: Sequence[str]) -> str:
+    """The backend ``--backend auto`` picks among ``found``: kumomta when installed, else builtin."""
+    return "kumomta" if "kumomta" in found else "builtin"
+
+
+# --- the end of a run ---------------------------------------------------------------------
+
+
+def summary_lines(outcome: BenchOutcome, cpus: int) -> list[str]:
+    """The summary card: counts, the rate in MMH, the sink's own count, and KumoMTA's figures for scale."""
+    record = outcome.record
+    gen, sink = outcome.generator, outcome.sink
+    lines = []
+    state = "stopped early, partial counts" if outcome.interrupted else "finished"
+    lines.append(f"Run {record.id} {state} · saved (h lists every run)")
+    if gen is None:
+        lines.append("The generator left no summary: see the job log (l).")
+        return lines
+    counted = f"{gen.count:,} sent · {gen.failed:,} failed · {gen.elapsed:.1f} s"
+    if sink is not None:
+        counted += f" · sink received {sink.count:,}"
+    lines.append(counted)
+    rate = f"{format_rate(gen.msgs_per_s)} msgs/s = {format_mmh(gen.mmh)} MMH"
+    p99 = gen.latency_p99_ms
+    if p99 is not None:
+        rate += f" · p99 {format_ms(p99)} ms"
+    lines.append(rate)
+    lines.append(f"KumoMTA published ({cpus} CPUs nearest): {versus_published(gen.mmh, cpus)}")
+    if record.config.body_size not in (None, PUBLISHED_BODY_SIZE):
+        size = record.config.body_size or 0
+        lines.append(f"Published runs sent {format_size(PUBLISHED_BODY_SIZE)} messages; this one {format_size(size)}.")
+    if not gen.ok and gen.reason:
+        lines.append(f"Not ok: {gen.reason}")
+    return lines

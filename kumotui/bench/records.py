@@ -1,0 +1,204 @@
+"""Run records: every benchmark kept, listed, compared and reported.
+
+A record holds what is needed to judge a result later and to compare it
+with another (before vs after tuning): the configuration, the backend, the
+host's facts, the kernel parameters' values at the start, a bounded
+per-second series and both sides' summaries. Records are JSON files under
+``<state_dir>/runs/<id>.json`` on the machine running kumotui, written
+atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kumotui.backends.samples import Sample, Summary, thin_series
+from kumotui.errors import KumotuiError
+from kumotui.hosts import HostFacts
+from kumotui.hosts.local import LocalHost
+from kumotui.ids import new_id
+
+RECORD_VERSION = 1
+MAX_SERIES = 3600
+"""Samples kept per role: an hour at one per second; longer runs are thinned evenly."""
+
+
+# --- published figures -------------------------------------------------------
+
+
+# --- records -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What the user asked the benchmark to do."""
+
+    backend: str
+    """``kumomta``, ``postfix`` or ``builtin``."""
+    target: str
+    """``host:port`` the generator sent to."""
+    concurrency: int | None = None
+    messages: int | None = None
+    duration: float | None = None
+    """Seconds; None when the message count alone bounded the run."""
+    body_size: int | None = None
+    """Message body bytes."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One benchmark run as saved."""
+
+    id: str
+    started: str
+    """ISO 8601 time in UTC."""
+    config: RunConfig
+    host: HostFacts
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    """Kernel parameters' values at the start (key -> value as the kernel shows it)."""
+    series: tuple[Sample, ...] = ()
+    """Per-second samples of both roles, at most :data:`MAX_SERIES` per role."""
+    generator: Summary | None = None
+    sink: Summary | None = None
+    profile: str | None = None
+    """The tuning profile the parameters were judged by, if any."""
+    label: str = ""
+    """A note such as ``before tuning``."""
+
+    @property
+    def backend(self) -> str:
+        """The backend that ran (from the configuration)."""
+        return self.config.backend
+
+    @property
+    def ok(self) -> bool:
+        """Whether every summary present says the run went as asked."""
+        summaries = [s for s in (self.generator, self.sink) if s is not None]
+        return bool(summaries) and all(s.ok for s in summaries)
+
+    def as_json(self) -> dict[str, Any]:
+        """The stored shape."""
+        return {
+            "version": RECORD_VERSION,
+            "id": self.id,
+            "started": self.started,
+            "label": self.label,
+            "profile": self.profile,
+            "config": asdict(self.config),
+            "host": self.host.as_dict(),
+            "parameters": dict(self.parameters),
+            "generator": self.generator.as_json() if self.generator else None,
+            "sink": self.sink.as_json() if self.sink else None,
+            "series": [s.as_json() for s in self.series],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunRecord:
+        """Rebuild a record from its stored shape."""
+        host = data["host"]
+        return cls(
+            id=str(data["id"]),
+            started=str(data["started"]),
+            label=str(data.get("label") or ""),
+            profile=data.get("profile"),
+            config=RunConfig(**data["config"]),
+            host=HostFacts(
+                hostname=str(host["hostname"]),
+                kernel=str(host["kernel"]),
+                cpus=int(host["cpus"]),
+                memory_bytes=int(host["memory_bytes"]),
+            ),
+            parameters={str(k): str(v) for k, v in data.get("parameters", {}).items()},
+            generator=Summary.from_json(data["generator"]) if data.get("generator") else None,
+            sink=Summary.from_json(data["sink"]) if data.get("sink") else None,
+            series=tuple(Sample.from_json(s) for s in data.get("series", [])),
+        )
+
+
+def new_run(
+    config: RunConfig,
+    host: HostFacts,
+    parameters: Mapping[str, str],
+    *,
+    profile: str | None = None,
+    label: str = "",
+    now: datetime | None = None,
+) -> RunRecord:
+    """A record for a run starting now; add the series and summaries with :func:`dataclasses.replace`."""
+    moment = now or datetime.now(UTC)
+    return RunRecord(
+        id=new_id(moment),
+        started=moment.astimezone(UTC).isoformat(timespec="seconds"),
+        config=config,
+        host=host,
+        parameters=dict(parameters),
+        profile=profile,
+        label=label,
+    )
+
+
+def runs_dir(state_dir: Path) -> Path:
+    """Where run records live."""
+    return state_dir / "runs"
+
+
+def save_run(state_dir: Path, run: RunRecord) -> Path:
+    """Write a record atomically (its series thinned to the bound); returns its path.
+
+    Raises:
+        KumotuiError: the state directory cannot be written.
+    """
+    bounded = replace(run, series=tuple(thin_series(run.series, MAX_SERIES)))
+    path = runs_dir(state_dir) / f"{run.id}.json"
+    try:
+        LocalHost().replace_file(path, json.dumps(bounded.as_json(), indent=1) + "\n", mode=0o600)
+    except OSError as error:
+        raise KumotuiError(
+            f"cannot save the run record in {path.parent}: {error.strerror} (choose another with --state-dir)"
+        ) from None
+    return path
+
+
+def list_runs(state_dir: Path) -> list[RunRecord]:
+    """Every saved run, newest last.
+
+    Raises:
+        KumotuiError: a record cannot be read, naming the file.
+    """
+    directory = runs_dir(state_dir)
+    try:
+        names = sorted(p.name for p in directory.iterdir() if p.suffix == ".json")
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        path = directory / name
+        try:
+            found.append(RunRecord.from_json(json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            raise KumotuiError(f"{path}: unreadable run record ({error})") from None
+    return sorted(found, key=lambda r: r.id)
+
+
+def load_run(state_dir: Path, run_id: str) -> RunRecord:
+    """One run by id or unique id prefix.
+
+    Raises:
+        KumotuiError: no run or more than one matches, listing the latest ids.
+    """
+    runs = list_runs(state_dir)
+    exact = [r for r in runs if r.id == run_id]
+    matches = exact or [r for r in runs if r.id.startswith(run_id)]
+    if len(matches) != 1:
+        known = ", ".join(r.id for r in runs[-5:]) or "none yet"
+        what = "no" if not matches else "more than one"
+        raise KumotuiError(f"{what} run matches '{run_id}' (latest: {known})")
+    return matches[0]
+
+
+# --- formatting --------------------------------------------------------------------

@@ -1,0 +1,159 @@
+"""What the CLI prints: tables, plans, results and benchmark summaries (text and JSON).
+
+Kept apart from the argument parsing so each command module reads as
+"parse, call the core, print"."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from kumotui.backends.samples import Sample, Summary
+from kumotui.bench.run import BenchOutcome
+from kumotui.errors import KumotuiError
+from kumotui.text.table import table
+from kumotui.tuning.apply import Outcome
+from kumotui.tuning.findings import Finding
+from kumotui.tuning.plan import Plan
+from kumotui.tuning.values import STATUS_ICON, Status, normalize
+
+
+def findings_table(findings: list[Finding]) -> str:
+    """The check table: key, current, recommended, rule, status, proposed."""
+    rows, colours = [], []
+    for f in findings:
+        status = f"{STATUS_ICON[f.status]} {f.status}"
+        current = f.current if f.current is not None else f"({f.error})"
+        proposed = f.proposed if f.needs_change and f.proposed is not None else "-"
+        rows.append([f.key, current, f.recommended, str(f.rule), status, proposed])
+        colours.append([None, None, None, None, STATUS_COLOUR[f.status], None])
+    return table(["KEY", "CURRENT", "RECOMMENDED", "RULE", "STATUS", "PROPOSED"], rows, colours)
+
+
+def confirm(question: str, assume_yes: bool) -> bool:
+    """Ask on a terminal; refuse (not hang) when nobody can answer."""
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        raise KumotuiError(f"{question} needs confirmation: re-run with --yes (stdin is not a terminal)")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def print_plan(plan: Plan) -> None:
+    """The diff, the drop-in as it will be written, and the warnings."""
+    if plan.changes:
+        print("Runtime changes:")
+        for c in plan.changes:
+            note = "  (--set)" if c.source == "--set" else ""
+            print(f"  {c.key}: {normalize(c.before)} -> {c.after}{note}")
+    else:
+        print("Runtime changes: none (every value already passes).")
+    if plan.dropin_after is not None:
+        state = "unchanged" if not plan.dropin_changed else ("new file" if plan.dropin_before is None else "updated")
+        print(f"\nDrop-in {plan.dropin} ({state}):")
+        print("".join(f"  {line}\n" for line in plan.dropin_after.splitlines()), end="")
+    for override in plan.overrides:
+        print(f"warning: boot precedence: {override}")
+    for warning in plan.warnings:
+        print(f"warning: {warning}")
+
+
+def print_results(outcome: Outcome) -> None:
+    """Each key's verified result, then what happened to the drop-in."""
+    print()
+    for r in outcome.results:
+        mark = "✔" if r.ok else "✖"
+        detail = "verified" if r.ok else r.error
+        print(f"{mark} {r.key} = {r.wanted}  ({detail})")
+    if outcome.dropin != "untouched":
+        print(f"Drop-in: {outcome.dropin}")
+    for note in outcome.notes:
+        print(note)
+
+
+def _sink_line(kind: str, sample: Sample) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "elapsed": round(sample.elapsed, 3),
+        "received": sample.count,
+        "rejected": sample.failed,
+        "connections": sample.connections,
+        "rate": round(sample.rate, 1) if sample.rate is not None else None,
+    }
+
+
+def _summary_json(summary: Summary) -> dict[str, Any]:
+    return {
+        "count": summary.count,
+        "failed": summary.failed,
+        "elapsed": round(summary.elapsed, 3),
+        "msgs_per_s": round(summary.msgs_per_s, 1),
+        "mmh": round(summary.mmh, 4),
+        "mb_per_s": round(summary.mb_per_s, 3) if summary.mb_per_s is not None else None,
+        "latency_ms": summary.latency_ms,
+        "failures": dict(summary.failures),
+        "ok": summary.ok,
+        "reason": summary.reason,
+    }
+
+
+def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
+    """``bench --json``: the generator's figures at the top, the sink's under ``sink``."""
+    gen = outcome.generator
+    doc: dict[str, Any] = {
+        "type": "summary",
+        "backend": outcome.record.config.backend,
+        "target": outcome.target,
+        "run": outcome.record.id,
+    }
+    if gen is not None:
+        body = _summary_json(gen)
+        doc["sent"] = body.pop("count")
+        doc |= body
+        doc["failed_by"] = doc.pop("failures")
+    if outcome.sink is not None:
+        sink = _summary_json(outcome.sink)
+        sink["received"] = sink.pop("count")
+        doc["sink"] = sink
+    if outcome.interrupted:
+        doc["interrupted"] = True
+    return doc
+
+
+def format_outcome(outcome: BenchOutcome) -> str:
+    """The final report for people: counts, rates, latency, the sink's view, the run id."""
+    gen, sink = outcome.generator, outcome.sink
+    lines = [f"backend     {outcome.record.config.backend}", f"target      {outcome.target}"]
+    if gen is not None:
+        lat = gen.latency_ms
+        lines += [
+            f"sent        {gen.count:,}",
+            f"failed      {gen.failed:,}"
+            + (f"  ({', '.join(f'{k} {v:,}' for k, v in gen.failures.items())})" if gen.failures else ""),
+            f"elapsed     {gen.elapsed:.2f} s",
+            f"rate        {gen.msgs_per_s:,.0f} msgs/s  {gen.mmh:.3f} MMH"
+            + (f"  {gen.mb_per_s:.2f} MB/s" if gen.mb_per_s is not None else ""),
+        ]
+        if lat:
+            lines.append("latency     " + "  ".join(f"{k} {v:.2f} ms" for k, v in lat.items()))
+        if not gen.ok:
+            lines.append(f"not ok      {gen.reason}")
+    if sink is not None:
+        lines.append(
+            f"sink        received {sink.count:,}, rejected {sink.failed:,}, {sink.msgs_per_s:,.0f} msgs/s while busy"
+        )
+    if outcome.interrupted:
+        lines.append("interrupted: the counts above are partial")
+    lines.append(f"run         {outcome.record.id}  (kumotui report {outcome.record.id})")
+    return "\n".join(lines)
+
+
+STATUS_COLOUR = {
+    Status.OK: "green",
+    Status.BELOW: "red",
+    Status.ABOVE: "red",
+    Status.DIFFERS: "red",
+    Status.MISSING: "yellow",
+    Status.UNREADABLE: "yellow",
+}

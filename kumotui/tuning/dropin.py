@@ -1,0 +1,140 @@
+"""The persistent drop-in and what will win at boot.
+
+kumotui never edits ``/etc/sysctl.conf``: it owns one drop-in file
+(``/etc/sysctl.d/90-kumomta.conf`` by default) and, after writing it, works
+out which file will set each key at boot the way procps ``sysctl --system``
+and systemd-sysctl do, so an operator learns *before* the next reboot that
+another file will override a value.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from kumotui.hosts import Host
+from kumotui.tuning.values import normalize
+
+# Searched in this order; for the same file name, the first directory wins.
+BOOT_DIRS = (
+    "etc/sysctl.d",
+    "run/sysctl.d",
+    "usr/local/lib/sysctl.d",
+    "usr/lib/sysctl.d",
+    "lib/sysctl.d",
+)
+SYSCTL_CONF = "etc/sysctl.conf"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``key = value`` line of a sysctl configuration file."""
+
+    key: str
+    value: str
+    path: Path
+    line: int
+
+
+@dataclass(frozen=True)
+class Override:
+    """A file that will set a key at boot after (and differently from) ours."""
+
+    key: str
+    ours: str
+    theirs: str
+    path: Path
+    line: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.key}: {self.path}:{self.line} sets {self.theirs} and is read after the "
+            f"drop-in, so at boot {self.key} will be {self.theirs}, not {self.ours}"
+        )
+
+
+def parse_conf(text: str, path: Path) -> list[Setting]:
+    """The settings in a sysctl.conf-style file, in order.
+
+    Follows procps: ``#`` and ``;`` start comments, a leading ``-`` means
+    "ignore errors", and a key written with '/' separators is the same key
+    with dots.
+    """
+    settings = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().lstrip("-").strip()
+        if "/" in key and "." not in key.split("/")[0]:
+            key = key.replace("/", ".")
+        settings.append(Setting(key, normalize(value), path, number))
+    return settings
+
+
+def render_dropin(values: dict[str, str], profile: str, now: datetime | None = None) -> str:
+    """The drop-in's text: a header saying who wrote it and how to undo it."""
+    stamp = (now or datetime.now().astimezone()).isoformat(timespec="seconds")
+    header = [
+        "# Written by kumotui; changes here are overwritten by `kumotui apply`.",
+        f"# Profile: {profile}",
+        f"# Written: {stamp}",
+        "# Undo: `kumotui rollback` (restores the previous values and this file),",
+        "# or delete this file and run `sysctl --system`.",
+        "",
+    ]
+    return "\n".join(header + [f"{key} = {value}" for key, value in values.items()]) + "\n"
+
+
+def dropin_values(text: str | None, path: Path) -> dict[str, str]:
+    """The key/value lines of an existing drop-in, comments ignored."""
+    if not text:
+        return {}
+    return {s.key: s.value for s in parse_conf(text, path)}
+
+
+def boot_files(host: Host, dropin: Path, system_root: Path) -> list[Path]:
+    """Every file ``sysctl --system`` would read, in the order it reads them.
+
+    The drop-in's directory stands in for ``/etc/sysctl.d`` (the first,
+    winning directory) and the drop-in counts even before it is written; the
+    other directories are taken under ``system_root`` (``/`` normally).
+    """
+    dirs = [dropin.parent] + [system_root / d for d in BOOT_DIRS[1:]]
+    chosen: dict[str, Path] = {dropin.name: dropin}
+    for directory in dirs:
+        try:
+            names = host.list_dir(directory)
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".conf"):
+                chosen.setdefault(name, directory / name)
+    files = [chosen[name] for name in sorted(chosen)]
+    return [*files, system_root / SYSCTL_CONF]
+
+
+def overrides(host: Host, ours: Path, values: dict[str, str], system_root: Path) -> list[Override]:
+    """Where another file, read after ours at boot, sets one of our keys differently."""
+    found: dict[str, Override] = {}
+    after_ours = False
+    for path in boot_files(host, ours, system_root):
+        if path == ours:
+            after_ours = True
+            continue
+        try:
+            text = host.read_text(path)
+        except OSError:
+            continue
+        for setting in parse_conf(text, path):
+            for key, value in values.items():
+                if not fnmatch.fnmatchcase(key, setting.key):
+                    continue
+                if after_ours and setting.value != value:
+                    found[key] = Override(key, value, setting.value, path, setting.line)
+                elif after_ours:
+                    found.pop(key, None)
+    return list(found.values())

@@ -1,0 +1,177 @@
+"""From findings (and explicit ``--set`` values) to a plan validated as a whole.
+
+A plan is what the user accepted: each change, its value now and the value
+to write, and the drop-in as it will be persisted. Nothing is written here;
+:mod:`kumotui.tuning.apply` carries a plan out."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kumotui.tuning.dropin import Override, dropin_values, overrides, render_dropin
+from kumotui.tuning.findings import Finding
+from kumotui.tuning.profiles import Profile
+from kumotui.tuning.target import Target
+from kumotui.tuning.validate import ValidationError, check_value
+from kumotui.tuning.values import same_value
+
+
+@dataclass(frozen=True)
+class Change:
+    """One accepted change: a key, its value now, and the value to write."""
+
+    key: str
+    before: str
+    after: str
+    source: str = "profile"
+    """``profile`` or ``--set``."""
+    warnings: tuple[str, ...] = ()
+    lowers_target: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The validated set of changes, and the drop-in as it will be written."""
+
+    profile: str
+    changes: tuple[Change, ...]
+    dropin: Path
+    dropin_before: str | None
+    dropin_after: str | None
+    """None when not persisting."""
+    overrides: tuple[Override, ...] = ()
+
+    @property
+    def dropin_changed(self) -> bool:
+        """Whether persisting would change the drop-in's settings."""
+        if self.dropin_after is None:
+            return False
+        return dropin_values(self.dropin_before, self.dropin) != dropin_values(self.dropin_after, self.dropin)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to write at runtime nor to the drop-in."""
+        return not self.changes and not self.dropin_changed
+
+    @property
+    def warnings(self) -> list[str]:
+        """Advice from validation (parity, lowering) across all changes."""
+        return [w for c in self.changes for w in c.warnings]
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """Some change goes below the profile's recommendation."""
+        return any(c.lowers_target for c in self.changes)
+
+
+def parse_sets(items: Iterable[str]) -> dict[str, str]:
+    """``--set KEY=VALUE`` items; a malformed one names itself."""
+    sets: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError(f"--set {item!r}: expected KEY=VALUE, e.g. --set net.core.somaxconn=4096")
+        sets[key.strip()] = value.strip() if "\n" not in value else value
+    return sets
+
+
+def make_plan(
+    profile: Profile,
+    findings: list[Finding],
+    target: Target,
+    *,
+    only: Iterable[str] | None = None,
+    sets: dict[str, str] | None = None,
+    excluded: Iterable[str] = (),
+    persist: bool = True,
+) -> Plan:
+    """Turn findings (plus explicit values) into a validated plan.
+
+    Findings that need a change are taken unless excluded or outside
+    ``only``; ``sets`` add or replace values for any key. Every value is
+    validated before this returns; all problems are reported together.
+
+    Raises:
+        ValidationError: listing every refused value.
+    """
+    sets = dict(sets or {})
+    only_keys = set(only) if only is not None else None
+    unknown = (only_keys or set()) - {f.key for f in findings}
+    if unknown:
+        raise ValidationError(f"--only names keys not in profile {profile.name}: {', '.join(sorted(unknown))}")
+
+    wanted: dict[str, tuple[str, str, str]] = {}  # key -> (before, after, source)
+    by_key = {f.key: f for f in findings}
+    for f in findings:
+        if f.key in excluded or (only_keys is not None and f.key not in only_keys):
+            continue
+        if f.needs_change and f.current is not None and f.proposed is not None:
+            wanted[f.key] = (f.current, f.proposed, "profile")
+
+    errors: list[str] = []
+    for key, value in sets.items():
+        finding = by_key.get(key)
+        current = finding.current if finding else None
+        if current is None:
+            reading = target.tree.read(key)
+            if reading.value is None:
+                errors.append(f"{key}: cannot be set: {reading.error}")
+                continue
+            current = reading.value
+        wanted[key] = (current, value, "--set")
+
+    changes: list[Change] = []
+    for key, (before, after, source) in wanted.items():
+        try:
+            checked = check_value(key, after, target.tree, profile.param(key), current=before)
+        except ValidationError as error:
+            errors.append(str(error))
+            continue
+        if same_value(before, checked.value):
+            continue
+        lowers = checked.lowers_target and source == "--set"
+        changes.append(Change(key, before, checked.value, source, checked.warnings, lowers))
+    if errors:
+        raise ValidationError("; ".join(errors) + ". Nothing was changed.")
+
+    before_text = target.read_dropin()
+    after_text = None
+    found: tuple[Override, ...] = ()
+    if persist:
+        values = dropin_values(before_text, target.dropin)
+        values.update((c.key, c.after) for c in changes)
+        if values:
+            after_text = render_dropin(values, profile.name)
+            if before_text is not None and dropin_values(before_text, target.dropin) == values:
+                after_text = before_text  # idempotent: same settings, same file
+            found = tuple(overrides(target.host, target.dropin, values, target.system_root))
+    return Plan(profile.name, tuple(changes), target.dropin, before_text, after_text, found)
+
+
+def manual_steps(plan: Plan, target: Target) -> str:
+    """The exact commands and file content for someone to run by hand.
+
+    Shown when kumotui may not write (not root and no ``sudo -n``). Every
+    argument is shell-quoted, so the text can be pasted as it is. A simulated
+    tree gets commands that write into the tree, never the real kernel.
+    """
+    lines = ["# Runtime values (take effect now):"]
+    for c in plan.changes:
+        if target.tree.simulated:
+            path = shlex.quote(str(target.tree.path(c.key)))
+            lines.append(f"printf '%s\\n' {shlex.quote(c.after)} | sudo tee {path} > /dev/null")
+        else:
+            lines.append(f"sudo sysctl -w {shlex.quote(f'{c.key}={c.after}')}")
+    if plan.dropin_after is not None and plan.dropin_changed:
+        lines += [
+            "",
+            f"# Persist across reboots: write {plan.dropin}",
+            f"sudo tee {shlex.quote(str(plan.dropin))} > /dev/null <<'KUMOTUI_EOF'",
+            plan.dropin_after.rstrip("\n"),
+            "KUMOTUI_EOF",
+            f"sudo chmod 0644 {shlex.quote(str(plan.dropin))}",
+        ]
+    return "\n".join(lines) + "\n"
