@@ -20,9 +20,7 @@ FACES = ("kumotui.ui", "kumotui.cli", "kumotui.__main__")
 def core_modules() -> list[str]:
     """Every kumotui module outside the faces."""
     return [
-        info.name
-        for info in pkgutil.walk_packages(kumotui.__path__, "kumotui.")
-        if not info.name.startswith(FACES)
+        info.name for info in pkgutil.walk_packages(kumotui.__path__, "kumotui.") if not info.name.startswith(FACES)
     ]
 
 

@@ -280,7 +280,7 @@ class WorkerPool:
     def install_signals(self) -> None:
         """SIGTERM and SIGINT set ``stopping`` and wake ``poll``; call before forking."""
 
-        def on_signal(signum: int, frame: object) -> None:
+        def on_signal(_signum: int, _frame: object) -> None:
             self.stopping = True
 
         signal.set_wakeup_fd(self._wake_w)

@@ -491,7 +491,7 @@ class Client(asyncio.Protocol):
         self.expect.append((BANNER, None))
         self.last_rx = time.monotonic()
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, _exc: Exception | None) -> None:
         """Settle whatever was in flight and let the slot decide what next."""
         gen = self.gen
         gen.stats.connections -= 1

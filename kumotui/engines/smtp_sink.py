@@ -225,7 +225,7 @@ class SinkProtocol(asyncio.Protocol):
         self.server.sessions.add(self)
         self.transport.write(self.server.banner)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, _exc: Exception | None) -> None:
         """Forget the session; a transaction cut short counts as aborted."""
         self.stats.connections -= 1
         if self.in_mail:
