@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from kumotui.paths import DEFAULT_SYSCTL_D, DEFAULT_SYSCTL_ROOT
 
 DEFAULT_PROFILE = "kumomta"
 """The profile used when none is named: KumoMTA's published values."""
+
+
+def local_now() -> datetime:
+    """The current local time, with its UTC offset (journal times read as the operator's)."""
+    return datetime.now().astimezone()
 
 
 @dataclass(frozen=True)
@@ -34,3 +41,5 @@ class Settings:
     """``[user@]host[:port]`` of remote hosts; empty means this machine."""
     identity: Path | None = None
     """An SSH private key for ``hosts`` (else OpenSSH's own choice)."""
+    clock: Callable[[], datetime] = local_now
+    """What "now" is for journal entries, drop-in headers and run ids (screenshots freeze it)."""

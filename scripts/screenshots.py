@@ -36,7 +36,6 @@ from tests.support.demo import (
     demo_runs,
     demo_source,
     demo_ticks,
-    frozen_clock,
     make_demo_host,
     settle,
     wait_for,
@@ -258,13 +257,12 @@ async def capture(shot: Shot) -> str:
         os.chdir(tmp)
         os.environ["KUMOTUI_CONFIG_DIR"] = str(Path(tmp) / "config")  # remembered hosts stay in the shot
         try:
-            with frozen_clock():
-                app = shot_app(Path(tmp), shot)
-                async with app.run_test(size=shot.size) as pilot:
-                    await shot.drive(pilot)
-                    await pilot.wait_for_scheduled_animations()
-                    await pilot.pause()
-                    return app.export_screenshot(title=f"kumotui · {shot.name}")
+            app = shot_app(Path(tmp), shot)
+            async with app.run_test(size=shot.size) as pilot:
+                await shot.drive(pilot)
+                await pilot.wait_for_scheduled_animations()
+                await pilot.pause()
+                return app.export_screenshot(title=f"kumotui · {shot.name}")
         finally:
             os.chdir(cwd)
 

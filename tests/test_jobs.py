@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kumotui.backends import available_backends, resolve_backend
+from kumotui.backends import SinkRequest, available, resolve
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.records import list_runs
 from kumotui.bench.run import Benchmark, BenchPlan, run_and_record
@@ -75,16 +75,14 @@ def test_stopping_mid_run_leaves_no_process() -> None:
 def test_kumomta_backend_with_stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     install_kumomta(tmp_path / "kumomta")
     monkeypatch.setenv("KUMOMTA_PREFIX", str(tmp_path / "kumomta"))
-    assert "kumomta" in available_backends() and resolve_backend("auto") == "kumomta"
+    assert "kumomta" in available() and resolve("auto") == "kumomta"
     port, http_port = free_port(), free_port()
     bench = Benchmark(
         plan(
             messages=500,
             concurrency=5,
             backend="auto",
-            sink_listen=f"127.0.0.1:{port}",
-            sink_http_port=http_port,
-            kumod_user="nobody",
+            sink=SinkRequest(port=port, http_port=http_port, kumod_user="nobody"),
         )
     )
     outcome = run_and_record(bench, LocalHost().facts(), tmp_path / "state")
@@ -106,7 +104,7 @@ def test_kumomta_failed_start_reports_kumods_reason(tmp_path: Path, monkeypatch:
         busy.listen()
         port = busy.getsockname()[1]
         bench = Benchmark(
-            plan(backend="kumomta", sink_listen=f"127.0.0.1:{port}", sink_http_port=free_port(), kumod_user="nobody")
+            plan(backend="kumomta", sink=SinkRequest(port=port, http_port=free_port(), kumod_user="nobody"))
         )
         with pytest.raises(KumotuiError, match=r"failed to start: .*Address already in use"):
             bench.start()
@@ -124,7 +122,7 @@ def test_missing_backend_says_what_and_where(tmp_path: Path, monkeypatch: pytest
 def test_postfix_backend_with_the_real_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = postfix_tools()
     monkeypatch.setenv("KUMOTUI_POSTFIX_DIR", str(root))
-    bench = Benchmark(plan(messages=2000, concurrency=10, backend="postfix", sink_listen=f"127.0.0.1:{free_port()}"))
+    bench = Benchmark(plan(messages=2000, concurrency=10, backend="postfix", sink=SinkRequest(port=free_port())))
     outcome = run_and_record(bench, LocalHost().facts(), None)
     assert outcome.generator is not None and outcome.generator.ok, outcome.generator
     assert outcome.generator.count == 2000
@@ -134,7 +132,7 @@ def test_postfix_backend_with_the_real_tools(tmp_path: Path, monkeypatch: pytest
 
 def test_unknown_backend() -> None:
     with pytest.raises(KumotuiError, match="--backend 'exim'"):
-        resolve_backend("exim")
+        resolve("exim")
 
 
 def test_sample_cadence_is_the_callers_clock() -> None:

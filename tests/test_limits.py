@@ -62,4 +62,4 @@ def test_apply_unit_dropin_and_roll_back(tmp_path: Path) -> None:
 
 def test_bad_concurrency() -> None:
     run = kumotui("limits", "--concurrency", "0")
-    assert run.returncode == 2 and "--concurrency 0" in run.stderr
+    assert run.returncode == 2 and "argument --concurrency: must be at least 1, got 0" in run.stderr

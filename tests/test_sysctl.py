@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kumotui.tuning.sysctl import SysctlTree, key_to_relpath, relpath_to_key
+from kumotui.tuning.sysctl import SysctlTree, key_to_relpath
 from tests.trees import make_tree
 
 
 def test_procps_mapping_for_dotted_interface_names() -> None:
     assert key_to_relpath("net.core.somaxconn") == "net/core/somaxconn"
     assert key_to_relpath("net.ipv4.conf.eth0/100.rp_filter") == "net/ipv4/conf/eth0.100/rp_filter"
-    assert relpath_to_key("net/ipv4/conf/eth0.100/rp_filter") == "net.ipv4.conf.eth0/100.rp_filter"
 
 
 def test_vlan_key_reads_from_dotted_directory(tmp_path: Path) -> None:

@@ -11,13 +11,14 @@ from dataclasses import replace
 
 import pytest
 
+from kumotui.backends import preferred
 from kumotui.backends.builtin import BuiltinGenJob
 from kumotui.backends.process import ChildProcess, Launcher
 from kumotui.backends.samples import Sample, Summary
 from kumotui.bench.form import BenchForm, field_for_error
 from kumotui.bench.hints import HintInputs, evaluate
 from kumotui.bench.hoststats import HostSampler, ProcessCpu
-from kumotui.bench.live import LiveWatch, default_backend, effective_duration, eta_of, progress_of, summary_lines, trend
+from kumotui.bench.live import LiveWatch, effective_duration, eta_of, progress_of, summary_lines, trend
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.records import RunConfig, new_run
 from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
@@ -90,9 +91,9 @@ def test_form_describes_the_run_in_one_line() -> None:
     assert "→ local sink" in both.describe(both.options())
 
 
-def test_default_backend_is_what_auto_picks() -> None:
-    assert default_backend(["builtin"]) == "builtin"
-    assert default_backend(["builtin", "postfix", "kumomta"]) == "kumomta"
+def test_preferred_backend_is_what_auto_picks() -> None:
+    assert preferred(["builtin"]) == "builtin"
+    assert preferred(["builtin", "postfix", "kumomta"]) == "kumomta"
 
 
 # --- derived figures -----------------------------------------------------------------

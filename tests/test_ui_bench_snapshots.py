@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from scripts import screenshots
-from tests.support.demo import frozen_clock
 
 SnapCompare = Callable[..., bool]
 
@@ -32,6 +31,5 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ids=lambda shot: shot.name,
 )
 def test_bench_states(shot: screenshots.Shot, demo: Path, snap_compare: SnapCompare) -> None:
-    with frozen_clock():
-        app = screenshots.shot_app(demo, shot)
-        assert snap_compare(app, terminal_size=shot.size, run_before=shot.drive)
+    app = screenshots.shot_app(demo, shot)
+    assert snap_compare(app, terminal_size=shot.size, run_before=shot.drive)

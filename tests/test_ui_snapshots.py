@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from scripts import screenshots
-from tests.support.demo import frozen_clock
 
 SnapCompare = Callable[..., bool]
 
@@ -36,6 +35,5 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ids=lambda shot: shot.name,
 )
 def test_main_states(shot: screenshots.Shot, demo: Path, snap_compare: SnapCompare) -> None:
-    with frozen_clock():
-        app = screenshots.demo_app(demo, read_only=shot.read_only)
-        assert snap_compare(app, terminal_size=shot.size, run_before=shot.drive)
+    app = screenshots.demo_app(demo, read_only=shot.read_only)
+    assert snap_compare(app, terminal_size=shot.size, run_before=shot.drive)

@@ -8,13 +8,12 @@ from kumotui.tuning.apply import KeyResult, Outcome
 from kumotui.tuning.dropin import Override
 from kumotui.tuning.findings import Finding
 from kumotui.tuning.journal import DropinChange, Entry, KeyChange
-from kumotui.tuning.plan import Plan
+from kumotui.tuning.plan import Plan, PlanRow
 from kumotui.tuning.values import Rule, Status
 from kumotui.ui.modals.apply import render_outcome, render_preview
 from kumotui.ui.modals.rollback import can_roll_back, entry_label, render_entry
-from kumotui.ui.widgets.host_header import format_memory
 from kumotui.ui.widgets.param_details import Explanation, explain, hanging
-from kumotui.ui.widgets.param_table import ParamRow, ellipsize, fit_widths
+from kumotui.ui.widgets.param_table import ellipsize, fit_widths
 
 NATURAL = {"key": 28, "current": 20, "recommended": 11, "status": 9, "proposed": 10}
 
@@ -49,21 +48,16 @@ def test_fit_widths_cuts_keys_only_when_values_cannot_give_more() -> None:
 
 
 def test_rows_rank_problems_first() -> None:
-    change = ParamRow(finding(), "768000")
-    missing = ParamRow(finding(Status.MISSING, None, None), None)
-    ok = ParamRow(finding(Status.OK, "800000", "800000"), None)
-    excluded = ParamRow(finding(), "768000", included=False)
+    change = PlanRow(finding(), "768000")
+    missing = PlanRow(finding(Status.MISSING, None, None), None)
+    ok = PlanRow(finding(Status.OK, "800000", "800000"), None)
+    excluded = PlanRow(finding(), "768000", included=False)
     assert [r.rank for r in (change, excluded, missing, ok)] == [0, 0, 1, 2]
-
-
-def test_format_memory() -> None:
-    assert format_memory(16 * 2**30) == "16.0 GiB"
-    assert format_memory(512 * 2**20) == "512 MiB"
 
 
 def test_details_lead_with_the_action_and_warnings() -> None:
     info = Explanation(
-        row=ParamRow(finding(), "1000", edited=True),
+        row=PlanRow(finding(), "1000", edited=True),
         units="count",
         kernel_default="65530",
         action="write 1000 now.",

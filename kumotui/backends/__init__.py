@@ -1,45 +1,140 @@
-"""Benchmark backends other than kumotui's own engines: KumoMTA and Postfix.
+"""Benchmark backends: the tools a sink and a generator can be, behind one protocol.
 
-Each backend module finds its tools, builds their command lines (argument
-lists, never shell text) and parses their output into
-:class:`kumotui.samples.Sample` and :class:`kumotui.samples.Summary`. They
-start no processes themselves: the job model does that, locally or over
-SSH, and feeds the bytes it reads to the parsers here.
+A backend knows its tools: whether they are installed here, how to start a
+sink and a generator from plain requests (:class:`SinkRequest`,
+:class:`LoadRequest`) as :class:`~kumotui.backends.job.Job`\\ s, and how to
+read their output into :mod:`~kumotui.backends.samples`. It never knows
+where its jobs run: a :class:`~kumotui.backends.process.Launcher` (this
+machine, or a host over SSH from :mod:`kumotui.hosts.launch`) runs the
+argument lists it builds.
 
-This package holds what the backends share: splitting a byte stream into
-lines (tools that redraw a counter use ``\\r``), stripping ANSI colour,
-sizes such as ``100KB`` and a TCP readiness probe.
+The registry is :class:`Backend`: each member names a module of this
+package that exposes ``BACKEND``, an object following :class:`BenchBackend`.
+A new backend is one new module plus one line in :class:`Backend`.
 """
 
 from __future__ import annotations
 
+import enum
+import importlib
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+from kumotui.backends.job import Job
+from kumotui.backends.process import Launcher
 from kumotui.errors import KumotuiError
 
-BACKENDS = ("builtin", "kumomta", "postfix")
+
+class Backend(enum.StrEnum):
+    """The registry of backends: ``NAME = "module"`` for each module of this package."""
+
+    BUILTIN = "builtin"
+    """kumotui's own SMTP sink and generator: always available."""
+    KUMOMTA = "kumomta"
+    """kumod with a sink policy kumotui writes, and traffic-gen."""
+    POSTFIX = "postfix"
+    """Postfix's smtp-sink and smtp-source."""
+
+    @property
+    def impl(self) -> BenchBackend:
+        """The backend's implementation (its module's ``BACKEND``), imported on first use."""
+        module = importlib.import_module(f"{__name__}.{self.value}")
+        return cast(BenchBackend, module.BACKEND)
 
 
-def available_backends() -> list[str]:
-    """The backends whose tools are installed here, builtin always first."""
-    from kumotui.backends import kumomta, postfix
+@dataclass(frozen=True)
+class SinkRequest:
+    """What a sink should be: where it listens and how it answers."""
 
-    found = ["builtin"]
+    host: str = "127.0.0.1"
+    """The address to listen on (``0.0.0.0`` for every interface)."""
+    port: int | None = None
+    """The port; None for the backend's own default (2026 for KumoMTA's sink,
+    a free port for the built-in one)."""
+    workers: int = 1
+    """Processes sharing the port (built-in sink)."""
+    concurrency: int = 50
+    """Connections the sink must be able to hold at once (smtp-sink's ``-m``)."""
+    tempfail_percent: float = 0.0
+    """Share of messages answered 451 at end of data (built-in sink)."""
+    permfail_percent: float = 0.0
+    """Share of messages answered 554 at end of data (built-in sink)."""
+    max_message_size: int | None = None
+    """Largest message accepted (built-in sink; None for its default)."""
+    idle_timeout: float | None = None
+    """Seconds a silent session is kept (built-in sink; None for its default)."""
+    kumod_user: str = "kumod"
+    """The account kumod drops to when started as root (``--user``)."""
+    http_port: int = 8002
+    """kumod's HTTP listener for liveness and ``/metrics``."""
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What a generator should send, and to where."""
+
+    target: str
+    """``HOST:PORT`` of the sink or MTA under test."""
+    concurrency: int = 50
+    messages: int | None = None
+    """Messages to send; None: as many as the duration allows."""
+    duration: float | None = None
+    """Seconds to send for; None: until ``messages`` are sent (60 s when both are None)."""
+    body_size: int = 1000
+    rate: float | None = None
+    """At most this many messages per second (built-in generator)."""
+    workers: int = 1
+    """Generator processes (built-in generator)."""
+    pipelining: bool = True
+    per_connection: int = 1000
+    """Messages per connection before reconnecting (0: never)."""
+    connect_timeout: float = 5.0
+    recipient: str | None = None
+    allow_remote_target: bool = False
+    keep_going: bool = False
+    """Carry on after a refused message (the sink answers a share with 4xx/5xx)."""
+    extra_args: tuple[str, ...] = ()
+    """Further arguments for the built-in generator (tests, experiments)."""
+
+
+class BenchBackend(Protocol):
+    """What every backend offers the benchmark run."""
+
+    name: Backend
+
+    def missing(self) -> str | None:
+        """None when the backend's tools are installed here, else what is missing and where it was looked for."""
+        ...
+
+    def sink(self, launcher: Launcher, request: SinkRequest) -> Job:
+        """A sink job for ``request`` (not started). Raises KumotuiError when it cannot be made."""
+        ...
+
+    def generator(self, launcher: Launcher, request: LoadRequest) -> Job:
+        """A generator job for ``request`` (not started). Raises KumotuiError when it cannot be made."""
+        ...
+
+
+def available() -> list[Backend]:
+    """The backends whose tools are installed here, in registry order (builtin first)."""
+    return [backend for backend in Backend if backend.impl.missing() is None]
+
+
+def preferred(found: Collection[str]) -> Backend:
+    """What ``auto`` picks among the ``found`` backends: KumoMTA when its tools are there, else builtin."""
+    return Backend.KUMOMTA if Backend.KUMOMTA in found else Backend.BUILTIN
+
+
+def resolve(name: str) -> Backend:
+    """A backend by name; ``auto`` is :func:`preferred` among those installed here.
+
+    Raises:
+        KumotuiError: an unknown name, listing the valid ones.
+    """
+    if name == "auto":
+        return preferred(available())
     try:
-        kumomta.find_kumomta()
-        found.append("kumomta")
-    except KumotuiError:
-        pass
-    try:
-        postfix.find_postfix_tools()
-        found.append("postfix")
-    except KumotuiError:
-        pass
-    return found
-
-
-def resolve_backend(name: str) -> str:
-    """``auto`` picks kumomta when kumod and traffic-gen are installed, else builtin."""
-    if name not in (*BACKENDS, "auto"):
-        raise KumotuiError(f"--backend {name!r}: choose auto, {', '.join(BACKENDS)}")
-    if name != "auto":
-        return name
-    return "kumomta" if "kumomta" in available_backends() else "builtin"
+        return Backend(name)
+    except ValueError:
+        raise KumotuiError(f"--backend {name!r}: choose auto, {', '.join(Backend)}") from None

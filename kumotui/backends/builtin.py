@@ -1,26 +1,71 @@
 """The built-in backend: kumotui's own SMTP sink and generator (:mod:`kumotui.engines`).
 
-The engines print JSON lines (ready, progress, summary, error); the jobs
-here start them and turn those lines into samples and summaries."""
+The engines print JSON lines (ready, progress, summary, error; their shapes
+are the TypedDicts below); the jobs here start them and turn those lines into
+samples and summaries. Always available: the engines need only Python.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Literal, TypedDict
 
+from kumotui.backends import Backend, LoadRequest, SinkRequest
 from kumotui.backends.job import Job
 from kumotui.backends.lines import LineSplitter
-from kumotui.backends.lines import parse_size as parse_size
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import RateWindow, Role, Sample, Summary, active_summary
+
+# --- the engines' JSON lines ----------------------------------------------------------
+
+
+class ReadyLine(TypedDict, total=False):
+    """``{"type": "ready", ...}``: the engine is listening (sink) or connecting (generator)."""
+
+    type: Literal["ready"]
+    port: int
+    """The sink's port (useful with ``--listen HOST:0``)."""
+    listen: str
+    workers: int
+    loop: str
+    pid: int
+
+
+class ProgressLine(TypedDict, total=False):
+    """``{"type": "progress" | "summary", ...}``: cumulative counters since the engine started."""
+
+    type: Literal["progress", "summary"]
+    elapsed: float
+    sent: int
+    """Generator: messages accepted by the server."""
+    received: int
+    """Sink: messages accepted."""
+    failed: int
+    rejected: int
+    rejected_4xx: int
+    rejected_5xx: int
+    aborted: int
+    timeouts: int
+    failed_by: dict[str, int]
+    connect_errors: dict[str, int]
+    unsent: int
+    unfinished: int
+    connections: int
+    bytes: int
+    msgs_per_s: float
+    latency_ms: dict[str, float]
 
 
 class EngineJob(Job):
     """A built-in engine: JSON lines on stdout (ready, progress, summary, error)."""
 
     module = ""
+    """The engine's module in :mod:`kumotui.engines`."""
+    count_field: Literal["sent", "received"] = "sent"
+    """The engine's cumulative counter: ``received`` (sink) or ``sent`` (generator)."""
+    failed_field: Literal["failed", "rejected"] = "failed"
 
     def __init__(self, launcher: Launcher, args: list[str]) -> None:
         super().__init__(
@@ -30,9 +75,9 @@ class EngineJob(Job):
             name=self.module,
         )
         self._splitter = LineSplitter()
-        self.ready_info: dict[str, Any] = {}
-        self.last: dict[str, Any] | None = None
-        self.final: dict[str, Any] | None = None
+        self.ready_info: ReadyLine = {}
+        self.last: ProgressLine | None = None
+        self.final: ProgressLine | None = None
         self._rates = RateWindow(3.0)
         self.echo: Callable[[str], None] | None = None
         """Called with every JSON line as it arrives (``kumotui sink`` passes them through)."""
@@ -50,6 +95,7 @@ class EngineJob(Job):
             kind = message.get("type")
             if kind == "ready":
                 self.ready_info = message
+                self.port = int(message.get("port", 0))
                 self.mark_ready()
             elif kind == "progress":
                 self.last = message
@@ -62,27 +108,23 @@ class EngineJob(Job):
     def ready_on_exit(self) -> bool:
         return self.final is not None
 
-    count_field = ""
-    """The engine's cumulative counter: ``received`` (sink) or ``sent`` (generator)."""
-    failed_field = ""
-
     def reading(self) -> Sample | None:
         """The engine's latest line as a sample; a zero sample once ready, before the first line."""
         with self._lock:
-            last = self.last if self.last is not None else ({} if self.ready_info else None)
+            last: ProgressLine | None = self.last if self.last is not None else ({} if self.ready_info else None)
         if last is None:
             return None
         elapsed = self.elapsed()
         count = int(last.get(self.count_field, 0))
         return Sample(
-            self.role,
-            elapsed,
-            count,
-            int(last.get(self.failed_field, 0)),
-            last.get("connections"),
-            self._rates.add(elapsed, count),
-            last.get("latency_ms"),
-            last.get("bytes"),
+            role=self.role,
+            elapsed=elapsed,
+            count=count,
+            failed=int(last.get(self.failed_field, 0)),
+            connections=last.get("connections"),
+            rate=self._rates.add(elapsed, count),
+            latency_ms=last.get("latency_ms"),
+            bytes=last.get("bytes"),
         )
 
 
@@ -90,14 +132,10 @@ class BuiltinSinkJob(EngineJob):
     """kumotui's SMTP sink."""
 
     role: Role = "sink"
+    backend = Backend.BUILTIN
     module = "smtp_sink"
     count_field = "received"
     failed_field = "rejected"
-
-    @property
-    def port(self) -> int:
-        """The port it listens on (useful with ``--listen HOST:0``)."""
-        return int(self.ready_info.get("port", 0))
 
     def summary(self, series: list[Sample]) -> Summary | None:
         if not series:
@@ -116,6 +154,7 @@ class BuiltinGenJob(EngineJob):
     """kumotui's SMTP generator."""
 
     role: Role = "generator"
+    backend = Backend.BUILTIN
     module = "smtp_gen"
     count_field = "sent"
     failed_field = "failed"
@@ -148,23 +187,68 @@ class BuiltinGenJob(EngineJob):
         )
 
 
-def sink_args(
-    listen: str,
-    workers: int = 1,
-    *,
-    tempfail_percent: float = 0.0,
-    permfail_percent: float = 0.0,
-    max_message_size: int | None = None,
-    idle_timeout: float | None = None,
-) -> list[str]:
-    """The sink's command line."""
-    args = ["--listen", listen, "--workers", str(workers)]
-    if tempfail_percent:
-        args += ["--tempfail-percent", f"{tempfail_percent:g}"]
-    if permfail_percent:
-        args += ["--permfail-percent", f"{permfail_percent:g}"]
-    if max_message_size is not None:
-        args += ["--max-message-size", str(max_message_size)]
-    if idle_timeout is not None:
-        args += ["--idle-timeout", f"{idle_timeout:g}"]
+def sink_args(request: SinkRequest) -> list[str]:
+    """The built-in sink's command line for ``request`` (a port of None means any free port)."""
+    listen = f"[{request.host}]" if ":" in request.host else request.host
+    args = ["--listen", f"{listen}:{request.port or 0}", "--workers", str(request.workers)]
+    if request.tempfail_percent:
+        args += ["--tempfail-percent", f"{request.tempfail_percent:g}"]
+    if request.permfail_percent:
+        args += ["--permfail-percent", f"{request.permfail_percent:g}"]
+    if request.max_message_size is not None:
+        args += ["--max-message-size", str(request.max_message_size)]
+    if request.idle_timeout is not None:
+        args += ["--idle-timeout", f"{request.idle_timeout:g}"]
     return args
+
+
+def generator_args(request: LoadRequest) -> list[str]:
+    """The built-in generator's command line for ``request``."""
+    args = [
+        "--target",
+        request.target,
+        "--concurrency",
+        str(request.concurrency),
+        "--body-size",
+        str(request.body_size),
+        "--workers",
+        str(request.workers),
+        "--messages-per-connection",
+        str(request.per_connection),
+        "--connect-timeout",
+        f"{request.connect_timeout:g}",
+    ]
+    if request.messages is not None:
+        args += ["--messages", str(request.messages)]
+    if request.duration is not None:
+        args += ["--duration", f"{request.duration:g}"]
+    if request.rate is not None:
+        args += ["--rate", f"{request.rate:g}"]
+    if not request.pipelining:
+        args.append("--no-pipelining")
+    if request.recipient:
+        args += ["--recipient", request.recipient]
+    if request.allow_remote_target:
+        args.append("--allow-remote-target")
+    return args + list(request.extra_args)
+
+
+class BuiltinBackend:
+    """kumotui's own engines, run with the launcher's Python."""
+
+    name = Backend.BUILTIN
+
+    def missing(self) -> str | None:
+        """Never missing: the engines ship with kumotui and need only Python 3."""
+        return None
+
+    def sink(self, launcher: Launcher, request: SinkRequest) -> Job:
+        """The built-in sink."""
+        return BuiltinSinkJob(launcher, sink_args(request))
+
+    def generator(self, launcher: Launcher, request: LoadRequest) -> Job:
+        """The built-in generator."""
+        return BuiltinGenJob(launcher, generator_args(request))
+
+
+BACKEND = BuiltinBackend()

@@ -1,42 +1,40 @@
-"""One job model for every benchmark backend, local or over SSH.
+"""One job model for every benchmark backend, wherever it runs.
 
 A :class:`Job` is one OS process (a sink or a generator) of some backend:
 kumotui's own engines, KumoMTA's kumod and traffic-gen, or Postfix's
 smtp-sink and smtp-source. Every job is driven the same way: ``start()``,
 ``wait_ready()``, ``reading()`` polled on the caller's clock (one
-:class:`~kumotui.samples.Sample` type for all), ``stop()`` (graceful, then
+:class:`~kumotui.backends.samples.Sample` type for all), ``stop()`` (graceful, then
 forceful, by PID) and ``summary()``; its raw output is kept in a bounded
 log. The CLI and the UI use only this model.
 
-Processes are started from argument lists, never shell text. A remote job
-runs under a small watchdog over SSH that stops it when the channel closes,
-so stopping, quitting or a dropped connection leaves nothing behind there.
+Processes are started from argument lists, never shell text, by a
+:class:`~kumotui.backends.process.Launcher`: here, or over SSH under a
+watchdog that stops the job when the channel closes, so stopping, quitting
+or a dropped connection leaves nothing behind there.
 """
 
 from __future__ import annotations
 
+import abc
 import subprocess
 import threading
 import time
+from typing import Protocol
 
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Role, Sample, Summary
 from kumotui.errors import KumotuiError
 
-# --- processes ----------------------------------------------------------------------
 
-
-# --- where jobs run -----------------------------------------------------------------
-
-
-# --- the job base -------------------------------------------------------------------
-
-
-class Job:
+class Job(abc.ABC):
     """A sink or generator process of some backend, behind one interface."""
 
     role: Role = "generator"
     backend = "builtin"
+    """The name of the backend the job belongs to (a :class:`~kumotui.backends.Backend` value)."""
+    port = 0
+    """The port a sink listens on once ready (0 for a generator, or a sink not ready yet)."""
 
     def __init__(
         self, launcher: Launcher, argv: list[str], *, env: dict[str, str] | None = None, name: str = ""
@@ -166,17 +164,17 @@ class Job:
         """Why the job failed, if it did."""
         return self._error
 
+    @abc.abstractmethod
     def reading(self) -> Sample | None:
         """The latest sample on the caller's clock, or None before the first."""
-        raise NotImplementedError
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop gracefully, then forcefully; safe to call twice."""
         self.process.stop(timeout)
 
+    @abc.abstractmethod
     def summary(self, series: list[Sample]) -> Summary | None:
         """The final result, from the job's own output or from ``series``."""
-        raise NotImplementedError
 
     def describe(self) -> str:
         """A short name for messages: ``builtin sink on local``."""
@@ -190,3 +188,36 @@ class Job:
 
 
 # --- Postfix: smtp-sink and smtp-source ------------------------------------------------
+
+
+class StderrReader(Protocol):
+    """A tool's output parser, as far as :class:`ParsedGeneratorJob` needs it."""
+
+    def feed_stderr(self, data: bytes) -> None:
+        """Read a chunk of the tool's stderr."""
+        ...
+
+
+class ParsedGeneratorJob(Job):
+    """A third-party generator whose output a parser reads (traffic-gen, smtp-source).
+
+    Such tools have no readiness line: they start sending at once, so the
+    job is ready as soon as it starts, and a tool that already finished a
+    tiny run still counts as started. Subclasses set ``_parser`` (with
+    ``feed_stderr``) before any output can arrive.
+    """
+
+    role: Role = "generator"
+    _parser: StderrReader
+
+    def __init__(
+        self, launcher: Launcher, argv: list[str], *, env: dict[str, str] | None = None, name: str = ""
+    ) -> None:
+        super().__init__(launcher, argv, env=env, name=name)
+        self.mark_ready()
+
+    def on_stderr(self, data: bytes) -> None:
+        self._parser.feed_stderr(data)
+
+    def ready_on_exit(self) -> bool:
+        return True

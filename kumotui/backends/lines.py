@@ -39,11 +39,6 @@ def parse_size(text: str | int, flag: str = "--body-size") -> int:
         raise KumotuiError(str(error)) from None
 
 
-def format_count(value: float) -> str:
-    """A whole number with comma thousands separators, as traffic-gen prints them."""
-    return f"{round(value):,}"
-
-
 class LineSplitter:
     """Turns arbitrary byte chunks into complete lines.
 

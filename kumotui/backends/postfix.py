@@ -24,13 +24,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kumotui.backends.job import Job
-from kumotui.backends.lines import LineSplitter, parse_size, strip_ansi
+from kumotui.backends import Backend, LoadRequest, SinkRequest
+from kumotui.backends.job import Job, ParsedGeneratorJob
+from kumotui.backends.lines import LineSplitter, parse_size, strip_ansi, tcp_accepts
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import RateWindow, Role, Sample, Summary, active_summary
 from kumotui.errors import KumotuiError
 
 ENV_DIR = "KUMOTUI_POSTFIX_DIR"
+SINK_PORT = 2026
+"""Where a started smtp-sink listens unless asked: the port KumoMTA's sink uses, so routing snippets agree."""
 """A directory holding the tools, or a root with ``usr/sbin`` (an extracted package)."""
 SYSTEM_DIRS = (Path("/usr/sbin"), Path("/usr/local/sbin"), Path("/usr/lib/postfix/sbin"))
 """Where packages put the tools; often not on a non-root user's PATH."""
@@ -206,40 +209,23 @@ def _diagnostic(line: str) -> tuple[str, str]:
     return (match.group(1), match.group(2)) if match else ("", line)
 
 
-class SmtpSourceOutput:
-    """Incremental reader of ``smtp-source -c``'s counter and diagnostics.
+class _Diagnostics:
+    """What both tools print on stderr: ``warning:`` lines (counted by text) and a fatal error."""
 
-    The counter prints every message, which is far too often to report, so
-    feeding only updates state; the job takes a :meth:`sample` on its own
-    clock (about once a second).
-    """
-
-    def __init__(self, *, expected_messages: int | None = None, body_size: int | None = None, window: float = 5.0):
-        """Args: the ``-m`` and ``-l`` given, to judge the run and estimate bytes; the rate window in seconds."""
-        self.expected_messages = expected_messages
-        self.body_size = body_size
-        self.count = 0
-        self.completed = False
-        """True once the final newline arrived: smtp-source ended normally."""
+    def __init__(self) -> None:
         self.fatal: str | None = None
+        """The first ``fatal:`` or ``panic:`` text (e.g. ``bind ... Address already in use``)."""
         self.failures: Counter[str] = Counter()
-        """Rejected transactions (``warning:`` lines under ``-A``), by reply."""
-        self._stdout = LineSplitter()
+        """Other diagnostics (``warning:`` lines; under ``-A`` one per rejected transaction), by text."""
         self._stderr = LineSplitter()
-        self._rates = RateWindow(window)
-
-    def feed_stdout(self, data: bytes) -> None:
-        """Take the latest counter value from ``data``."""
-        if b"\n" in data:
-            self.completed = True
-        for line in reversed(self._stdout.feed(data)):
-            if line.strip().isdigit():
-                self.count = int(line)
-                break
 
     def feed_stderr(self, data: bytes) -> None:
-        """Count warnings by reason; remember a fatal error."""
+        """Count warnings by text; remember a fatal error."""
         for line in self._stderr.feed(data):
+            self._stderr_line(line)
+
+    def _flush_stderr(self) -> None:
+        for line in self._stderr.flush():
             self._stderr_line(line)
 
     def _stderr_line(self, raw: str) -> None:
@@ -251,6 +237,35 @@ class SmtpSourceOutput:
             self.fatal = self.fatal or text
         else:
             self.failures[text] += 1
+
+
+class SmtpSourceOutput(_Diagnostics):
+    """Incremental reader of ``smtp-source -c``'s counter and diagnostics.
+
+    The counter prints every message, which is far too often to report, so
+    feeding only updates state; the job takes a :meth:`sample` on its own
+    clock (about once a second).
+    """
+
+    def __init__(self, *, expected_messages: int | None = None, body_size: int | None = None, window: float = 5.0):
+        """Args: the ``-m`` and ``-l`` given, to judge the run and estimate bytes; the rate window in seconds."""
+        super().__init__()
+        self.expected_messages = expected_messages
+        self.body_size = body_size
+        self.count = 0
+        self.completed = False
+        """True once the final newline arrived: smtp-source ended normally."""
+        self._stdout = LineSplitter()
+        self._rates = RateWindow(window)
+
+    def feed_stdout(self, data: bytes) -> None:
+        """Take the latest counter value from ``data``."""
+        if b"\n" in data:
+            self.completed = True
+        for line in reversed(self._stdout.feed(data)):
+            if line.strip().isdigit():
+                self.count = int(line)
+                break
 
     @property
     def failed(self) -> int:
@@ -277,8 +292,7 @@ class SmtpSourceOutput:
         for line in self._stdout.flush():
             if line.strip().isdigit():
                 self.count = int(line)
-        for line in self._stderr.flush():
-            self._stderr_line(line)
+        self._flush_stderr()
         ok, reason = self._verdict()
         return Summary.build(
             "generator",
@@ -306,7 +320,7 @@ class SmtpSourceOutput:
         return True, ""
 
 
-class SmtpSinkOutput:
+class SmtpSinkOutput(_Diagnostics):
     """Incremental reader of ``smtp-sink -c``'s counters and diagnostics.
 
     smtp-sink prints ``sess=N quit=N mesg=N\\r`` whenever a session ends, a
@@ -316,13 +330,11 @@ class SmtpSinkOutput:
 
     def __init__(self, window: float = 5.0) -> None:
         """Rates over ``window`` seconds."""
+        super().__init__()
         self.sessions = 0
         self.quits = 0
         self.messages = 0
-        self.fatal: str | None = None
-        self.warnings: Counter[str] = Counter()
         self._stdout = LineSplitter()
-        self._stderr = LineSplitter()
         self._rates = RateWindow(window)
 
     def feed_stdout(self, data: bytes) -> None:
@@ -332,21 +344,6 @@ class SmtpSinkOutput:
             if match:
                 self.sessions, self.quits, self.messages = (int(g) for g in match.groups())
                 break
-
-    def feed_stderr(self, data: bytes) -> None:
-        """Remember a fatal error (``bind ... Address already in use``); count warnings."""
-        for line in self._stderr.feed(data):
-            self._stderr_line(line)
-
-    def _stderr_line(self, raw: str) -> None:
-        text = strip_ansi(raw).strip()
-        if not text:
-            return
-        severity, detail = _diagnostic(text)
-        if severity in ("fatal", "panic"):
-            self.fatal = self.fatal or detail
-        else:
-            self.warnings[detail] += 1
 
     def sample(self, elapsed: float) -> Sample:
         """The counters now, ``elapsed`` seconds into the job."""
@@ -364,13 +361,12 @@ class SmtpSinkOutput:
             samples: the sink samples the job took with :meth:`sample`, the
                 last one after the generator finished.
         """
-        for line in self._stderr.flush():
-            self._stderr_line(line)
+        self._flush_stderr()
         if self.fatal:
             return active_summary(
                 "sink", samples, failures={f"fatal: {self.fatal}": 1}, ok=False, reason=f"smtp-sink: {self.fatal}"
             )
-        return active_summary("sink", samples, failures=dict(self.warnings))
+        return active_summary("sink", samples, failures=dict(self.failures))
 
 
 class PostfixSinkJob(Job):
@@ -394,8 +390,6 @@ class PostfixSinkJob(Job):
             self.fail(self._parser.fatal)
 
     def poll_ready(self) -> None:
-        from kumotui.backends.lines import tcp_accepts
-
         if self._error is None and self.process.running and tcp_accepts(*self.address, timeout=0.2):
             self.mark_ready()
 
@@ -408,32 +402,24 @@ class PostfixSinkJob(Job):
             return self._parser.finish(series) if series else None
 
 
-class PostfixSourceJob(Job):
+class PostfixSourceJob(ParsedGeneratorJob):
     """Postfix's smtp-source with its ``-c`` counter."""
 
-    role: Role = "generator"
     backend = "postfix"
+    _parser: SmtpSourceOutput
 
     def __init__(
         self, launcher: Launcher, argv: list[str], env: dict[str, str], *, messages: int, body_size: int
     ) -> None:
         super().__init__(launcher, argv, env=env, name="smtp-source")
         self._parser = SmtpSourceOutput(expected_messages=messages, body_size=body_size)
-        self._ended_at: float | None = None
-        self.mark_ready()
 
     def on_stdout(self, data: bytes) -> None:
         self._parser.feed_stdout(data)
 
-    def on_stderr(self, data: bytes) -> None:
-        self._parser.feed_stderr(data)
-
     def failures_so_far(self) -> dict[str, int]:
         with self._lock:
             return dict(self._parser.failures)
-
-    def ready_on_exit(self) -> bool:
-        return True
 
     def reading(self) -> Sample | None:
         with self._lock:
@@ -443,3 +429,43 @@ class PostfixSourceJob(Job):
         with self._lock:
             elapsed = series[-1].elapsed if series else self.elapsed()
             return self._parser.finish(elapsed)
+
+
+class PostfixBackend:
+    """Postfix's smtp-sink and smtp-source (``$KUMOTUI_POSTFIX_DIR``, then the usual sbin directories)."""
+
+    name = Backend.POSTFIX
+
+    def missing(self) -> str | None:
+        """Why the Postfix tools cannot be used here, or None when both are found."""
+        try:
+            find_postfix_tools()
+        except KumotuiError as error:
+            return str(error)
+        return None
+
+    def sink(self, launcher: Launcher, request: SinkRequest) -> Job:
+        """smtp-sink on ``request``'s address (port 2026 unless asked), able to hold its concurrency."""
+        tools = find_postfix_tools()
+        port = request.port or SINK_PORT
+        listen = f"[{request.host}]:{port}" if ":" in request.host else f"{request.host}:{port}"
+        argv = smtp_sink_command(tools, listen, concurrency=request.concurrency)
+        reach = request.host if request.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return PostfixSinkJob(launcher, argv, tools.environ(), (reach, port))
+
+    def generator(self, launcher: Launcher, request: LoadRequest) -> Job:
+        """smtp-source, which sends a fixed count: ``messages`` is required."""
+        if request.messages is None:
+            raise KumotuiError("--backend postfix needs --messages (smtp-source sends a fixed count)")
+        tools = find_postfix_tools()
+        argv = smtp_source_command(
+            tools,
+            request.target,
+            concurrency=request.concurrency,
+            messages=request.messages,
+            body_size=request.body_size,
+        )
+        return PostfixSourceJob(launcher, argv, tools.environ(), messages=request.messages, body_size=request.body_size)
+
+
+BACKEND = PostfixBackend()

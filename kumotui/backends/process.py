@@ -171,6 +171,15 @@ class Launcher:
         """The command that runs one of kumotui's engines (``smtp_sink``, ``smtp_gen``)."""
         return [sys.executable, "-m", f"kumotui.engines.{module}"]
 
+    @property
+    def address(self) -> str:
+        """The address other machines' jobs reach this launcher's jobs at (a started sink)."""
+        return "127.0.0.1"
+
+    def is_root(self) -> bool:
+        """Whether jobs run as root where this launcher runs them (kumod then needs ``--user``)."""
+        return os.geteuid() == 0
+
     def process(self, argv: list[str], env: dict[str, str] | None = None, name: str = "") -> ChildProcess:
         """A child for ``argv`` (not started yet)."""
         child = ChildProcess(self.wrap(argv), env=env, name=name or Path(argv[0]).name, log_lines=self.log_lines)

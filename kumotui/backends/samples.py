@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 Role = Literal["sink", "generator"]
-ROLES: tuple[Role, ...] = ("generator", "sink")
 LATENCY_KEYS = ("p50", "p90", "p95", "p99", "max")
 """The latency figures a :class:`Summary` keeps (milliseconds)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from kumotui.backends import resolve_backend
+from kumotui.backends import resolve
 from kumotui.backends.lines import parse_size
 from kumotui.bench.live import DEFAULT_DURATION
 from kumotui.bench.options import BenchOptions
@@ -64,7 +64,7 @@ class BenchForm:
 
     def options(self) -> BenchOptions:
         """The validated request; KumotuiError naming the flag of the first bad field."""
-        resolve_backend(self.backend)
+        resolve(self.backend)
         if self.sink not in SINK_CHOICES:
             raise KumotuiError(f"sink {self.sink!r}: choose {' or '.join(SINK_CHOICES)}")
         local = self.sink == "local"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from kumotui.backends import available_backends
+from kumotui.backends import available
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Sample, eta_seconds, mmh
 from kumotui.bench.hints import Hint, HintInputs, evaluate, port_range_width
@@ -27,6 +27,7 @@ from kumotui.bench.hoststats import HostSampler, HostStats, ProcessCpu, interfac
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.published import PUBLISHED_BODY_SIZE, versus_published
 from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
+from kumotui.hosts.address import parse_address
 from kumotui.text.format import format_mmh, format_ms, format_rate, format_size
 
 DEFAULT_DURATION = 60.0
@@ -180,8 +181,11 @@ FdReader = Callable[[int | None], int | None]
 
 
 def _target_host(target: str) -> str:
-    host = target.rpartition(":")[0] if ":" in target else target
-    return host.strip("[]") or "127.0.0.1"
+    """The host part of a target, for finding the interface toward it (loopback when unparsable)."""
+    try:
+        return parse_address(target, 0)[0]
+    except ValueError:
+        return "127.0.0.1"
 
 
 class LiveWatch:
@@ -362,17 +366,12 @@ class BenchSource:
 
     benchmark: Callable[[BenchPlan], Benchmark] = live_benchmark
     """Builds the run for a plan (started by :func:`kumotui.benchmark.run_and_record`)."""
-    backends: Callable[[], list[str]] = available_backends
+    backends: Callable[[], Sequence[str]] = available
     """The backends installed here."""
     sampler: SamplerFactory = HostSampler
     cpu_reader: CpuReader = process_cpu
     fd_reader: FdReader = open_fds
     nofile: Callable[[], int | None] = hard_nofile
-
-
-def default_backend(found: Sequence[str]) -> str:
-    """The backend ``--backend auto`` picks among ``found``: kumomta when installed, else builtin."""
-    return "kumomta" if "kumomta" in found else "builtin"
 
 
 # --- the end of a run ---------------------------------------------------------------------

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kumotui.backends import LoadRequest, SinkRequest
 from kumotui.backends.lines import parse_size as parse_size
 from kumotui.engines import smtp_gen
 from kumotui.errors import KumotuiError
+from kumotui.hosts.address import parse_address
 
 
 def check_target(text: str, allow_remote: bool) -> str:
@@ -41,7 +43,6 @@ class BenchOptions:
     body_size: int = 1000
     rate: float | None = None
     workers: int = 1
-    sink_workers: int = 1
     pipelining: bool = True
     per_connection: int = 1000
     connect_timeout: float = 5.0
@@ -58,7 +59,6 @@ class BenchOptions:
             (1 <= self.concurrency <= 100000, "--concurrency must be within 1-100000"),
             (self.rate is None or 0 < self.rate < float("inf"), "--rate must be positive messages per second"),
             (1 <= self.workers <= 256, "--workers must be within 1-256"),
-            (1 <= self.sink_workers <= 256, "--sink-workers must be within 1-256"),
             (self.per_connection >= 0, "--messages-per-connection must be 0 or more"),
             (0 < self.connect_timeout <= 600, "--connect-timeout must be within 0-600 s"),
         ]
@@ -74,49 +74,50 @@ class BenchOptions:
                 raise KumotuiError(f"--recipient: {error}") from None
         return self
 
-    def gen_args(self, target: str) -> list[str]:
-        """The generator's command line for this request."""
-        args = [
-            "--target",
-            target,
-            "--concurrency",
-            str(self.concurrency),
-            "--body-size",
-            str(self.body_size),
-            "--workers",
-            str(self.workers),
-            "--messages-per-connection",
-            str(self.per_connection),
-            "--connect-timeout",
-            f"{self.connect_timeout:g}",
-        ]
-        if self.messages is not None:
-            args += ["--messages", str(self.messages)]
-        if self.duration is not None:
-            args += ["--duration", f"{self.duration:g}"]
-        if self.rate is not None:
-            args += ["--rate", f"{self.rate:g}"]
-        if not self.pipelining:
-            args.append("--no-pipelining")
-        if self.recipient:
-            args += ["--recipient", self.recipient]
-        if self.allow_remote_target:
-            args.append("--allow-remote-target")
-        return args + list(self.extra_gen_args)
+    def load(self, target: str, *, keep_going: bool = False) -> LoadRequest:
+        """What the generator is asked to send to ``target`` (the given one, or a started sink)."""
+        return LoadRequest(
+            target=target,
+            concurrency=self.concurrency,
+            messages=self.messages,
+            duration=self.duration,
+            body_size=self.body_size,
+            rate=self.rate,
+            workers=self.workers,
+            pipelining=self.pipelining,
+            per_connection=self.per_connection,
+            connect_timeout=self.connect_timeout,
+            recipient=self.recipient,
+            allow_remote_target=self.allow_remote_target,
+            keep_going=keep_going,
+            extra_args=self.extra_gen_args,
+        )
 
 
-def check_sink_options(listen: str, workers: int, tempfail: float, permfail: float, idle: float) -> None:
-    """Refuse nonsense sink flags before starting anything."""
-    _host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise KumotuiError(f"--listen {listen!r}: expected ADDR:PORT, e.g. 127.0.0.1:2026")
+def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
+    """``ADDR:PORT`` or ``[v6]:PORT`` where a sink listens, naming ``flag`` when it is not one.
+
+    Raises:
+        KumotuiError: not an address with a port in 0-65535 (0: any free port).
+    """
+    try:
+        return parse_address(text, allow_zero=True)
+    except ValueError as error:
+        raise KumotuiError(f"{flag} {text!r}: {error}; expected ADDR:PORT, e.g. 127.0.0.1:2026") from None
+
+
+def check_sink(request: SinkRequest, *, workers_flag: str = "--workers") -> SinkRequest:
+    """Refuse a nonsense sink before starting anything, each error naming its flag."""
+    tempfail, permfail = request.tempfail_percent, request.permfail_percent
     checks = [
-        (1 <= workers <= 256, "--workers must be within 1-256"),
+        (1 <= request.workers <= 256, f"{workers_flag} must be within 1-256"),
         (0 <= tempfail <= 100, "--tempfail-percent must be within 0-100"),
         (0 <= permfail <= 100, "--permfail-percent must be within 0-100"),
         (tempfail + permfail <= 100, "--tempfail-percent plus --permfail-percent must not exceed 100"),
-        (idle > 0, "--idle-timeout must be positive"),
+        (request.idle_timeout is None or request.idle_timeout > 0, "--idle-timeout must be positive"),
+        (1 <= request.http_port <= 65535, "--http-port must be within 1-65535"),
     ]
     for ok, message in checks:
         if not ok:
             raise KumotuiError(message)
+    return request

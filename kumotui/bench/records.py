@@ -20,7 +20,7 @@ from typing import Any
 from kumotui.backends.samples import Sample, Summary, thin_series
 from kumotui.errors import KumotuiError
 from kumotui.hosts import HostFacts
-from kumotui.hosts.local import LocalHost
+from kumotui.hosts.local import atomic_write
 from kumotui.ids import new_id
 
 RECORD_VERSION = 1
@@ -156,7 +156,7 @@ def save_run(state_dir: Path, run: RunRecord) -> Path:
     bounded = replace(run, series=tuple(thin_series(run.series, MAX_SERIES)))
     path = runs_dir(state_dir) / f"{run.id}.json"
     try:
-        LocalHost().replace_file(path, json.dumps(bounded.as_json(), indent=1) + "\n", mode=0o600)
+        atomic_write(path, json.dumps(bounded.as_json(), indent=1) + "\n", mode=0o600)
     except OSError as error:
         raise KumotuiError(
             f"cannot save the run record in {path.parent}: {error.strerror} (choose another with --state-dir)"

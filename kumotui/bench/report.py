@@ -15,42 +15,22 @@ from kumotui.bench.published import (
 )
 from kumotui.bench.records import RunConfig, RunRecord
 from kumotui.hosts import HostFacts
+from kumotui.text.format import (
+    DASH,
+    format_bytes,
+    format_count,
+    format_mb_rate,
+    format_mmh,
+    format_ms,
+    format_rate,
+    format_seconds,
+)
 from kumotui.text.table import table
-
-_DASH = "–"
-
-
-def _int(value: int | None) -> str:
-    return f"{value:,}" if value is not None else _DASH
-
-
-def _rate(value: float | None) -> str:
-    if value is None:
-        return _DASH
-    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
-
-
-def _mmh(value: float | None) -> str:
-    return f"{value:.3f}" if value is not None else _DASH
-
-
-def _ms(value: float | None) -> str:
-    if value is None:
-        return _DASH
-    return f"{value:.3g}" if value < 100 else f"{value:,.0f}"
-
-
-def _seconds(value: float | None) -> str:
-    return f"{value:,.1f} s" if value is not None else _DASH
-
-
-def _memory(value: int) -> str:
-    return f"{value / 2**30:.1f} GiB"
 
 
 def _status(summary: Summary | None) -> str:
     if summary is None:
-        return _DASH
+        return DASH
     return "ok" if summary.ok else f"not ok: {summary.reason}" if summary.reason else "not ok"
 
 
@@ -68,10 +48,10 @@ def format_runs_table(runs: Sequence[RunRecord]) -> str:
                 run.backend,
                 run.host.hostname,
                 run.config.target,
-                _int(gen.count) if gen else _DASH,
-                _rate(gen.msgs_per_s) if gen else _DASH,
-                _mmh(gen.mmh) if gen else _DASH,
-                _ms(gen.latency_p99_ms) if gen else _DASH,
+                format_count(gen.count) if gen else DASH,
+                format_rate(gen.msgs_per_s) if gen else DASH,
+                format_mmh(gen.mmh) if gen else DASH,
+                format_ms(gen.latency_p99_ms) if gen else DASH,
                 "ok" if run.ok else "not ok",
                 run.label,
             ]
@@ -97,17 +77,17 @@ def _summary_rows(summary: Summary | None) -> list[tuple[str, str]]:
     """Label and value for each result figure of one side."""
     s = summary
     return [
-        ("Messages", _int(s.count) if s else _DASH),
-        ("Failed", _int(s.failed) if s else _DASH),
-        ("Elapsed", _seconds(s.elapsed) if s else _DASH),
-        ("Rate (msgs/s)", _rate(s.msgs_per_s) if s else _DASH),
-        ("MMH", _mmh(s.mmh) if s else _DASH),
-        ("MB/s", f"{s.mb_per_s:,.1f}" if s and s.mb_per_s is not None else _DASH),
-        ("Latency p50 (ms)", _ms(s.latency_p50_ms) if s else _DASH),
-        ("Latency p90 (ms)", _ms(s.latency_p90_ms) if s else _DASH),
-        ("Latency p95 (ms)", _ms(s.latency_p95_ms) if s else _DASH),
-        ("Latency p99 (ms)", _ms(s.latency_p99_ms) if s else _DASH),
-        ("Latency max (ms)", _ms(s.latency_max_ms) if s else _DASH),
+        ("Messages", format_count(s.count) if s else DASH),
+        ("Failed", format_count(s.failed) if s else DASH),
+        ("Elapsed", format_seconds(s.elapsed) if s else DASH),
+        ("Rate (msgs/s)", format_rate(s.msgs_per_s) if s else DASH),
+        ("MMH", format_mmh(s.mmh) if s else DASH),
+        ("MB/s", format_mb_rate(s.mb_per_s) if s else DASH),
+        ("Latency p50 (ms)", format_ms(s.latency_p50_ms) if s else DASH),
+        ("Latency p90 (ms)", format_ms(s.latency_p90_ms) if s else DASH),
+        ("Latency p95 (ms)", format_ms(s.latency_p95_ms) if s else DASH),
+        ("Latency p99 (ms)", format_ms(s.latency_p99_ms) if s else DASH),
+        ("Latency max (ms)", format_ms(s.latency_max_ms) if s else DASH),
         ("Status", _status(s)),
     ]
 
@@ -116,10 +96,10 @@ def _config_rows(config: RunConfig) -> list[tuple[str, str]]:
     return [
         ("Backend", config.backend),
         ("Target", config.target),
-        ("Concurrency", _int(config.concurrency)),
-        ("Messages", _int(config.messages)),
-        ("Duration", _seconds(config.duration)),
-        ("Body size", f"{config.body_size:,} bytes" if config.body_size is not None else _DASH),
+        ("Concurrency", format_count(config.concurrency)),
+        ("Messages", format_count(config.messages)),
+        ("Duration", format_seconds(config.duration)),
+        ("Body size", f"{config.body_size:,} bytes" if config.body_size is not None else DASH),
     ]
 
 
@@ -128,7 +108,7 @@ def _host_rows(host: HostFacts) -> list[tuple[str, str]]:
         ("Hostname", host.hostname),
         ("Kernel", host.kernel),
         ("CPUs", str(host.cpus)),
-        ("Memory", _memory(host.memory_bytes)),
+        ("Memory", format_bytes(host.memory_bytes)),
     ]
 
 
@@ -163,7 +143,7 @@ def _single(run: RunRecord) -> list[str]:
 def _change(before: float | None, after: float | None, higher_is_better: bool) -> str:
     """``+12.3% (better)``; a dash when either side is missing or the base is zero."""
     if before is None or after is None or before == 0:
-        return _DASH
+        return DASH
     percent = (after - before) / before * 100
     if abs(percent) < 0.05:
         return "0.0%"
@@ -193,12 +173,12 @@ def _figure(run: RunRecord, role: str, name: str) -> float | None:
 
 def _format_figure(name: str, value: float | None) -> str:
     if name == "mmh":
-        return _mmh(value)
+        return format_mmh(value)
     if name.startswith("latency"):
-        return _ms(value)
+        return format_ms(value)
     if name == "mb_per_s":
-        return f"{value:,.1f}" if value is not None else _DASH
-    return _rate(value)
+        return format_mb_rate(value)
+    return format_rate(value)
 
 
 def parameter_differences(before: RunRecord, after: RunRecord) -> list[tuple[str, str | None, str | None]]:
@@ -222,7 +202,7 @@ def compare_figures(before: RunRecord, after: RunRecord) -> list[tuple[str, str,
         if a is None and b is None:
             continue
         rows.append((label, _format_figure(name, a), _format_figure(name, b), _change(a, b, higher)))
-    rows.append(("Failed (generator)", _int(_failed(before)), _int(_failed(after)), ""))
+    rows.append(("Failed (generator)", format_count(_failed(before)), format_count(_failed(after)), ""))
     rows.append(("Status", "ok" if before.ok else "not ok", "ok" if after.ok else "not ok", ""))
     return rows
 
@@ -275,7 +255,7 @@ def _published_section(runs: Sequence[RunRecord]) -> list[str]:
         gen = run.generator
         if gen is not None:
             lines.append(
-                f"- {_title(run)}: {_mmh(gen.mmh)} MMH from the generator on {run.host.cpus} CPUs "
+                f"- {_title(run)}: {format_mmh(gen.mmh)} MMH from the generator on {run.host.cpus} CPUs "
                 f"({run.backend} backend): {versus_published(gen.mmh, run.host.cpus)}."
             )
     if any(r.config.body_size not in (None, PUBLISHED_BODY_SIZE) for r in runs):

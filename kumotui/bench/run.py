@@ -1,35 +1,46 @@
 """A benchmark run: choose a backend, start a sink and a generator as jobs,
 sample both on one clock, stop everything, and keep the record.
 
-This is the one place the CLI's ``bench`` and the UI's benchmark screen
-start runs from. It owns no protocol knowledge (that lives in the engines and
+This is the one place the CLI's ``bench``, the app's benchmark screen and
+the guided setup prepare (:func:`prepare_plan`) and run (:func:`run_and_record`)
+benchmarks from. It owns no protocol knowledge (that lives in the engines and
 the backend parsers) and no process handling (that lives in
 :mod:`kumotui.backends`): it only sequences jobs and collects their samples.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import atexit
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from kumotui.backends import resolve_backend
-from kumotui.backends.builtin import BuiltinGenJob, BuiltinSinkJob, sink_args
+from kumotui.backends import Backend, SinkRequest, resolve
 from kumotui.backends.job import Job
-from kumotui.backends.kumomta.kumod import KumodSinkJob
-from kumotui.backends.kumomta.policy import write_sink_policy
-from kumotui.backends.kumomta.traffic_gen import TrafficGenJob, traffic_gen_command
-from kumotui.backends.postfix import PostfixSinkJob, PostfixSourceJob
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Sample, Summary, thin_series
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.records import RunConfig, RunRecord, new_run, save_run
-from kumotui.errors import KumotuiError
-from kumotui.hosts import HostFacts
+from kumotui.hosts import Host, HostFacts
+from kumotui.settings import Settings
+from kumotui.tuning.findings import parameter_values
+from kumotui.tuning.profiles import load_profile
+from kumotui.tuning.sysctl import SysctlTree
+
+_LIVE: weakref.WeakSet[Benchmark] = weakref.WeakSet()
+"""Runs whose jobs may still be alive: stopped at interpreter exit if nothing else did."""
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Last resort against orphans, for every face (CLI and app): stop every job of every live run."""
+    for bench in list(_LIVE):
+        bench.request_stop()
+        bench.stop()
+
 
 SAMPLE_INTERVAL = 0.5
 """Seconds between readings: 2 Hz, what the live panes refresh at."""
@@ -39,19 +50,14 @@ SERIES_LIMIT = 7200
 
 @dataclass(frozen=True)
 class BenchPlan:
-    """What to run: the generator's options plus backend and where each side runs."""
+    """What to run: the generator's options, the backend, and the sink to start (if any)."""
 
     options: BenchOptions
-    backend: str = "builtin"
-    sink_listen: str | None = None
-    """Where a started sink listens (default: a free loopback port for builtin,
-    KumoMTA's 2026 for kumomta)."""
-    tempfail_percent: float = 0.0
-    permfail_percent: float = 0.0
-    kumod_user: str = "kumod"
-    """The account kumod drops to when started as root (``--user``)."""
-    sink_http_port: int = 8002
-    """kumod's HTTP listener (liveness and /metrics); KumoMTA's sink uses 8002."""
+    backend: str = Backend.BUILTIN
+    """A :class:`~kumotui.backends.Backend` name, or ``auto``."""
+    sink: SinkRequest = field(default_factory=SinkRequest)
+    """The sink to start when ``options.local_sink``; its port None means the
+    backend's default (a free one for builtin, KumoMTA's 2026 otherwise)."""
     profile: str | None = None
     parameters: dict[str, str] = field(default_factory=dict)
     """The profile's parameters' values at start, for the run record."""
@@ -97,7 +103,7 @@ class Benchmark:
         ready) sink job to count and stop with the run, when the plan sends
         to its ``target`` instead of starting one (the guided setup's sink).
         """
-        self.plan = replace(plan, backend=resolve_backend(plan.backend))
+        self.plan = replace(plan, backend=resolve(plan.backend))
         self.series_limit = series_limit
         self.sink_launcher = sink_launcher or Launcher()
         self.generator_launcher = generator_launcher or Launcher()
@@ -106,7 +112,6 @@ class Benchmark:
         self.series: list[Sample] = []
         self.target = plan.options.target or ""
         self._stop = threading.Event()
-        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self.started_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------------
@@ -115,14 +120,15 @@ class Benchmark:
         """Start the sink (if asked), wait for it, then start the generator."""
         self.plan.options.validate()
         self.started_at = time.monotonic()
+        _LIVE.add(self)
         try:
             if self.plan.options.local_sink:
                 self.sink = self.make_sink()
                 self.sink.start().wait_ready()
-                self.target = self._sink_target()
+                self.target = f"{self.sink_launcher.address}:{self.sink.port}"
             if self.sink is not None:
                 self.poll()  # the sink's baseline, so its summary spans exactly the generator's work
-            self.generator = self._make_generator(self.target)
+            self.generator = self.make_generator(self.target)
             self.generator.start().wait_ready()
         except BaseException:
             self.stop()
@@ -157,9 +163,7 @@ class Benchmark:
         for job in (self.generator, self.sink):
             if job is not None:
                 job.stop()
-        if self._tempdir is not None:
-            self._tempdir.cleanup()
-            self._tempdir = None
+        _LIVE.discard(self)
 
     def run(
         self, on_samples: Callable[[list[Sample]], None] | None = None, interval: float = SAMPLE_INTERVAL
@@ -212,92 +216,18 @@ class Benchmark:
         )
         return BenchOutcome(record, self.target, interrupted)
 
-    # -- jobs per backend ----------------------------------------------------------
-
-    def _sink_target(self) -> str:
-        assert self.sink is not None
-        port = getattr(self.sink, "port", 0)
-        host = "127.0.0.1"
-        launcher_host = getattr(self.sink_launcher, "host", None)
-        if launcher_host is not None:
-            host = launcher_host.address
-        return f"{host}:{port}"
-
-    def _listen(self, default_port: int) -> tuple[str, int]:
-        listen = self.plan.sink_listen or f"127.0.0.1:{default_port}"
-        host, _, port = listen.rpartition(":")
-        if not port.isdigit():
-            raise KumotuiError(f"--listen {listen!r}: expected ADDR:PORT")
-        return host.strip("[]") or "0.0.0.0", int(port)
+    # -- jobs, from the backend registry -------------------------------------------------
 
     def make_sink(self) -> Job:
-        """The sink job for this plan's backend (not started)."""
-        backend, options = self.plan.backend, self.plan.options
-        if backend == "builtin":
-            host, port = self._listen(0)
-            args = sink_args(
-                f"{host}:{port}",
-                options.sink_workers,
-                tempfail_percent=self.plan.tempfail_percent,
-                permfail_percent=self.plan.permfail_percent,
-            )
-            return BuiltinSinkJob(self.sink_launcher, args)
-        if backend == "kumomta":
-            from kumotui.backends import kumomta
+        """The sink job the plan asks for (not started)."""
+        request = replace(self.plan.sink, concurrency=self.plan.options.concurrency)
+        return Backend(self.plan.backend).impl.sink(self.sink_launcher, request)
 
-            host, port = self._listen(kumomta.SINK_PORT)
-            kumo = kumomta.find_kumomta()
-            self._tempdir = tempfile.TemporaryDirectory(prefix="kumotui-sink-", dir="/tmp")
-            owner = self.plan.kumod_user if os.geteuid() == 0 else None
-            policy = write_sink_policy(
-                Path(self._tempdir.name), port=port, http_port=self.plan.sink_http_port, listen_host=host, owner=owner
-            )
-            return KumodSinkJob(
-                self.sink_launcher,
-                str(kumo.kumod),
-                policy,
-                port=port,
-                http_port=self.plan.sink_http_port,
-                user=self.plan.kumod_user,
-            )
-        from kumotui.backends import postfix
-
-        host, port = self._listen(2026)
-        tools = postfix.find_postfix_tools()
-        argv = postfix.smtp_sink_command(tools, f"{host}:{port}", concurrency=options.concurrency)
-        return PostfixSinkJob(
-            self.sink_launcher, argv, tools.environ(), (host if host != "0.0.0.0" else "127.0.0.1", port)
-        )
-
-    def _make_generator(self, target: str) -> Job:
-        backend, options = self.plan.backend, self.plan.options
-        if backend == "builtin":
-            return BuiltinGenJob(self.generator_launcher, options.gen_args(target))
-        if backend == "kumomta":
-            from kumotui.backends import kumomta
-
-            kumo = kumomta.find_kumomta()
-            argv = traffic_gen_command(
-                kumo.traffic_gen,
-                target=target,
-                concurrency=options.concurrency,
-                messages=options.messages,
-                duration=int(options.duration) if options.duration else None,
-                body_size=options.body_size,
-                keep_going=bool(self.plan.tempfail_percent or self.plan.permfail_percent),
-            )
-            return TrafficGenJob(self.generator_launcher, argv, messages=options.messages, body_size=options.body_size)
-        from kumotui.backends import postfix
-
-        tools = postfix.find_postfix_tools()
-        if options.messages is None:
-            raise KumotuiError("--backend postfix needs --messages (smtp-source sends a fixed count)")
-        argv = postfix.smtp_source_command(
-            tools, target, concurrency=options.concurrency, messages=options.messages, body_size=options.body_size
-        )
-        return PostfixSourceJob(
-            self.generator_launcher, argv, tools.environ(), messages=options.messages, body_size=options.body_size
-        )
+    def make_generator(self, target: str) -> Job:
+        """The generator job for ``target`` (not started)."""
+        sink = self.plan.sink
+        load = self.plan.options.load(target, keep_going=bool(sink.tempfail_percent or sink.permfail_percent))
+        return Backend(self.plan.backend).impl.generator(self.generator_launcher, load)
 
 
 def _sink_timed_by_generator(sink: Summary, generator: Summary) -> Summary:
@@ -340,3 +270,30 @@ def run_and_record(
     if state_dir is not None:
         save_run(state_dir, outcome.record)
     return outcome
+
+
+def prepare_plan(
+    settings: Settings,
+    host: Host,
+    options: BenchOptions,
+    *,
+    backend: str = "auto",
+    sink: SinkRequest | None = None,
+) -> tuple[BenchPlan, HostFacts]:
+    """The plan for a run on ``host``, with the kernel values it starts from, and the host's facts.
+
+    The one place a run is prepared, for the CLI, the benchmark screen and
+    the guided setup alike: load the profile, read its parameters on the host
+    (for the record, and for the hints), and the host's facts (a simulated
+    tree's own, when ``settings`` point at one).
+    """
+    profile = load_profile(settings.profile)
+    tree = SysctlTree(settings.sysctl_root, host)
+    plan = BenchPlan(
+        options,
+        backend=backend,
+        sink=sink or SinkRequest(),
+        profile=profile.name,
+        parameters=parameter_values(profile, tree),
+    )
+    return plan, tree.facts()

@@ -11,8 +11,9 @@ from typing import Any
 from kumotui.backends.samples import Sample, Summary
 from kumotui.bench.run import BenchOutcome
 from kumotui.errors import KumotuiError
+from kumotui.text.format import format_mb_rate, format_mmh, format_ms, format_rate, format_seconds
 from kumotui.text.table import table
-from kumotui.tuning.apply import Outcome
+from kumotui.tuning.apply import DropinState, Outcome
 from kumotui.tuning.findings import Finding
 from kumotui.tuning.plan import Plan
 from kumotui.tuning.values import STATUS_ICON, Status, normalize
@@ -66,13 +67,13 @@ def print_results(outcome: Outcome) -> None:
         mark = "✔" if r.ok else "✖"
         detail = "verified" if r.ok else r.error
         print(f"{mark} {r.key} = {r.wanted}  ({detail})")
-    if outcome.dropin != "untouched":
+    if outcome.dropin is not DropinState.UNTOUCHED:
         print(f"Drop-in: {outcome.dropin}")
     for note in outcome.notes:
         print(note)
 
 
-def _sink_line(kind: str, sample: Sample) -> dict[str, Any]:
+def sink_line(kind: str, sample: Sample) -> dict[str, Any]:
     return {
         "type": kind,
         "elapsed": round(sample.elapsed, 3),
@@ -83,7 +84,7 @@ def _sink_line(kind: str, sample: Sample) -> dict[str, Any]:
     }
 
 
-def _summary_json(summary: Summary) -> dict[str, Any]:
+def summary_json(summary: Summary) -> dict[str, Any]:
     return {
         "count": summary.count,
         "failed": summary.failed,
@@ -108,12 +109,12 @@ def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
         "run": outcome.record.id,
     }
     if gen is not None:
-        body = _summary_json(gen)
+        body = summary_json(gen)
         doc["sent"] = body.pop("count")
         doc |= body
         doc["failed_by"] = doc.pop("failures")
     if outcome.sink is not None:
-        sink = _summary_json(outcome.sink)
+        sink = summary_json(outcome.sink)
         sink["received"] = sink.pop("count")
         doc["sink"] = sink
     if outcome.interrupted:
@@ -131,17 +132,18 @@ def format_outcome(outcome: BenchOutcome) -> str:
             f"sent        {gen.count:,}",
             f"failed      {gen.failed:,}"
             + (f"  ({', '.join(f'{k} {v:,}' for k, v in gen.failures.items())})" if gen.failures else ""),
-            f"elapsed     {gen.elapsed:.2f} s",
-            f"rate        {gen.msgs_per_s:,.0f} msgs/s  {gen.mmh:.3f} MMH"
-            + (f"  {gen.mb_per_s:.2f} MB/s" if gen.mb_per_s is not None else ""),
+            f"elapsed     {format_seconds(gen.elapsed)}",
+            f"rate        {format_rate(gen.msgs_per_s)} msgs/s  {format_mmh(gen.mmh)} MMH"
+            + (f"  {format_mb_rate(gen.mb_per_s)} MB/s" if gen.mb_per_s is not None else ""),
         ]
         if lat:
-            lines.append("latency     " + "  ".join(f"{k} {v:.2f} ms" for k, v in lat.items()))
+            lines.append("latency     " + "  ".join(f"{k} {format_ms(v)} ms" for k, v in lat.items()))
         if not gen.ok:
             lines.append(f"not ok      {gen.reason}")
     if sink is not None:
         lines.append(
-            f"sink        received {sink.count:,}, rejected {sink.failed:,}, {sink.msgs_per_s:,.0f} msgs/s while busy"
+            f"sink        received {sink.count:,}, rejected {sink.failed:,}, "
+            f"{format_rate(sink.msgs_per_s)} msgs/s while busy"
         )
     if outcome.interrupted:
         lines.append("interrupted: the counts above are partial")

@@ -1,4 +1,9 @@
-"""The tuning commands: ``check``, ``apply``, ``journal``, ``rollback``, ``limits``, ``simulate``."""
+"""The tuning commands: ``check``, ``apply``, ``journal``, ``rollback``, ``limits``, ``simulate``.
+
+Each command is its parser (in :func:`register`) and one handler
+``(args, settings) -> ExitStatus`` that parses nothing itself: it calls the
+core and prints through :mod:`kumotui.cli.output`.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +11,135 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kumotui.cli.options import settings_from
+from kumotui.cli.exit_codes import ExitStatus
+from kumotui.cli.options import add_command, add_global_options, whole
 from kumotui.cli.output import confirm, findings_table, print_plan, print_results
 from kumotui.errors import KumotuiError
 from kumotui.hosts.connect import connected
+from kumotui.paths import DROP_IN_NAME
+from kumotui.settings import Settings
 from kumotui.text.table import table
-from kumotui.tuning.apply import ApplyFailed, apply_plan, persist_file, rollback
+from kumotui.tuning import limits
+from kumotui.tuning.apply import ApplyFailed, DropinState, apply_plan, persist_file, rollback
 from kumotui.tuning.findings import evaluate, summary
 from kumotui.tuning.plan import make_plan, manual_steps, parse_sets
 from kumotui.tuning.privilege import Privilege, detect_privilege, writer_for
 from kumotui.tuning.profiles import load_profile
+from kumotui.tuning.simulate import flags_for, make_simulated_host
 from kumotui.tuning.sysctl import SysctlTree
 from kumotui.tuning.target import Target
 from kumotui.tuning.values import Status
 
+if TYPE_CHECKING:
+    from kumotui.cli.options import Commands
 
-def cmd_check(args: argparse.Namespace) -> int:
+
+def register(commands: Commands) -> None:
+    """Add the tuning commands to the command line."""
+    check = add_command(
+        commands,
+        "check",
+        help="compare kernel parameters with a profile",
+        description="Read the kernel parameters a profile names and judge each one. "
+        "Exit 0 when all pass, 1 when any does not, 2 on bad input or an unreachable host. "
+        "--host may be given more than once.",
+        epilog="examples:\n  kumotui check\n  kumotui check --profile kumomta-extended --json --host mta1 --host mta2",
+    )
+    check.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    add_global_options(check, suppress=True)
+    check.set_defaults(handler=cmd_check)
+
+    apply = add_command(
+        commands,
+        "apply",
+        help="apply a profile's changes now and persist them",
+        description="Raise the parameters that are below the profile, write them at runtime, "
+        f"read each back, and persist them to DIR/{DROP_IN_NAME} (--sysctl-d). "
+        "Journaled; undo with `kumotui rollback`. Values already better than the "
+        "profile are never lowered unless --set asks. --host may be given more than once.",
+        epilog="examples:\n  kumotui apply --dry-run\n"
+        "  kumotui apply --only net.core.somaxconn --set vm.max_map_count=1048576",
+    )
+    apply.add_argument("--only", metavar="KEY,...", help="apply only these keys of the profile")
+    apply.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="sets",
+        help="write this value (repeatable); may name any key",
+    )
+    apply.add_argument("--no-persist", action="store_true", help="change runtime values only")
+    apply.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    apply.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    add_global_options(apply, suppress=True)
+    apply.set_defaults(handler=cmd_apply)
+
+    journal = add_command(
+        commands,
+        "journal",
+        help="list applied and rolled-back changes",
+        description="List journal entries, oldest first.",
+        epilog="examples:\n  kumotui journal\n  kumotui journal --json --host mta1",
+        single_host=True,
+    )
+    journal.add_argument("--json", action="store_true", help="print a JSON list")
+    add_global_options(journal, suppress=True)
+    journal.set_defaults(handler=cmd_journal)
+
+    undo = add_command(
+        commands,
+        "rollback",
+        help="undo an apply (default: the latest)",
+        description="Restore the runtime values and the drop-in's previous content (or remove "
+        "a drop-in that did not exist before) for a journal entry.",
+        epilog="examples:\n  kumotui rollback\n  kumotui rollback 20261201-212423 --yes",
+        single_host=True,
+    )
+    undo.add_argument("id", nargs="?", metavar="ID", help="journal entry id or unique prefix")
+    undo.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    add_global_options(undo, suppress=True)
+    undo.set_defaults(handler=cmd_rollback)
+
+    limits_parser = add_command(
+        commands,
+        "limits",
+        help="check open-file limits for a planned concurrency; fix kumomta.service",
+        description="kumod and traffic-gen raise their soft open-file limit to the hard one, so the hard "
+        "limit decides how many connections they can hold. Compare it with --concurrency; with --apply, "
+        "write a systemd drop-in (LimitNOFILE=) for kumomta.service through the journal (undo: rollback).",
+        epilog="examples:\n  kumotui limits\n  kumotui limits --concurrency 20000 --apply",
+        single_host=True,
+    )
+    limits_parser.add_argument(
+        "--concurrency",
+        type=whole(1),
+        default=20000,
+        metavar="N",
+        help="connections the benchmark or MTA will hold (default: 20000, KumoMTA's docs)",
+    )
+    limits_parser.add_argument("--user", default="kumod", help="the account that runs kumod (default: kumod)")
+    limits_parser.add_argument("--apply", action="store_true", help="write the kumomta.service drop-in")
+    limits_parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    add_global_options(limits_parser, suppress=True)
+    limits_parser.set_defaults(handler=cmd_limits)
+
+    simulate = add_command(
+        commands,
+        "simulate",
+        help="write a simulated host (a /proc/sys-like tree) to try kumotui on",
+        description="Write DIR/proc/sys with a current Debian kernel's values, plus DIR/etc/sysctl.d and "
+        "DIR/var/lib/kumotui, then print the flags that point kumotui at it. Nothing outside DIR is touched.",
+        epilog="example:\n  kumotui simulate /tmp/mta-sim",
+    )
+    simulate.add_argument("dir", type=Path, metavar="DIR", help="where to write the simulated host")
+    simulate.set_defaults(handler=cmd_simulate)
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     """``kumotui check``: judge every parameter of the profile, on each host."""
-    settings = settings_from(args)
     profile = load_profile(settings.profile)
     with connected(settings) as hosts:
         checked = []
@@ -46,16 +161,16 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(f"\nHost: {host.name}")
             print(findings_table(findings))
             print(summary(findings))
-    return 0 if all(f.status is Status.OK for _h, _t, fs in checked for f in fs) else 1
+    passed = all(f.status is Status.OK for _h, _t, fs in checked for f in fs)
+    return ExitStatus.OK if passed else ExitStatus.NOT_OK
 
 
-def cmd_apply(args: argparse.Namespace) -> int:
+def cmd_apply(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     """``kumotui apply``: plan every host, confirm once, then apply host by host.
 
     Every host is reached and every plan validated before the first write
     anywhere, so an unreachable host or a bad value changes nothing at all.
     """
-    settings = settings_from(args)
     profile = load_profile(settings.profile)
     only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
     sets = parse_sets(args.sets)
@@ -73,27 +188,27 @@ def cmd_apply(args: argparse.Namespace) -> int:
             print_plan(plan)
         if all(plan.empty for _t, plan, _p in plans):
             print("\nNothing to do: the host already matches the plan.")
-            return 0
+            return ExitStatus.OK
         if args.dry_run:
             print("\nDry run: nothing was written.")
-            return 0
+            return ExitStatus.OK
         blocked = [(t, p) for t, p, privilege in plans if privilege is Privilege.READ_ONLY and not p.empty]
         if blocked:
             why = "--read-only was given" if settings.read_only else "not root, and `sudo -n` is not allowed"
             print(f"\nkumotui cannot write here ({why}). Run these commands yourself:\n")
             for target, plan in blocked:
                 print((f"# On {target.host.name}\n" if settings.hosts else "") + manual_steps(plan, target), end="")
-            return 2
+            return ExitStatus.ERROR
         if any(plan.needs_confirmation for _t, plan, _p in plans) and not confirm(
             "Some --set values go below the profile's recommendation. Really lower them?", args.yes
         ):
             print("Nothing was changed.")
-            return 1
+            return ExitStatus.NOT_OK
         count = sum(len(plan.changes) for _t, plan, _p in plans)
         where = f" on {len(plans)} hosts" if len(plans) > 1 else ""
         if not confirm(f"Apply {count} change(s){where}?", args.yes):
             print("Nothing was changed.")
-            return 1
+            return ExitStatus.NOT_OK
         failed = 0
         for target, plan, privilege in plans:
             if settings.hosts:
@@ -106,25 +221,24 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 failed += 1
                 continue
             print_results(outcome)
-            if outcome.results or outcome.dropin != "unchanged":
+            if outcome.results or outcome.dropin is not DropinState.UNCHANGED:
                 print(
                     f"Journal entry {outcome.entry.id}. Undo with: kumotui rollback {outcome.entry.id}"
                     + (f" --host {target.host.name}" if settings.hosts else "")
                 )
-    return 1 if failed else 0
+    return ExitStatus.NOT_OK if failed else ExitStatus.OK
 
 
-def cmd_journal(args: argparse.Namespace) -> int:
+def cmd_journal(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     """``kumotui journal``: list entries (of the one host given)."""
-    settings = settings_from(args, single_host=True)
     with connected(settings) as (host,):
         entries = Target.from_settings(settings, host).journal.entries()
     if args.json:
         print(json.dumps([e.as_json() for e in entries], indent=2))
-        return 0
+        return ExitStatus.OK
     if not entries:
         print("The journal is empty.")
-        return 0
+        return ExitStatus.OK
     rows = []
     for e in entries:
         status = e.status + (f" (rolled back by {e.rolled_back_by})" if e.rolled_back_by else "")
@@ -132,48 +246,40 @@ def cmd_journal(args: argparse.Namespace) -> int:
         keys = e.keys[0] + (f" (+{len(e.keys) - 1})" if len(e.keys) > 1 else "") if e.keys else "-"
         rows.append([e.id, e.time, e.host, e.profile, what, keys, status])
     print(table(["ID", "TIME", "HOST", "PROFILE", "KIND", "KEYS", "STATUS"], rows))
-    return 0
+    return ExitStatus.OK
 
 
-def cmd_rollback(args: argparse.Namespace) -> int:
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     """``kumotui rollback``: undo an apply entry."""
-    settings = settings_from(args, single_host=True)
     with connected(settings) as (host,):
         target = Target.from_settings(settings, host)
         privilege = detect_privilege(target)
         if not confirm("Roll back " + (args.id or "the latest apply") + f" on {host.name}?", args.yes):
             print("Nothing was changed.")
-            return 1
+            return ExitStatus.NOT_OK
         try:
             outcome = rollback(target, args.id, writer=writer_for(privilege, target.host))
         except ApplyFailed as failure:
             print_results(failure.outcome)
             print(f"kumotui: rollback failed: {failure}", file=sys.stderr)
-            return 1
+            return ExitStatus.NOT_OK
     print_results(outcome)
     print(f"\nRolled back {outcome.entry.target} (journal entry {outcome.entry.id}).")
-    return 0
+    return ExitStatus.OK
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     """``kumotui simulate DIR``: a practice host."""
-    from kumotui.tuning.simulate import flags_for, make_simulated_host
-
     if args.dir.exists() and any(args.dir.iterdir()):
         raise KumotuiError(f"{args.dir}: not empty; choose a new directory")
     settings = make_simulated_host(args.dir.resolve())
     flags = " ".join(flags_for(settings))
     print(f"Wrote a simulated host in {args.dir}. Try:\n  kumotui {flags}\n  kumotui check {flags}")
-    return 0
+    return ExitStatus.OK
 
 
-def cmd_limits(args: argparse.Namespace) -> int:
+def cmd_limits(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     """``kumotui limits``: hard nofile limits against the planned concurrency."""
-    from kumotui.tuning import limits
-
-    if args.concurrency < 1:
-        raise KumotuiError(f"--concurrency {args.concurrency}: must be at least 1")
-    settings = settings_from(args, single_host=True)
     with connected(settings) as (host,):
         target = Target.from_settings(settings, host)
         found = [
@@ -195,19 +301,20 @@ def cmd_limits(args: argparse.Namespace) -> int:
         if not args.apply:
             if unit is not None and not unit.enough_for(args.concurrency):
                 print(f"\nFix kumomta.service with: kumotui limits --concurrency {args.concurrency} --apply")
-            return 0 if all(x.enough_for(args.concurrency) for x in found if x is not None) else 1
+            enough = all(x.enough_for(args.concurrency) for x in found if x is not None)
+            return ExitStatus.OK if enough else ExitStatus.NOT_OK
         path = settings.system_root / limits.UNIT_DROPIN.relative_to("/")
         text = limits.unit_dropin_text(limits.recommended(args.concurrency))
         print(f"\n{path}:\n" + "".join(f"  {line}\n" for line in text.splitlines()), end="")
         if not confirm(f"Write {path}?", args.yes):
             print("Nothing was changed.")
-            return 1
+            return ExitStatus.NOT_OK
         reload = ("systemctl", "daemon-reload") if settings.system_root == Path("/") else ()
         outcome = persist_file(target, path, text, "nofile", reload=reload)
         print_results(outcome)
-        if outcome.dropin != "unchanged":
+        if outcome.dropin is not DropinState.UNCHANGED:
             print(
                 f"Journal entry {outcome.entry.id}. Restart kumomta.service for kumod to get the new limit. "
                 f"Undo with: kumotui rollback {outcome.entry.id}"
             )
-    return 0
+    return ExitStatus.OK

@@ -7,7 +7,7 @@ stop on the same requests (SIGTERM, SIGINT, stdin EOF). That machinery lives
 here once; what is SMTP lives in ``smtp_sink.py`` and ``smtp_gen.py``.
 
 Standard library only, and no kumotui imports, for the same reason as the
-engines: ``kumotui.jobs.SshLauncher`` copies every ``smtp_*.py`` of this
+engines: ``kumotui.hosts.launch.SshLauncher`` copies every ``smtp_*.py`` of this
 directory to a remote host that has nothing but Python 3, where the engines
 run as plain scripts and import this file as the top-level ``smtp_common``.
 """
@@ -41,6 +41,43 @@ class StartError(Exception):
     catches what ``WorkerPool.wait_ready`` raises. The message names the flag
     or the address at fault.
     """
+
+
+def split_host_port(text: str, default_port: int | None = None, *, allow_zero: bool = False) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` into a host and a port: kumotui's one address parser.
+
+    A bare ``HOST``, ``[V6]`` or ``V6`` is accepted when ``default_port`` is
+    given. An IPv6 address with a port needs brackets (``::1:25`` is
+    ambiguous). Port 0 ("any free port") only with ``allow_zero``. The rest
+    of kumotui parses addresses through :mod:`kumotui.hosts.address`, which
+    calls this, so the engines (shipped alone) and the app agree.
+
+    Raises:
+        ValueError: what is wrong, in words (no port, a port out of range...).
+    """
+    text = str(text).strip()
+    port_text: str | None
+    if text.startswith("["):
+        host, closed, rest = text[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ValueError("unbalanced brackets around an IPv6 address")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    elif text.count(":") > 1 and default_port is None:
+        raise ValueError("an IPv6 address with a port needs brackets, e.g. [::1]:2026")
+    else:
+        host, port_text = text, None
+    if not host:
+        raise ValueError("no host")
+    if port_text is None:
+        if default_port is None:
+            raise ValueError("no port")
+        return host, default_port
+    lowest = 0 if allow_zero else 1
+    if not port_text.isdigit() or len(port_text) > 5 or not lowest <= int(port_text) <= 65535:
+        raise ValueError(f"the port must be a number from {lowest} to 65535")
+    return host, int(port_text)
 
 
 def emit(obj: dict[str, Any], stream: Any = None) -> None:

@@ -105,11 +105,11 @@ def parse_size(text: str, flag: str = "--body-size") -> int:
 
 
 def parse_target(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[V6]:PORT`` into host and port."""
-    host, sep, port_text = str(text).rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise StartError(f"--target {text!r}: expected HOST:PORT, e.g. 127.0.0.1:2026")
-    return host.strip("[]"), int(port_text)
+    """``HOST:PORT`` or ``[V6]:PORT`` into host and port (``smtp_common.split_host_port``)."""
+    try:
+        return common.split_host_port(text)
+    except ValueError as error:
+        raise StartError(f"--target {text!r}: {error}; expected HOST:PORT, e.g. 127.0.0.1:2026") from None
 
 
 ALLOWED_NETWORKS = tuple(

@@ -114,7 +114,6 @@ def _reply(text: str) -> bytes:
     return text.encode("ascii") + b"\r\n"
 
 
-R_OK = _reply("250 2.0.0 OK")
 R_NOOP = _reply("250 2.0.0 OK")
 R_RSET = _reply("250 2.0.0 reset")
 R_MAIL_OK = _reply("250 2.1.0 sender OK")
@@ -735,12 +734,11 @@ def _fmt_addr(host: str, port: int) -> str:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``ADDR:PORT`` or ``[V6]:PORT`` into a host and a port."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or int(port_text) > 65535:
-        raise StartError(f"--listen {text!r}: expected ADDR:PORT, e.g. 127.0.0.1:2026")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port_text)
+    """``ADDR:PORT`` or ``[V6]:PORT`` (``:PORT`` for every interface) into a host and a port."""
+    try:
+        return common.split_host_port(f"0.0.0.0{text}" if text.startswith(":") else text, allow_zero=True)
+    except ValueError as error:
+        raise StartError(f"--listen {text!r}: {error}; expected ADDR:PORT, e.g. 127.0.0.1:2026") from None
 
 
 def run_worker(

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from kumotui.engines import smtp_common
 from kumotui.errors import KumotuiError
 
 _SPEC = re.compile(
@@ -39,22 +40,13 @@ class HostSpec:
         return f"{user}{host}" + (f":{self.port}" if self.port else "")
 
 
-def split_host_port(target: str, default_port: int) -> tuple[str, int]:
-    """``host``, ``host:port``, ``[v6]:port`` or ``v6`` into host and port.
+def parse_address(text: str, default_port: int | None = None, *, allow_zero: bool = False) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` (a bare host when ``default_port`` is given) into host and port.
+
+    The engines' own parser (:func:`kumotui.engines.smtp_common.split_host_port`),
+    so an address means the same to the CLI, the app and an engine on a remote host.
 
     Raises:
-        ValueError: the port is not a number in 1-65535.
+        ValueError: what is wrong, in words; callers add the flag or field at fault.
     """
-    text = target.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    else:
-        host, port_text = text, ""
-    if not port_text:
-        return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"'{target}': the port must be a number from 1 to 65535")
-    return host, int(port_text)
+    return smtp_common.split_host_port(text, default_port, allow_zero=allow_zero)

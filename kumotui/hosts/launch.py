@@ -13,10 +13,13 @@ import shlex
 import tempfile
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
-from kumotui.backends.process import Launcher
+from kumotui.backends.process import LOG_LINES, Launcher
 from kumotui.hosts import Host
+
+if TYPE_CHECKING:
+    from kumotui.hosts.remote import RemoteHost
 
 ENGINES_DIR = Path(str(resources.files("kumotui.engines")))
 """The stdlib-only engines, shipped to remote hosts as they are."""
@@ -34,11 +37,11 @@ class SshLauncher(Launcher):
 
     remote = True
 
-    def __init__(self, host: Any) -> None:
-        from kumotui.hosts.remote import RemoteHost, ssh_options
+    def __init__(self, host: RemoteHost, *, log_lines: int = LOG_LINES) -> None:
+        """Run jobs on ``host`` (an open connection); ``log_lines`` bounds each job's log."""
+        from kumotui.hosts.remote import ssh_options  # plumbum only when SSH is used
 
-        if not isinstance(host, RemoteHost):
-            raise TypeError("SshLauncher needs a RemoteHost")
+        super().__init__(log_lines=log_lines)
         self.host = host
         self.name = host.name
         self._options = ssh_options()
@@ -72,9 +75,18 @@ class SshLauncher(Launcher):
         """The shipped engine file, run by the remote Python."""
         return [str(self.host.python.executable), "-u", f"{self._shipped()}/{module}.py"]
 
+    @property
+    def address(self) -> str:
+        """The address ssh connects to (a sink started here is reached there)."""
+        return self.host.address
 
-def launcher_for(host: Host | None) -> Launcher:
+    def is_root(self) -> bool:
+        """Whether the remote account is root."""
+        return self.host.is_root()
+
+
+def launcher_for(host: Host | None, *, log_lines: int = LOG_LINES) -> Launcher:
     """Local for None or the local host, SSH for a remote one."""
     if host is None or host.name == "local":
-        return Launcher()
-    return SshLauncher(host)
+        return Launcher(log_lines=log_lines)
+    return SshLauncher(cast("RemoteHost", host), log_lines=log_lines)

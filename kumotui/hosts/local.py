@@ -16,6 +16,33 @@ from kumotui.hosts import Completed, HostFacts
 from kumotui.paths import default_state_dir
 
 
+def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``text`` so a reader (or a crash) sees the old file or the new, never half.
+
+    A temp file in the same directory, fsynced, renamed over the target, and
+    the directory fsynced so the rename itself survives a crash. The one
+    atomic write of kumotui's own files (journal, run records, config, guide
+    progress, reports); the remote agent has its own, being stdlib-only.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 class LocalHost:
     """This machine."""
 
@@ -34,24 +61,8 @@ class LocalHost:
             os.close(fd)
 
     def replace_file(self, path: Path, text: str, mode: int = 0o644) -> None:
-        """Atomically replace a file: temp file in the same dir, fsync, rename."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a crash
-        finally:
-            os.close(dir_fd)
+        """Atomically replace a file (see :func:`atomic_write`)."""
+        atomic_write(path, text, mode)
 
     def remove_file(self, path: Path) -> None:
         """Remove a file; a missing file is not an error."""

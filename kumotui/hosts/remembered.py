@@ -7,14 +7,13 @@ and line instead of being overwritten.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from kumotui.errors import KumotuiError
+from kumotui.hosts.local import atomic_write
 from kumotui.paths import config_dir
 
 
@@ -54,19 +53,10 @@ def load_config(path: Path | None = None) -> UserConfig:
 
 def save_config(config: UserConfig, path: Path | None = None) -> None:
     """Write the settings atomically (temp file in the same directory, then rename)."""
-    path = path or config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = "# kumotui settings; edited by the app's host switcher.\n" + yaml.safe_dump(
         {"hosts": list(config.hosts)}, sort_keys=False
     )
-    fd, tmp = tempfile.mkstemp(prefix=".config.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path or config_path(), text, mode=0o600)
 
 
 def remember_host(spec: str, path: Path | None = None) -> UserConfig:

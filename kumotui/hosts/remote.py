@@ -12,13 +12,14 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from plumbum import SshMachine, local
-from plumbum.commands.processes import CommandNotFound, ProcessExecutionError
+from plumbum.commands.processes import CommandNotFound, ProcessExecutionError, ProcessTimedOut
 
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Completed, HostFacts, agent
@@ -106,7 +107,7 @@ class RemoteHost:
             self._address = self.spec.host
             try:
                 _code, out, _err = local["ssh"][(*ssh_options(), "-G", self.spec.host)].run(retcode=None, timeout=10)
-            except Exception:  # fall back to the name as given
+            except (ProcessTimedOut, CommandNotFound, OSError):  # fall back to the name as given
                 out = ""
             for line in str(out).splitlines():
                 if line.startswith("hostname "):
@@ -120,7 +121,7 @@ class RemoteHost:
             self._to_agent.close()
             try:
                 agent_process.wait(timeout=5)
-            except Exception:
+            except subprocess.TimeoutExpired:
                 agent_process.kill()
         self.machine.close()
 
@@ -228,6 +229,6 @@ def _diagnose(spec: HostSpec, options: list[str], timeout: float) -> str:
         args += ["-i", str(spec.identity)]
     try:
         _code, _out, err = local["ssh"][(*args, spec.host, "true")].run(retcode=None, timeout=timeout + 5)
-    except Exception as error:  # ssh missing, or it hung past the timeout
+    except (ProcessTimedOut, CommandNotFound, OSError) as error:  # ssh missing, or it hung past the timeout
         return str(error)
     return str(err)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kumotui.hosts import Host, HostFacts
+from kumotui.hosts import Host
 
 
 @dataclass(frozen=True)
@@ -94,15 +94,3 @@ def kumomta_install(host: Host, sbin: str = "/opt/kumomta/sbin") -> KumoMTAInsta
     if done.code != 0:
         return KumoMTAInstall(None, None)
     return KumoMTAInstall(sbin, done.stdout.strip() or done.stderr.strip() or "unknown version")
-
-
-@dataclass(frozen=True)
-class Detection:
-    """Everything the guided setup's first step shows."""
-
-    facts: HostFacts
-    kumomta: KumoMTAInstall
-    postfix_tools: bool
-    privilege: str
-    nofile_hard: int | None
-    port25: Port25

@@ -11,15 +11,27 @@ from __future__ import annotations
 
 import json
 import resource
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kumotui.backends import Backend, SinkRequest
+from kumotui.backends.job import Job
+from kumotui.backends.process import Launcher
+from kumotui.backends.samples import Sample
+from kumotui.bench.options import BenchOptions
 from kumotui.bench.published import versus_published
 from kumotui.bench.records import RunRecord
+from kumotui.bench.report import report_markdown
+from kumotui.bench.run import Benchmark, BenchOutcome, prepare_plan, run_and_record
+from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
+from kumotui.hosts.local import atomic_write
 from kumotui.onboarding.detect import Port25, kumomta_install, outbound_port25
+from kumotui.settings import Settings
+from kumotui.text.format import format_mmh, format_rate
 from kumotui.tuning.journal import Entry
 from kumotui.tuning.limits import needed, unit_limit
 from kumotui.tuning.values import normalize
@@ -87,12 +99,9 @@ def load_state(state_dir: Path) -> GuideState | None:
 
 def save_state(state_dir: Path, state: GuideState) -> None:
     """Save progress (small file, written whole)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
     if not state.started:
         state = replace(state, started=datetime.now(UTC).isoformat(timespec="seconds"))
-    tmp = state_path(state_dir).with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(state_path(state_dir))
+    atomic_write(state_path(state_dir), json.dumps(asdict(state), indent=2) + "\n", mode=0o600)
 
 
 def is_first_run(state_dir: Path) -> bool:
@@ -143,14 +152,8 @@ class Detection:
 
 def detect(host: Host, facts: HostFacts, privilege: str) -> Detection:
     """Everything step 1 shows, read without changing or sending anything."""
-    from kumotui.backends import postfix
-
     kumo = kumomta_install(host)
-    try:
-        postfix.find_postfix_tools()
-        has_postfix = True
-    except Exception:  # KumotuiError: not installed
-        has_postfix = False
+    has_postfix = Backend.POSTFIX.impl.missing() is None
     unit = unit_limit(host)
     if unit is not None:
         hard, source = unit.hard, unit.source
@@ -183,6 +186,53 @@ def first_bench_defaults(cpus: int, nofile_hard: int | None) -> FirstBench:
     return FirstBench(messages=min(5000 * max(cpus, 1), 100_000), concurrency=concurrency, body_size=100_000)
 
 
+GUIDE_SINK = SinkRequest(host="127.0.0.1")
+"""The guide's sink listens on loopback: KumoMTA's port 2026 for kumod and smtp-sink, a free port for builtin."""
+
+
+def start_sink(backend: str, launcher: Launcher | None = None) -> tuple[Job, str]:
+    """Step 3: start a sink of ``backend`` here and wait until it accepts mail; returns it and its ``host:port``."""
+    launcher = launcher or Launcher()
+    sink = Backend(backend).impl.sink(launcher, GUIDE_SINK)
+    sink.start().wait_ready()
+    return sink, f"{launcher.address}:{sink.port}"
+
+
+def run_first_bench(
+    settings: Settings,
+    host: Host,
+    state_dir: Path,
+    defaults: FirstBench,
+    *,
+    backend: str,
+    sink: Job | None = None,
+    target: str | None = None,
+    facts: HostFacts | None = None,
+    on_samples: Callable[[list[Sample]], None] | None = None,
+) -> tuple[BenchOutcome, Path]:
+    """Step 4: the first run, saved like any other, plus a Markdown report beside the records.
+
+    It sends to ``target`` (the guide's sink, which the run then stops), or
+    starts a sink of ``backend`` itself when step 3 was skipped.
+    """
+    options = BenchOptions(
+        target=target,
+        local_sink=target is None,
+        messages=defaults.messages,
+        concurrency=defaults.concurrency,
+        body_size=defaults.body_size,
+    )
+    plan, host_facts = prepare_plan(settings, host, options, backend=backend)
+    bench = Benchmark(plan, sink=sink if target is not None else None)
+    outcome = run_and_record(bench, facts or host_facts, state_dir, on_samples)
+    report = state_dir / "reports" / f"{outcome.record.id}.md"
+    try:
+        atomic_write(report, report_markdown(outcome.record), mode=0o600)
+    except OSError as error:
+        raise KumotuiError(f"cannot write the report {report}: {error.strerror}") from None
+    return outcome, report
+
+
 # --- step 5: summary -------------------------------------------------------------------
 
 
@@ -202,7 +252,7 @@ def summary_lines(state: GuideState, entries: list[Entry], run: RunRecord | None
         gen = run.generator
         lines.append(
             f"First benchmark: {gen.count:,} messages of {run.config.body_size or 0:,} bytes, "
-            f"{gen.msgs_per_s:,.0f} msgs/s = {gen.mmh:.3f} MMH ({run.config.backend} backend)."
+            f"{format_rate(gen.msgs_per_s)} msgs/s = {format_mmh(gen.mmh)} MMH ({run.config.backend} backend)."
         )
         lines.append(f"  Against KumoMTA's published figures: {versus_published(gen.mmh, run.host.cpus)}.")
         if run.config.target.startswith(("127.", "[::1]", "::1", "localhost")):

@@ -34,12 +34,22 @@ def format_mmh(value: float | None) -> str:
 
 
 def format_ms(value: float | None) -> str:
-    """Milliseconds to three significant figures (``0.412``, ``3.02``, ``41.2``, ``1,204``)."""
+    """Milliseconds to three significant figures (``0.412``, ``3.02``, ``41.2``), whole from 100 (``1,204``)."""
     if value is None:
         return DASH
-    if value >= 1000:
+    if value >= 99.95:
         return f"{value:,.0f}"
     return f"{value:.3g}" if value >= 0.001 else "0"
+
+
+def format_seconds(value: float | None) -> str:
+    """A duration as ``20.0 s``; a dash when unknown."""
+    return f"{value:,.1f} s" if value is not None else DASH
+
+
+def format_mb_rate(value: float | None) -> str:
+    """Message bytes per second in MB/s (``12.3``), as the report's tables show them."""
+    return f"{value:,.1f}" if value is not None else DASH
 
 
 def format_eta(seconds: float | None) -> str:

@@ -8,19 +8,33 @@ plan already wrote, so a host is never left half-applied without saying so.
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from kumotui.errors import KumotuiError
 from kumotui.ids import new_id
 from kumotui.tuning.dropin import Override
-from kumotui.tuning.journal import DropinChange, Entry, KeyChange
+from kumotui.tuning.journal import DropinChange, Entry, EntryKind, EntryStatus, KeyChange
 from kumotui.tuning.plan import Plan
 from kumotui.tuning.privilege import Writer, detect_privilege, writer_for
 from kumotui.tuning.sysctl import describe_errno
 from kumotui.tuning.target import Target, read_file
 from kumotui.tuning.values import normalize, same_value
+
+
+class DropinState(enum.StrEnum):
+    """What an apply or rollback did to the drop-in (or the file :func:`persist_file` manages)."""
+
+    WRITTEN = "written"
+    REMOVED = "removed"
+    """Removed, because there was none before the apply being rolled back."""
+    UNCHANGED = "unchanged"
+    """Already as planned: nothing to write."""
+    UNTOUCHED = "untouched"
+    """Not part of this change (``--no-persist``, or the change failed first)."""
 
 
 @dataclass(frozen=True)
@@ -41,15 +55,14 @@ class Outcome:
 
     entry: Entry
     results: tuple[KeyResult, ...] = ()
-    dropin: str = "untouched"
-    """``written``, ``removed``, ``restored``, ``unchanged`` or ``untouched``."""
+    dropin: DropinState = DropinState.UNTOUCHED
     overrides: tuple[Override, ...] = ()
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """Every key verified and the journal entry completed."""
-        return self.entry.status == "applied"
+        return self.entry.status is EntryStatus.APPLIED
 
 
 class ApplyFailed(KumotuiError):
@@ -69,34 +82,15 @@ def apply_plan(plan: Plan, target: Target, *, writer: Writer | None = None) -> O
             key, the value and the kernel's reason, and says what was restored.
     """
     if plan.empty:
-        entry = Entry(
-            new_id(datetime.now()),
-            "apply",
-            _now(),
-            _hostname(target),
-            plan.profile,
-            (),
-            status="applied",
-        )
         return Outcome(
-            entry,
-            dropin="unchanged",
+            _entry(target, EntryKind.APPLY, plan.profile, status=EntryStatus.APPLIED),
+            dropin=DropinState.UNCHANGED,
             notes=["Nothing to change: every value and the drop-in are already as planned."],
         )
     writer = writer or writer_for(detect_privilege(target), target.host)
     dropin = DropinChange(str(plan.dropin), plan.dropin_before, plan.dropin_after) if plan.dropin_changed else None
     pairs = [(c.key, c.before, c.after) for c in plan.changes]
-    entry = target.journal.save(
-        Entry(
-            new_id(datetime.now()),
-            "apply",
-            _now(),
-            _hostname(target),
-            plan.profile,
-            tuple(KeyChange(*p) for p in pairs),
-            dropin,
-        )
-    )
+    entry = target.journal.save(_entry(target, EntryKind.APPLY, plan.profile, pairs, dropin))
     return _run(entry, pairs, dropin, target, writer, plan.overrides)
 
 
@@ -111,14 +105,17 @@ def rollback(target: Target, entry_id: str | None = None, *, writer: Writer | No
         candidates = [
             e
             for e in entries
-            if e.kind == "apply" and e.status == "applied" and e.rolled_back_by is None and (e.changes or e.dropin)
+            if e.kind is EntryKind.APPLY
+            and e.status is EntryStatus.APPLIED
+            and e.rolled_back_by is None
+            and (e.changes or e.dropin)
         ]
         if not candidates:
             raise KumotuiError("nothing to roll back: no applied journal entry that is not already rolled back")
         original = candidates[-1]
     else:
         original = target.journal.get(entry_id)
-        if original.kind != "apply" or original.status != "applied":
+        if original.kind is not EntryKind.APPLY or original.status is not EntryStatus.APPLIED:
             raise KumotuiError(
                 f"entry {original.id} is a {original.kind} with status {original.status}; "
                 "only an applied apply can be rolled back"
@@ -138,17 +135,7 @@ def rollback(target: Target, entry_id: str | None = None, *, writer: Writer | No
         dropin = DropinChange(original.dropin.path, current, original.dropin.before)
     writer = writer or writer_for(detect_privilege(target), target.host)
     entry = target.journal.save(
-        Entry(
-            new_id(datetime.now()),
-            "rollback",
-            _now(),
-            _hostname(target),
-            original.profile,
-            tuple(KeyChange(*p) for p in pairs),
-            dropin,
-            target=original.id,
-            reload=original.reload,
-        )
+        _entry(target, EntryKind.ROLLBACK, original.profile, pairs, dropin, target=original.id, reload=original.reload)
     )
     outcome = _run(entry, pairs, dropin, target, writer, ())
     target.journal.update(original, rolled_back_by=entry.id)
@@ -172,13 +159,11 @@ def persist_file(
     """
     before = read_file(target.host, path)
     if before == text:
-        entry = Entry(new_id(datetime.now()), "apply", _now(), _hostname(target), label, (), status="applied")
-        return Outcome(entry, dropin="unchanged", notes=[f"{path} already has this content."])
+        entry = _entry(target, EntryKind.APPLY, label, status=EntryStatus.APPLIED)
+        return Outcome(entry, dropin=DropinState.UNCHANGED, notes=[f"{path} already has this content."])
     writer = writer or writer_for(detect_privilege(target), target.host)
     dropin = DropinChange(str(path), before, text)
-    entry = target.journal.save(
-        Entry(new_id(datetime.now()), "apply", _now(), _hostname(target), label, (), dropin, reload=reload)
-    )
+    entry = target.journal.save(_entry(target, EntryKind.APPLY, label, dropin=dropin, reload=reload))
     return _run(entry, [], dropin, target, writer, ())
 
 
@@ -205,15 +190,15 @@ def _run(
         results.append(KeyResult(key, before, after, read_back, False, error))
         return _fail(entry, results, written, target, writer, f"{key} = {after}: {error}")
 
-    dropin_state = "untouched"
+    dropin_state = DropinState.UNTOUCHED
     if dropin is not None:
         try:
             if dropin.after is None:
                 writer.remove_file(Path(dropin.path))
-                dropin_state = "removed"
+                dropin_state = DropinState.REMOVED
             else:
                 writer.replace_file(Path(dropin.path), dropin.after)
-                dropin_state = "written"
+                dropin_state = DropinState.WRITTEN
         except (OSError, KumotuiError) as error:
             reason = describe_errno(error.errno) if isinstance(error, OSError) else str(error)
             return _fail(entry, results, written, target, writer, f"{dropin.path}: {reason}")
@@ -225,7 +210,7 @@ def _run(
                 f"`{' '.join(entry.reload)}` failed ({reloaded.stderr.strip() or reloaded.code}); "
                 "run it yourself for the change to take effect"
             )
-    done = target.journal.update(entry, status="applied")
+    done = target.journal.update(entry, status=EntryStatus.APPLIED)
     return Outcome(done, tuple(results), dropin_state, found, notes)
 
 
@@ -262,22 +247,39 @@ def _fail(
         if _write_and_verify(target, writer, key, before) is not None:
             unrestored.append(key)
     if unrestored:
-        status = "failed"
+        status = EntryStatus.FAILED
         message = (
             f"{reason}. Could NOT restore {', '.join(unrestored)}; check them by hand "
             f"(previous values are in journal entry {entry.id})"
         )
     else:
-        status = "restored"
+        status = EntryStatus.RESTORED
         undone = ", ".join(k for k, _ in written) or "nothing had been written"
         message = f"{reason}. Restored the previous values ({undone}); the host is as it was."
     done = target.journal.update(entry, status=status, error=message)
     raise ApplyFailed(message, Outcome(done, tuple(results)))
 
 
-def _now() -> str:
-    return datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-def _hostname(target: Target) -> str:
-    return target.tree.facts().hostname
+def _entry(
+    on: Target,
+    kind: EntryKind,
+    profile: str,
+    pairs: Sequence[tuple[str, str, str]] = (),
+    dropin: DropinChange | None = None,
+    *,
+    status: EntryStatus = EntryStatus.PENDING,
+    **extra: Any,
+) -> Entry:
+    """A journal entry stamped by the target's clock and naming its host (``extra``: the other fields)."""
+    now = on.clock()
+    return Entry(
+        new_id(now),
+        kind,
+        now.isoformat(timespec="seconds"),
+        on.tree.facts().hostname,
+        profile,
+        tuple(KeyChange(*pair) for pair in pairs),
+        dropin,
+        status=status,
+        **extra,
+    )

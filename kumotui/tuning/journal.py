@@ -7,6 +7,7 @@ previous state from which ``kumotui rollback`` can restore it.
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -34,21 +35,38 @@ class DropinChange:
     after: str | None
 
 
+class EntryKind(enum.StrEnum):
+    """What a journal entry records."""
+
+    APPLY = "apply"
+    ROLLBACK = "rollback"
+
+
+class EntryStatus(enum.StrEnum):
+    """Where a journaled change stands."""
+
+    PENDING = "pending"
+    """Written before the first change: in progress, or interrupted (a crash, a kill)."""
+    APPLIED = "applied"
+    """Every change written and read back."""
+    RESTORED = "restored"
+    """A change failed and every earlier one was undone: the host is as it was."""
+    FAILED = "failed"
+    """A change failed and could not be fully undone: check the keys by hand."""
+
+
 @dataclass(frozen=True)
 class Entry:
     """One journaled apply or rollback."""
 
     id: str
-    kind: str
-    """``apply`` or ``rollback``."""
+    kind: EntryKind
     time: str
     host: str
     profile: str
     changes: tuple[KeyChange, ...]
     dropin: DropinChange | None = None
-    status: str = "pending"
-    """``pending`` (in progress or crashed), ``applied``, ``restored`` (failed
-    and undone), ``failed`` (failed and could not be fully undone)."""
+    status: EntryStatus = EntryStatus.PENDING
     error: str | None = None
     target: str | None = None
     """For a rollback: the entry it undid."""
@@ -56,6 +74,11 @@ class Entry:
     reload: tuple[str, ...] = ()
     """A command to run after the file changes (``systemctl daemon-reload``),
     on apply and on rollback alike."""
+
+    def __post_init__(self) -> None:
+        # Entries come from JSON and from callers' literals alike: hold real enums either way.
+        object.__setattr__(self, "kind", EntryKind(self.kind))
+        object.__setattr__(self, "status", EntryStatus(self.status))
 
     @property
     def keys(self) -> list[str]:

@@ -7,7 +7,7 @@ to write, and the drop-in as it will be persisted. Nothing is written here;
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from kumotui.tuning.findings import Finding
 from kumotui.tuning.profiles import Profile
 from kumotui.tuning.target import Target
 from kumotui.tuning.validate import ValidationError, check_value
-from kumotui.tuning.values import same_value
+from kumotui.tuning.values import Status, normalize, same_value
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def make_plan(
         values = dropin_values(before_text, target.dropin)
         values.update((c.key, c.after) for c in changes)
         if values:
-            after_text = render_dropin(values, profile.name)
+            after_text = render_dropin(values, profile.name, now=target.clock())
             if before_text is not None and dropin_values(before_text, target.dropin) == values:
                 after_text = before_text  # idempotent: same settings, same file
             found = tuple(overrides(target.host, target.dropin, values, target.system_root))
@@ -175,3 +175,55 @@ def manual_steps(plan: Plan, target: Target) -> str:
             f"sudo chmod 0644 {shlex.quote(str(plan.dropin))}",
         ]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One parameter as the tuning screen shows it: a finding plus what the operator's plan does with it."""
+
+    finding: Finding
+    write: str | None
+    """The value apply would write, or None when it would leave the key alone."""
+    included: bool = True
+    """False when the user took a needed change out of the plan."""
+    edited: bool = False
+    """The value to write was typed by the user rather than proposed."""
+
+    @property
+    def key(self) -> str:
+        """The sysctl key, also the row's key in the table."""
+        return self.finding.key
+
+    @property
+    def has_change(self) -> bool:
+        """Whether there is a change the user could include or exclude."""
+        return self.write is not None
+
+    @property
+    def rank(self) -> int:
+        """Sort order: problems and changes first, then unreadable keys, then passing ones."""
+        if self.finding.current is None:
+            return 1
+        if self.has_change or self.finding.status is not Status.OK:
+            return 0
+        return 2
+
+
+def plan_rows(
+    findings: Iterable[Finding], edits: Mapping[str, str], excluded: Collection[str]
+) -> list[PlanRow]:
+    """Every finding with what the plan would do to it, in profile order (the tuning screen's rows).
+
+    The same choice :func:`make_plan` makes: a value the operator typed, else
+    the profile's proposal when the parameter needs a change; nothing when
+    that equals the current value. :func:`make_plan` validates and builds the
+    real plan from the same edits and exclusions.
+    """
+    rows = []
+    for finding in findings:
+        typed = edits.get(finding.key)
+        write = typed if typed is not None else (finding.proposed if finding.needs_change else None)
+        if write is not None and (finding.current is None or normalize(write) == normalize(finding.current)):
+            write = None
+        rows.append(PlanRow(finding, write, finding.key not in excluded, typed is not None))
+    return rows

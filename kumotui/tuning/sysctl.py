@@ -27,11 +27,6 @@ def key_to_relpath(key: str) -> str:
     return key.translate(_SWAP)
 
 
-def relpath_to_key(relpath: str) -> str:
-    """The inverse of :func:`key_to_relpath`."""
-    return relpath.translate(_SWAP)
-
-
 @dataclass(frozen=True)
 class Reading:
     """One parameter as read from the kernel (or the simulated tree)."""

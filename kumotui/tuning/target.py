@@ -5,14 +5,16 @@ A value object both :mod:`~kumotui.tuning.privilege` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host
 from kumotui.hosts.local import LocalHost
 from kumotui.paths import DROP_IN_NAME
-from kumotui.settings import Settings
+from kumotui.settings import Settings, local_now
 from kumotui.tuning.journal import Journal
 from kumotui.tuning.sysctl import SysctlTree
 
@@ -27,6 +29,8 @@ class Target:
     journal: Journal
     read_only: bool = False
     """The user asked never to write (``--read-only``)."""
+    clock: Callable[[], datetime] = local_now
+    """What "now" is for journal entries and the drop-in's header."""
 
     @classmethod
     def from_settings(cls, settings: Settings, host: Host | None = None) -> Target:
@@ -38,6 +42,7 @@ class Target:
             system_root=settings.system_root,
             journal=Journal(host, settings.state_dir or host.default_state_dir()),
             read_only=settings.read_only,
+            clock=settings.clock,
         )
 
     @property

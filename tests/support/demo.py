@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import replace
-from datetime import UTC, datetime
-from functools import partial
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 from textual.pilot import Pilot
 from textual.worker import WorkerFailed
@@ -34,7 +32,6 @@ from kumotui.bench.records import RunConfig, RunRecord, new_run, save_run
 from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
 from kumotui.hosts import HostFacts
 from kumotui.settings import Settings
-from kumotui.tuning import dropin as persist
 from kumotui.tuning.profiles import load_profile
 from kumotui.tuning.simulate import MODERN_KERNEL
 from kumotui.tuning.sysctl import key_to_relpath
@@ -55,7 +52,20 @@ vm.max_map_count = 262144
 """A file procps reads last at boot: the preview must warn that it wins."""
 
 FROZEN_TIME = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
-"""The drop-in's "Written:" stamp in screenshots."""
+""""Now" for the demo host (its settings' clock): drop-in stamps, journal times and ids in screenshots."""
+
+
+class DemoClock:
+    """Starts at :data:`FROZEN_TIME` and moves a second per reading: the same stamps on every
+    run of a flow, yet an apply and its rollback still get different journal ids."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def __call__(self) -> datetime:
+        moment = FROZEN_TIME + timedelta(seconds=self.readings)
+        self.readings += 1
+        return moment
 
 
 def make_demo_host(base: Path, values: dict[str, str] | None = None, *, read_only: bool = False) -> Settings:
@@ -76,24 +86,8 @@ def make_demo_host(base: Path, values: dict[str, str] | None = None, *, read_onl
         state_dir=Path("var/lib/kumotui"),
         system_root=Path("."),
         read_only=read_only,
+        clock=DemoClock(),
     )
-
-
-@contextmanager
-def frozen_clock() -> Iterator[None]:
-    """Stamp drop-ins and journal entries with :data:`FROZEN_TIME`, so every run looks the same.
-
-    The core takes the time itself; screenshots are the only place that must
-    not see it move, so it is patched here rather than threaded through.
-    """
-    stamp = FROZEN_TIME.isoformat(timespec="seconds")
-    entry_id = f"{FROZEN_TIME:%Y%m%d-%H%M%S}-demo"
-    with (
-        mock.patch("kumotui.tuning.plan.render_dropin", partial(persist.render_dropin, now=FROZEN_TIME)),
-        mock.patch("kumotui.tuning.apply._now", lambda: stamp),
-        mock.patch("kumotui.tuning.apply.new_id", lambda now: entry_id),
-    ):
-        yield
 
 
 async def settle(pilot: Pilot[Any], rounds: int = 20) -> None:
@@ -202,6 +196,14 @@ class ScriptedJob(Job):
 
     def stop(self, timeout: float = 5.0) -> None:
         """Nothing runs."""
+
+    def reading(self) -> Sample | None:
+        """The scripted run hands its samples to the benchmark itself."""
+        return None
+
+    def summary(self, series: list[Sample]) -> Summary | None:
+        """The scripted run builds its own summaries."""
+        return None
 
 
 class ScriptedBenchmark(Benchmark):

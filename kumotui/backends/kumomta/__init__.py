@@ -12,75 +12,44 @@ what keeps it honest against the real tools.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-
+from kumotui.backends import Backend, LoadRequest, SinkRequest
+from kumotui.backends.job import Job
+from kumotui.backends.kumomta.install import find_kumomta
+from kumotui.backends.kumomta.kumod import KumodSinkJob
+from kumotui.backends.kumomta.traffic_gen import TrafficGenJob, traffic_gen_command
+from kumotui.backends.process import Launcher
 from kumotui.errors import KumotuiError
 
-DEFAULT_PREFIX = Path("/opt/kumomta")
-SINK_PORT = 2026
-"""The port KumoMTA's sink policy listens on (its docs' ``--target <sink>:25`` example is wrong)."""
-SINK_HTTP_PORT = 8002
-DEFAULT_KUMOD_USER = "kumod"
-"""The account kumod drops to when started as root (``--user``)."""
-POLICY_NAME = "sink.lua"
 
+class KumoMTABackend:
+    """kumod with kumotui's sink policy, and traffic-gen, from ``$KUMOMTA_PREFIX/sbin`` or ``/opt/kumomta/sbin``."""
 
-# --- discovery -------------------------------------------------------------
+    name = Backend.KUMOMTA
 
+    def missing(self) -> str | None:
+        """Why KumoMTA's tools cannot be used here, or None when kumod and traffic-gen are installed."""
+        try:
+            find_kumomta()
+        except KumotuiError as error:
+            return str(error)
+        return None
 
-@dataclass(frozen=True)
-class KumoTools:
-    """Where kumod and traffic-gen are."""
+    def sink(self, launcher: Launcher, request: SinkRequest) -> Job:
+        """kumod with a sink policy written for ``request`` (port 2026 unless asked otherwise)."""
+        return KumodSinkJob(launcher, find_kumomta(need=("kumod",)).kumod, request)
 
-    sbin: Path
-
-    @property
-    def kumod(self) -> Path:
-        """The MTA daemon (also the sink, with kumotui's policy)."""
-        return self.sbin / "kumod"
-
-    @property
-    def traffic_gen(self) -> Path:
-        """KumoMTA's SMTP load generator."""
-        return self.sbin / "traffic-gen"
-
-
-def find_kumomta(
-    env: Mapping[str, str] | None = None,
-    need: tuple[str, ...] = ("kumod", "traffic-gen"),
-) -> KumoTools:
-    """Find KumoMTA's binaries in ``$KUMOMTA_PREFIX/sbin`` or ``/opt/kumomta/sbin``.
-
-    Args:
-        env: the environment to read ``KUMOMTA_PREFIX`` from (default: this process's).
-        need: the binaries the caller will run; a sink needs only ``kumod``.
-
-    Raises:
-        KumotuiError: a needed binary is missing or not executable, saying
-            what was looked for and where.
-    """
-    environ = os.environ if env is None else env
-    override = environ.get("KUMOMTA_PREFIX")
-    prefix = Path(override) if override else DEFAULT_PREFIX
-    tools = KumoTools(prefix / "sbin")
-    missing = [name for name in need if not os.access(tools.sbin / name, os.X_OK)]
-    if missing:
-        where = f"{tools.sbin} (from $KUMOMTA_PREFIX={override})" if override else f"{tools.sbin}"
-        raise KumotuiError(
-            f"KumoMTA not found: no executable {' or '.join(missing)} in {where}. "
-            "Install the kumomta package, set KUMOMTA_PREFIX to its install prefix, "
-            "or choose another backend (--backend builtin)."
+    def generator(self, launcher: Launcher, request: LoadRequest) -> Job:
+        """traffic-gen; a message count gets a generous ``--duration`` so it is not cut short at 60 s."""
+        argv = traffic_gen_command(
+            find_kumomta(need=("traffic-gen",)).traffic_gen,
+            target=request.target,
+            concurrency=request.concurrency,
+            messages=request.messages,
+            duration=int(request.duration) if request.duration else None,
+            body_size=request.body_size,
+            keep_going=request.keep_going,
         )
-    return tools
+        return TrafficGenJob(launcher, argv, messages=request.messages, body_size=request.body_size)
 
 
-# --- the sink policy --------------------------------------------------------
-
-
-# --- kumod ------------------------------------------------------------------
-
-
-# --- traffic-gen -------------------------------------------------------------
+BACKEND = KumoMTABackend()

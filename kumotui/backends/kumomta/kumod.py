@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from kumotui.backends import SinkRequest
 from kumotui.backends.job import Job
-from kumotui.backends.kumomta import DEFAULT_KUMOD_USER
+from kumotui.backends.kumomta.install import DEFAULT_KUMOD_USER, SINK_PORT
 from kumotui.backends.kumomta.metrics import KumodSinkSampler, check_liveness, fetch_metrics
+from kumotui.backends.kumomta.policy import write_sink_policy
 from kumotui.backends.lines import LineSplitter, strip_ansi
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Role, Sample, Summary, active_summary
@@ -119,27 +122,33 @@ class KumodSinkJob(Job):
     complete" alone: a failed start can print it too); a ``problem
     initializing`` line fails the start with its text. Counters come from
     ``/metrics``, polled by :meth:`reading` (about once a second is enough).
+    The policy and kumod's spools live in a private temporary directory the
+    job removes when it stops.
     """
 
     role: Role = "sink"
     backend = "kumomta"
 
     def __init__(
-        self,
-        launcher: Launcher,
-        kumod: str,
-        policy: Path,
-        *,
-        http_port: int,
-        port: int,
-        http_host: str = "127.0.0.1",
-        user: str = "kumod",
+        self, launcher: Launcher, kumod: str | Path, request: SinkRequest, http_host: str = "127.0.0.1"
     ) -> None:
-
-        argv = kumod_command(kumod, policy, as_root=_root(launcher), user=user)
+        self.port = request.port or SINK_PORT
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(prefix="kumotui-sink-")
+        owner = request.kumod_user if os.geteuid() == 0 else None  # the policy file is written here
+        try:
+            policy = write_sink_policy(
+                Path(self._tempdir.name),
+                port=self.port,
+                http_port=request.http_port,
+                listen_host=request.host,
+                owner=owner,
+            )
+        except BaseException:
+            self._remove_tempdir()
+            raise
+        argv = kumod_command(kumod, policy, as_root=launcher.is_root(), user=request.kumod_user)
         super().__init__(launcher, argv, name="kumod")
-        self.port = port
-        self.http = (http_host, http_port)
+        self.http = (http_host, request.http_port)
         self._stderr_parser = KumodStderr()
         self._sampler = KumodSinkSampler()
         self._latest: Sample | None = None
@@ -150,7 +159,6 @@ class KumodSinkJob(Job):
             self.fail(self._stderr_parser.failure)
 
     def poll_ready(self) -> None:
-
         if self._error is None and check_liveness(*self.http, timeout=0.5).ready:
             self.mark_ready()
 
@@ -158,7 +166,6 @@ class KumodSinkJob(Job):
         return False
 
     def reading(self) -> Sample | None:
-
         try:
             text = fetch_metrics(*self.http, timeout=1.0)
         except KumotuiError:
@@ -169,8 +176,12 @@ class KumodSinkJob(Job):
     def summary(self, series: list[Sample]) -> Summary | None:
         return active_summary("sink", series) if series else None
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop kumod, then remove its policy and spools."""
+        super().stop(timeout)
+        self._remove_tempdir()
 
-def _root(launcher: Launcher) -> bool:
-    """Whether jobs run as root where the launcher runs them."""
-    host = getattr(launcher, "host", None)
-    return bool(host.is_root()) if host is not None else os.geteuid() == 0
+    def _remove_tempdir(self) -> None:
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None

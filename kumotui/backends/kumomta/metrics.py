@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kumotui.backends.kumomta import SINK_HTTP_PORT
+from kumotui.backends.kumomta.install import SINK_HTTP_PORT
 from kumotui.backends.samples import RateWindow, Sample
 from kumotui.errors import KumotuiError
 

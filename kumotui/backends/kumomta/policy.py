@@ -8,7 +8,7 @@ import re
 import stat
 from pathlib import Path
 
-from kumotui.backends.kumomta import POLICY_NAME, SINK_HTTP_PORT, SINK_PORT
+from kumotui.backends.kumomta.install import POLICY_NAME, SINK_HTTP_PORT, SINK_PORT
 from kumotui.errors import KumotuiError
 
 _POLICY = """\

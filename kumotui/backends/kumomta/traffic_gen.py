@@ -13,11 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kumotui.backends.job import Job
-from kumotui.backends.lines import LineSplitter, format_count, parse_size, strip_ansi
+from kumotui.backends.job import ParsedGeneratorJob
+from kumotui.backends.lines import LineSplitter, parse_size, strip_ansi
 from kumotui.backends.process import Launcher
-from kumotui.backends.samples import RateWindow, Role, Sample, Summary
+from kumotui.backends.samples import RateWindow, Sample, Summary
 from kumotui.errors import KumotuiError
+from kumotui.text.format import format_count
 
 MIN_RATE_FOR_DURATION = 10
 """Messages per second assumed when sizing ``--duration`` for a message count:
@@ -305,33 +306,25 @@ class TrafficGenOutput:
         return True, ""
 
 
-class TrafficGenJob(Job):
+class TrafficGenJob(ParsedGeneratorJob):
     """KumoMTA's traffic-gen; success is judged from its output, not its exit status."""
 
-    role: Role = "generator"
     backend = "kumomta"
+    _parser: TrafficGenOutput
 
     def __init__(self, launcher: Launcher, argv: list[str], *, messages: int | None, body_size: int) -> None:
-
         super().__init__(launcher, argv, name="traffic-gen")
         self._parser = TrafficGenOutput(expected_messages=messages, body_size=body_size)
         self._latest: Sample | None = None
         self._rates = RateWindow(3.0)
-        self.mark_ready()  # traffic-gen has no readiness: it starts sending at once
 
     def on_stdout(self, data: bytes) -> None:
         for sample in self._parser.feed_stdout(data, self.elapsed()):
             self._latest = sample
 
-    def on_stderr(self, data: bytes) -> None:
-        self._parser.feed_stderr(data)
-
     def failures_so_far(self) -> dict[str, int]:
         with self._lock:
             return dict(self._parser.failures)
-
-    def ready_on_exit(self) -> bool:
-        return True
 
     def reading(self) -> Sample | None:
         with self._lock:
@@ -340,14 +333,13 @@ class TrafficGenJob(Job):
             return None
         elapsed = self.elapsed()
         return Sample(
-            "generator",
-            elapsed,
-            latest.count,
-            latest.failed,
-            latest.connections,
-            self._rates.add(elapsed, latest.count),
-            None,
-            latest.bytes,
+            role="generator",
+            elapsed=elapsed,
+            count=latest.count,
+            failed=latest.failed,
+            connections=latest.connections,
+            rate=self._rates.add(elapsed, latest.count),
+            bytes=latest.bytes,
         )
 
     def summary(self, series: list[Sample]) -> Summary | None:

@@ -18,6 +18,7 @@ from textual.worker import Worker, WorkerState
 
 from kumotui.tuning.apply import ApplyFailed, Outcome, apply_plan
 from kumotui.tuning.findings import Finding
+from kumotui.tuning.journal import EntryKind
 from kumotui.tuning.plan import Plan, make_plan, manual_steps
 from kumotui.tuning.profiles import Profile
 from kumotui.tuning.target import Target
@@ -92,7 +93,7 @@ def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
         parts.append(Content(""))
     elif outcome.ok:
         entry = outcome.entry
-        undo = " (r rolls it back)" if entry.kind == "apply" and (entry.changes or entry.dropin) else ""
+        undo = " (r rolls it back)" if entry.kind is EntryKind.APPLY and (entry.changes or entry.dropin) else ""
         parts.append(
             Content.from_markup(
                 f"[$text-success b]✔ Done[/] [$text-muted]journal entry $id{undo}[/]", id=outcome.entry.id

@@ -17,7 +17,7 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
 from kumotui.tuning.apply import ApplyFailed, Outcome, rollback
-from kumotui.tuning.journal import Entry
+from kumotui.tuning.journal import Entry, EntryKind, EntryStatus
 from kumotui.tuning.target import Target
 from kumotui.tuning.values import normalize
 from kumotui.ui.modals.apply import render_outcome
@@ -27,8 +27,8 @@ from kumotui.ui.notices import describe_error
 def can_roll_back(entry: Entry) -> bool:
     """Whether the core would accept this entry for a rollback."""
     return (
-        entry.kind == "apply"
-        and entry.status == "applied"
+        entry.kind is EntryKind.APPLY
+        and entry.status is EntryStatus.APPLIED
         and entry.rolled_back_by is None
         and bool(entry.changes or entry.dropin)
     )
@@ -40,7 +40,7 @@ def entry_label(entry: Entry) -> Content:
     keys = f"{len(entry.changes)} key{'s' if len(entry.changes) != 1 else ''}"
     if entry.rolled_back_by:
         state = "rolled back"
-    elif entry.kind == "rollback":
+    elif entry.kind is EntryKind.ROLLBACK:
         state = f"undid {entry.target}" if entry.target else "rollback"
     else:
         state = entry.status

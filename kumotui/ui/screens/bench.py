@@ -15,10 +15,8 @@ the screen goes away (quit, a crash) and at interpreter exit.
 
 from __future__ import annotations
 
-import atexit
 import threading
-import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
@@ -33,20 +31,18 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Log, OptionList, Select, Static
 from textual.worker import Worker, WorkerState
 
+from kumotui.backends import preferred
 from kumotui.backends.samples import Sample
 from kumotui.bench.form import SINK_CHOICES, BenchForm, field_for_error
-from kumotui.bench.live import BenchSource, LiveFigures, LiveWatch, default_backend, summary_lines
+from kumotui.bench.live import BenchSource, LiveFigures, LiveWatch, summary_lines
 from kumotui.bench.options import BenchOptions
-from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan, run_and_record
+from kumotui.bench.run import Benchmark, BenchOutcome, prepare_plan, run_and_record
 from kumotui.errors import KumotuiError
 from kumotui.hosts import HostFacts
 from kumotui.hosts.local import LocalHost
 from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
 from kumotui.text.format import format_eta
-from kumotui.tuning.findings import parameter_values
-from kumotui.tuning.profiles import load_profile
-from kumotui.tuning.sysctl import SysctlTree
 from kumotui.ui.commands import ScreenCommands
 from kumotui.ui.notices import describe_error
 from kumotui.ui.widgets.bench_panes import GeneratorPane, HintList, HostPane, LatencyPane, Readout, SinkPane
@@ -59,18 +55,6 @@ UNMOUNT_WAIT = 15.0
 LOG_LINES = 500
 """Job output lines the log pane keeps: a bounded ``Log`` (the built-in engines
 print about four lines a second), so memory stays flat."""
-
-_LIVE: weakref.WeakSet[Benchmark] = weakref.WeakSet()
-"""Runs whose jobs may still be alive; stopped at interpreter exit if nothing else did."""
-
-
-@atexit.register
-def _stop_leftovers() -> None:
-    """Last resort against orphans: stop every job of every run still registered."""
-    for bench in list(_LIVE):
-        bench.request_stop()
-        bench.stop()
-
 
 STATE_WORDS = {
     "idle": ("○", "$text-muted", "ready"),
@@ -106,7 +90,7 @@ class BenchScreen(Screen[None]):
     class BackendsFound(Message):
         """The backends installed here are known."""
 
-        def __init__(self, backends: list[str]) -> None:
+        def __init__(self, backends: Sequence[str]) -> None:
             super().__init__()
             self.backends = backends
 
@@ -264,34 +248,25 @@ class BenchScreen(Screen[None]):
             self._idle.set()
 
     def _run_benchmark(self, form: BenchForm, options: BenchOptions) -> None:
-        settings = self.settings
-        host = LocalHost()
-        profile = load_profile(settings.profile)
-        parameters = parameter_values(profile, SysctlTree(settings.sysctl_root, host))
-        facts = self.fixed_facts or host.facts()
-        plan = BenchPlan(options, backend=form.backend, profile=settings.profile, parameters=parameters)
+        plan, facts = prepare_plan(self.settings, LocalHost(), options, backend=form.backend)
+        facts = self.fixed_facts or facts
         bench = self.source.benchmark(plan)
         watch = LiveWatch(
             options,
-            parameters,
+            plan.parameters,
             sampler=self.source.sampler,
             cpu_reader=self.source.cpu_reader,
             fd_reader=self.source.fd_reader,
             nofile=self.source.nofile(),
         )
         self.bench, self.live = bench, watch
-        _LIVE.add(bench)
         if self._stop_asked.is_set():
             bench.request_stop()
 
         def sampled(fresh: list[Sample]) -> None:
             self.post_message(self.BenchSampled(watch.tick(bench, fresh)))
 
-        try:
-            outcome = run_and_record(bench, facts, self.state_dir, sampled)
-        finally:
-            bench.stop()
-            _LIVE.discard(bench)
+        outcome = run_and_record(bench, facts, self.state_dir, sampled)
         # The run's last readings (taken after the jobs stopped, with their exact
         # totals) came after the last poll the panes saw: show them too.
         self.post_message(self.BenchSampled(watch.tick(bench, bench.series[-4:])))
@@ -317,7 +292,7 @@ class BenchScreen(Screen[None]):
         """Offer only the backends installed here, the one ``auto`` would pick first."""
         select = self.query_one("#backend", Select)
         select.set_options([(name, name) for name in message.backends])
-        select.value = default_backend(message.backends)
+        select.value = preferred(message.backends)
 
     def on_bench_screen_bench_sampled(self, message: BenchSampled) -> None:
         """Show one reading: panes, hints, and the job output since the last one."""

@@ -26,20 +26,21 @@ from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Select, Static
 from textual.worker import Worker, WorkerState
 
-from kumotui.backends import available_backends
+from kumotui.backends import available
 from kumotui.backends.job import Job
 from kumotui.backends.kumomta.policy import routing_snippet
-from kumotui.backends.samples import Sample
-from kumotui.bench.options import BenchOptions
-from kumotui.bench.records import save_run
-from kumotui.bench.report import report_markdown
-from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
+from kumotui.backends.samples import Sample, mmh
+from kumotui.bench.run import Benchmark, BenchOutcome
+from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
+from kumotui.hosts.address import parse_address
 from kumotui.hosts.connect import open_host
 from kumotui.onboarding import guide
 from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
-from kumotui.tuning.findings import evaluate, parameter_values, summary
+from kumotui.text.format import format_mmh, format_rate
+from kumotui.tuning.findings import evaluate, summary
+from kumotui.tuning.journal import EntryKind, EntryStatus
 from kumotui.tuning.privilege import detect_privilege
 from kumotui.tuning.profiles import load_profile
 from kumotui.tuning.target import Target
@@ -195,7 +196,7 @@ class GuideScreen(Screen[None]):
 
     def show_sink_step(self) -> None:
         """Step 3: pick a backend for the sink."""
-        found = available_backends()
+        found = available()
         select = self.query_one("#guide-backend", Select)
         select.set_options([(name, name) for name in found])
         select.value = "kumomta" if "kumomta" in found else found[0]
@@ -228,12 +229,11 @@ class GuideScreen(Screen[None]):
         if self.state.run_id:
             try:
                 run = load_run(self.state_dir, self.state.run_id)
-            except Exception:  # the record was deleted: say the run was skipped
+            except KumotuiError:  # the record was deleted or damaged: say the run was skipped
                 run = None
         routing = None
         if self.state.sink_target:
-            host, _, port = self.state.sink_target.rpartition(":")
-            routing = routing_snippet(host, int(port))
+            routing = routing_snippet(*parse_address(self.state.sink_target))
         lines = guide.summary_lines(self.state, target.journal.entries(), run, routing)
         self.say("Step 5 of 5 · " + guide.STEP_TITLES["summary"], "\n".join(lines) + "\n\nEnter finishes the guide.")
 
@@ -278,48 +278,31 @@ class GuideScreen(Screen[None]):
     @work(thread=True, group="guide-sink", exclusive=True, exit_on_error=False)
     def start_sink(self, backend: str) -> None:
         """Start a sink on 127.0.0.1 (KumoMTA's port 2026 for kumomta, a free port otherwise)."""
-        listen = "127.0.0.1:2026" if backend == "kumomta" else "127.0.0.1:0"
-        plan = BenchPlan(BenchOptions(target=None, local_sink=True), backend=backend, sink_listen=listen)
-        bench = Benchmark(plan)
-        sink = bench.make_sink()
-        self.sink = sink
-        sink.start().wait_ready()
-        self.post_message(self.SinkReady(backend, f"127.0.0.1:{getattr(sink, 'port', 2026)}"))
+        self.sink, target = guide.start_sink(backend)
+        self.post_message(self.SinkReady(backend, target))
 
     @work(thread=True, group="guide-bench", exclusive=True, exit_on_error=False)
     def run_bench(self, target: str | None, backend: str) -> None:
         """The first benchmark against the guide's sink (or a built-in one it starts when step 3
         was skipped); saved with a Markdown report."""
         defaults = self.first_bench()
-        options = BenchOptions(
-            target=target,
-            local_sink=target is None,
-            messages=defaults.messages,
-            concurrency=defaults.concurrency,
-            body_size=defaults.body_size,
-        )
         host = self.open()
         try:
-            profile = load_profile(self.settings.profile)
-            parameters = parameter_values(profile, Target.from_settings(self.settings, host).tree)
-            facts = self.fixed_facts or host.facts()
+            outcome, report = guide.run_first_bench(
+                self.settings,
+                host,
+                self.state_dir,
+                defaults,
+                backend=backend,
+                sink=self.sink,
+                target=target,
+                facts=self.fixed_facts,
+                on_samples=lambda samples: self._progress(samples, defaults.messages),
+            )
         finally:
             host.close()
-        plan = BenchPlan(options, backend=backend, profile=profile.name, parameters=parameters)
-        bench = Benchmark(plan, sink=self.sink if target is not None else None)
-        self.bench = bench
-        try:
-            bench.start()
-            bench.run(lambda samples: self._progress(samples, defaults.messages))
-            outcome = bench.finish(facts)
-        finally:
-            bench.stop()
             if self.sink is not None:
                 self.sink.stop()  # the guide's sink has done its job
-        save_run(self.state_dir, outcome.record)
-        report = self.state_dir / "reports" / f"{outcome.record.id}.md"
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(report_markdown(outcome.record), encoding="utf-8")
         self.post_message(self.BenchFinished(outcome, report))
 
     def _progress(self, samples: list[Sample], messages: int) -> None:
@@ -385,7 +368,7 @@ class GuideScreen(Screen[None]):
         self.say(
             "Step 4 of 5 · " + guide.STEP_TITLES["bench"],
             f"sent {sample.count:,} of {message.messages:,} · failed {sample.failed:,} · "
-            f"{rate:,.0f} msgs/s · {rate * 3600 / 1e6:.3f} MMH",
+            f"{format_rate(rate)} msgs/s · {format_mmh(mmh(rate))} MMH",
         )
 
     def on_guide_screen_bench_finished(self, message: BenchFinished) -> None:
@@ -455,8 +438,8 @@ class GuideScreen(Screen[None]):
         return tuple(
             e.id
             for e in target.journal.entries()
-            if e.kind == "apply"
-            and e.status == "applied"
+            if e.kind is EntryKind.APPLY
+            and e.status is EntryStatus.APPLIED
             and not e.rolled_back_by
             and datetime.fromisoformat(e.time) >= started
         )

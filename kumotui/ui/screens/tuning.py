@@ -22,6 +22,7 @@ from kumotui.hosts.connect import open_host
 from kumotui.settings import Settings
 from kumotui.tuning.catalog import info
 from kumotui.tuning.findings import Finding, evaluate, summary
+from kumotui.tuning.plan import PlanRow, plan_rows
 from kumotui.tuning.privilege import Privilege, detect_privilege
 from kumotui.tuning.profiles import Profile, load_profile
 from kumotui.tuning.target import Target
@@ -34,7 +35,7 @@ from kumotui.ui.modals.rollback import RollbackScreen
 from kumotui.ui.notices import describe_error
 from kumotui.ui.widgets.host_header import HostHeader
 from kumotui.ui.widgets.param_details import Explanation, ParamDetails
-from kumotui.ui.widgets.param_table import ParamRow, ParamTable
+from kumotui.ui.widgets.param_table import ParamTable
 
 WORKER_TITLES = {
     "read": "Reading kernel parameters failed",
@@ -249,24 +250,12 @@ class TuningScreen(Screen[None]):
 
     # -- rendering -------------------------------------------------------
 
-    def plan_rows(self) -> list[ParamRow]:
-        """Every finding with what the operator's plan would do to it, in profile order.
-
-        This mirrors :func:`kumotui.apply.make_plan` for display only (the
-        profile's proposal unless the operator typed a value; nothing when
-        that equals the current value); the core builds the real plan.
-        """
-        rows = []
-        for finding in self.findings:
-            typed = self.edits.get(finding.key)
-            write = typed if typed is not None else (finding.proposed if finding.needs_change else None)
-            if write is not None and (finding.current is None or normalize(write) == normalize(finding.current)):
-                write = None
-            rows.append(ParamRow(finding, write, finding.key not in self.excluded, typed is not None))
-        return rows
+    def plan_rows(self) -> list[PlanRow]:
+        """Every finding with what the operator's plan would do to it (see :func:`plan_rows`)."""
+        return plan_rows(self.findings, self.edits, self.excluded)
 
     @property
-    def pending(self) -> list[ParamRow]:
+    def pending(self) -> list[PlanRow]:
         """The rows apply would write."""
         return [row for row in self.plan_rows() if row.write is not None and row.included]
 
@@ -308,7 +297,7 @@ class TuningScreen(Screen[None]):
         row = self.query_one(ParamTable).highlighted
         self.query_one(ParamDetails).explain(self.explanation(row) if row else None)
 
-    def explanation(self, row: ParamRow) -> Explanation:
+    def explanation(self, row: PlanRow) -> Explanation:
         """What the details panel says about ``row``: catalog facts, apply's action, warnings."""
         finding = row.finding
         facts = info(row.key)

@@ -2,6 +2,6 @@
 
 from kumotui.ui.widgets.host_header import HostHeader
 from kumotui.ui.widgets.param_details import Explanation, ParamDetails
-from kumotui.ui.widgets.param_table import ParamRow, ParamTable
+from kumotui.ui.widgets.param_table import ParamTable
 
-__all__ = ["Explanation", "HostHeader", "ParamDetails", "ParamRow", "ParamTable"]
+__all__ = ["Explanation", "HostHeader", "ParamDetails", "ParamTable"]

@@ -7,14 +7,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from kumotui.hosts import HostFacts
-
-
-def format_memory(memory_bytes: int) -> str:
-    """RAM as an operator says it (``15.6 GiB``), so the header stays short."""
-    gib = memory_bytes / 2**30
-    if gib >= 1:
-        return f"{gib:.1f} GiB"
-    return f"{memory_bytes / 2**20:.0f} MiB"
+from kumotui.text.format import format_bytes
 
 
 class HostHeader(Widget):
@@ -67,7 +60,7 @@ class HostHeader(Widget):
             left = Content.from_markup("[$text-muted]reading host facts…[/]")
         else:
             room = width - 1 - (right.cell_length + 3 if tail else 0)
-            memory = format_memory(facts.memory_bytes)
+            memory = format_bytes(facts.memory_bytes)
             # Shed words before cutting the host name: it is what tells hosts apart.
             for details in (
                 f" · Linux {facts.kernel} · {facts.cpus} CPUs · {memory} RAM",

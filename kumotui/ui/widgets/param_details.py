@@ -10,8 +10,8 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
+from kumotui.tuning.plan import PlanRow
 from kumotui.tuning.values import STATUS_ICON, Rule, Status
-from kumotui.ui.widgets.param_table import ParamRow
 
 RULE_MEANING = {
     Rule.AT_LEAST: "passes at or above {target}; never lowered",
@@ -30,7 +30,7 @@ class Explanation:
     warnings); the panel only lays it out.
     """
 
-    row: ParamRow
+    row: PlanRow
     units: str | None = None
     kernel_default: str | None = None
     action: str = ""
@@ -39,7 +39,7 @@ class Explanation:
     """Anything to confirm before applying (a value lowered, a kernel caveat)."""
 
 
-def _status_style(row: ParamRow) -> str:
+def _status_style(row: PlanRow) -> str:
     if row.finding.status is Status.OK:
         return "$text-success"
     if row.finding.current is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.style import Style
@@ -11,7 +10,7 @@ from rich.text import Text
 from textual import events
 from textual.widgets import DataTable
 
-from kumotui.tuning.findings import Finding
+from kumotui.tuning.plan import PlanRow
 from kumotui.tuning.values import STATUS_ICON, Status, normalize
 
 ELLIPSIS = "…"
@@ -29,38 +28,6 @@ _MIN_WIDTH = {"key": 16, "current": 6, "recommended": 6, "status": 4, "proposed"
 _SOFT_MIN = 11
 """Value columns shrink to this before the key column gives up anything:
 a value of up to 11 characters (``32768 60999``) stays whole."""
-
-
-@dataclass(frozen=True)
-class ParamRow:
-    """One row as the table shows it: a finding plus what the plan does with it."""
-
-    finding: Finding
-    write: str | None
-    """The value apply would write, or None when it would leave the key alone."""
-    included: bool = True
-    """False when the user took a needed change out of the plan."""
-    edited: bool = False
-    """The value to write was typed by the user rather than proposed."""
-
-    @property
-    def key(self) -> str:
-        """The sysctl key, also the row's key in the table."""
-        return self.finding.key
-
-    @property
-    def has_change(self) -> bool:
-        """Whether there is a change the user could include or exclude."""
-        return self.write is not None
-
-    @property
-    def rank(self) -> int:
-        """Sort order: problems and changes first, then unreadable keys, then passing ones."""
-        if self.finding.current is None:
-            return 1
-        if self.has_change or self.finding.status is not Status.OK:
-            return 0
-        return 2
 
 
 def ellipsize(text: str, width: int) -> str:
@@ -162,7 +129,7 @@ class ParamTable(DataTable[Text]):
     ) -> None:
         """Create an empty table with a row cursor; rows arrive with ``show``."""
         super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=False)
-        self._rows: dict[str, ParamRow] = {}
+        self._rows: dict[str, PlanRow] = {}
         self._order: list[str] = []
         self._ranks: dict[str, int] = {}
         self._widths: dict[str, int] = {}
@@ -174,19 +141,19 @@ class ParamTable(DataTable[Text]):
             self.add_column(label, key=key)
 
     @property
-    def rows_shown(self) -> list[ParamRow]:
+    def rows_shown(self) -> list[PlanRow]:
         """The rows in display order."""
         return [self._rows[key] for key in self._order]
 
     @property
-    def highlighted(self) -> ParamRow | None:
+    def highlighted(self) -> PlanRow | None:
         """The row under the cursor, if any."""
         if not self._order or self.cursor_row < 0 or self.cursor_row >= self.row_count:
             return None
         row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
         return self._rows.get(str(row_key.value))
 
-    def show(self, rows: Sequence[ParamRow]) -> None:
+    def show(self, rows: Sequence[PlanRow]) -> None:
         """Make the table show ``rows``: drop stale rows, update changed cells, add new ones.
 
         The order is problems first, then profile order; the cursor stays on
@@ -230,7 +197,7 @@ class ParamTable(DataTable[Text]):
         """Row keys in the order the table currently shows them."""
         return [str(row.key.value) for row in self.ordered_rows]
 
-    def _natural_widths(self, rows: Sequence[ParamRow]) -> dict[str, int]:
+    def _natural_widths(self, rows: Sequence[PlanRow]) -> dict[str, int]:
         """How wide each column would be with nothing cut."""
         natural = {key: len(label) for key, label in COLUMNS}
         for row in rows:
@@ -238,13 +205,13 @@ class ParamTable(DataTable[Text]):
                 natural[column] = max(natural[column], len(text))
         return natural
 
-    def _fit(self, rows: Sequence[ParamRow]) -> dict[str, int]:
+    def _fit(self, rows: Sequence[PlanRow]) -> dict[str, int]:
         """Column widths for the table's current width (cell padding excluded)."""
         width = (self.size.width or self.app.size.width) - self.scrollbar_size_vertical
         padding = 2 * self.cell_padding * len(COLUMNS)
         return fit_widths(self._natural_widths(rows), max(width - padding, 0))
 
-    def _texts(self, row: ParamRow) -> dict[str, str]:
+    def _texts(self, row: PlanRow) -> dict[str, str]:
         """The full text of each cell, before fitting."""
         finding = row.finding
         status = finding.status
@@ -266,7 +233,7 @@ class ParamTable(DataTable[Text]):
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(name, partial=True)
 
-    def _cells(self, row: ParamRow, rank: int) -> dict[str, Text]:
+    def _cells(self, row: PlanRow, rank: int) -> dict[str, Text]:
         """The styled, fitted cells of one row."""
         texts = self._texts(row)
         widths = self._widths
