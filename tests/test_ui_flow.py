@@ -21,7 +21,7 @@ from kumotui.settings import Settings
 from kumotui.tuning.privilege import Privilege
 from kumotui.tuning.values import Status
 from kumotui.ui.app import KumotuiApp, make_app
-from kumotui.ui.commands import TuningCommands
+from kumotui.ui.commands import ScreenCommands
 from kumotui.ui.modals.apply import ApplyScreen
 from kumotui.ui.modals.edit import EditScreen
 from kumotui.ui.modals.profile_picker import ProfileScreen
@@ -256,7 +256,7 @@ def test_apply_is_offered_only_with_pending_changes(host: Path) -> None:
         screen = tuning(app)
         assert not screen.pending
         assert screen.check_action("apply", ()) is False
-        titles = [title for title, _, _ in TuningCommands(screen)._commands()]
+        titles = [title for title, _, _ in ScreenCommands(screen)._commands()]
         assert "Apply" not in titles and "Rollback" in titles and "Re-read" in titles
         assert "Focus Next" not in titles  # only the screen's own commands
         await pilot.press("a")  # does nothing

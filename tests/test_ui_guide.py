@@ -14,7 +14,7 @@ from pathlib import Path
 from kumotui.hosts import HostFacts
 from kumotui.onboarding import guide
 from kumotui.tuning.simulate import make_simulated_host
-from kumotui.ui.app import make_app
+from kumotui.ui.app import GuideMode, make_app
 from kumotui.ui.screens.guide import GuideScreen
 from tests.test_jobs import alive
 from tests.trees import read_tree
@@ -115,7 +115,7 @@ def test_first_run_opens_the_guide_and_g_reopens_it(tmp_path: Path) -> None:
     settings = make_simulated_host(tmp_path / "host")
 
     async def flow() -> None:
-        app = make_app(settings, host_facts=FACTS, guided=None)  # what plain `kumotui` does
+        app = make_app(settings, host_facts=FACTS, guided=GuideMode.FIRST_RUN)  # what plain `kumotui` does
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause(0.3)
             assert isinstance(app.screen, GuideScreen)
@@ -127,7 +127,7 @@ def test_first_run_opens_the_guide_and_g_reopens_it(tmp_path: Path) -> None:
             assert isinstance(app.screen, GuideScreen)
 
     asyncio.run(flow())
-    quiet = make_app(settings, host_facts=FACTS, guided=None)
+    quiet = make_app(settings, host_facts=FACTS, guided=GuideMode.FIRST_RUN)
 
     async def second() -> None:
         async with quiet.run_test(size=(80, 24)) as pilot:  # progress exists now: no guide on its own

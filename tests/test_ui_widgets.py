@@ -10,8 +10,7 @@ from kumotui.tuning.findings import Finding
 from kumotui.tuning.journal import DropinChange, Entry, KeyChange
 from kumotui.tuning.plan import Plan, PlanRow
 from kumotui.tuning.values import Rule, Status
-from kumotui.ui.modals.apply import render_outcome, render_preview
-from kumotui.ui.modals.rollback import can_roll_back, entry_label, render_entry
+from kumotui.ui.render import can_roll_back, entry_label, render_entry, render_outcome, render_preview
 from kumotui.ui.widgets.param_details import Explanation, explain, hanging
 from kumotui.ui.widgets.param_table import ellipsize, fit_widths
 

@@ -69,9 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_app(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     """Open the terminal app (``kumotui`` with no command, or ``kumotui setup``)."""
-    from kumotui.ui.app import make_app  # deferred: scripted commands never load Textual
+    from kumotui.ui.app import GuideMode, make_app  # deferred: scripted commands never load Textual
 
     load_profile(settings.profile)  # refuse a bad profile before the screen opens
-    guided = True if getattr(args, "command", None) == "setup" else None  # None: on first run only
+    guided = GuideMode.ALWAYS if getattr(args, "command", None) == "setup" else GuideMode.FIRST_RUN
     make_app(settings, guided=guided).run()
     return ExitStatus.OK

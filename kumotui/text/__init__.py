@@ -1,0 +1,1 @@
+"""Text shared by every face: number formatting (:mod:`.format`) and plain-text tables (:mod:`.table`)."""

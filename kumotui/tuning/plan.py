@@ -209,9 +209,7 @@ class PlanRow:
         return 2
 
 
-def plan_rows(
-    findings: Iterable[Finding], edits: Mapping[str, str], excluded: Collection[str]
-) -> list[PlanRow]:
+def plan_rows(findings: Iterable[Finding], edits: Mapping[str, str], excluded: Collection[str]) -> list[PlanRow]:
     """Every finding with what the plan would do to it, in profile order (the tuning screen's rows).
 
     The same choice :func:`make_plan` makes: a value the operator typed, else

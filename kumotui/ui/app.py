@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import signal
 from dataclasses import replace
 from typing import ClassVar
@@ -62,6 +63,17 @@ class TuningHome(TuningScreen):
         self.app.switch_mode("runs")
 
 
+class GuideMode(enum.StrEnum):
+    """When the app opens the guided setup over the tuning screen."""
+
+    ALWAYS = "always"
+    """``kumotui setup``."""
+    FIRST_RUN = "first-run"
+    """Plain ``kumotui``: only while there is no journal, run or guide progress yet."""
+    NEVER = "never"
+    """Tests and screenshots that start on the tuning screen."""
+
+
 class KumotuiApp(App[None]):
     """Tune a KumoMTA host's kernel, prove it with a live benchmark, compare the runs.
 
@@ -108,7 +120,7 @@ class KumotuiApp(App[None]):
         host_facts: HostFacts | None = None,
         privilege: Privilege | None = None,
         bench_source: BenchSource | None = None,
-        guided: bool | None = False,
+        guided: GuideMode = GuideMode.NEVER,
     ) -> None:
         """Create the app; see :func:`make_app` for the arguments."""
         super().__init__()
@@ -127,7 +139,7 @@ class KumotuiApp(App[None]):
         """Open the tuning screen; a hang-up or SIGTERM quits like q, stopping any run first."""
         self.push_screen(TuningHome(self.settings, host_facts=self.host_facts, privilege=self.privilege))
         state_dir = (self.settings.state_dir or default_state_dir()).absolute()
-        if self.guided or (self.guided is None and guide.is_first_run(state_dir)):
+        if self.guided is GuideMode.ALWAYS or (self.guided is GuideMode.FIRST_RUN and guide.is_first_run(state_dir)):
             self.push_screen(GuideScreen(self.settings, host_facts=self.host_facts))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -160,7 +172,7 @@ class KumotuiApp(App[None]):
             return
         self.settings = replace(self.settings, hosts=() if choice == LOCAL else (choice,))
         self.switch_mode("tuning")
-        while len(self.screen_stack) > 2:  # Textual's blank default screen, then the tuning screen
+        while not isinstance(self.screen, TuningScreen):  # dialogs and the guide above it
             self.pop_screen()
         self.switch_screen(TuningHome(self.settings, privilege=self.privilege))
 
@@ -178,7 +190,7 @@ class KumotuiApp(App[None]):
 
     def tuning_screen(self) -> TuningScreen | None:
         """The tuning screen, wherever its stack is."""
-        stack = self._screen_stacks.get("tuning", [])
+        stack = self.get_screen_stack("tuning")
         return next((screen for screen in stack if isinstance(screen, TuningScreen)), None)
 
     def show_param(self, key: str) -> bool:
@@ -214,7 +226,7 @@ def make_app(
     host_facts: HostFacts | None = None,
     privilege: Privilege | None = None,
     bench_source: BenchSource | None = None,
-    guided: bool | None = False,
+    guided: GuideMode = GuideMode.NEVER,
 ) -> KumotuiApp:
     """Build the app for the CLI, the tests and the screenshot script.
 
@@ -227,8 +239,6 @@ def make_app(
             to test the read-only flow for real.
         bench_source: where benchmark runs and host readings come from; the
             real core when None (screenshots pass a scripted one).
-        guided: open the guided setup over the tuning screen: True always
-            (``kumotui setup``), None on first run only (no journal, runs or
-            guide progress yet: plain ``kumotui``), False never (tests).
+        guided: when to open the guided setup over the tuning screen.
     """
     return KumotuiApp(settings, host_facts=host_facts, privilege=privilege, bench_source=bench_source, guided=guided)

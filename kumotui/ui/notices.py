@@ -1,6 +1,8 @@
-"""Turning a failed worker's exception into one clear line for a notice."""
+"""Errors as notices: a failed worker's exception in one clear line, shown the same way everywhere."""
 
 from __future__ import annotations
+
+from textual.widget import Widget
 
 from kumotui.errors import KumotuiError
 
@@ -21,3 +23,12 @@ def describe_error(error: BaseException | None) -> str:
         where = f" ({error.filename})" if error.filename else ""
         return f"{error.strerror}{where}"
     return f"{type(error).__name__}: {error}"
+
+
+def notify_error(node: Widget, error: BaseException | str | None, title: str, *, timeout: float = 12) -> None:
+    """Show ``error`` (an exception, or a message already in words) as an error notice titled ``title``.
+
+    Markup is off: messages quote paths and values such as ``[::1]:2026``.
+    """
+    message = error if isinstance(error, str) else describe_error(error)
+    node.notify(message, title=title, severity="error", timeout=timeout, markup=False)

@@ -1,0 +1,1 @@
+"""The dialogs the main screens open: apply, edit, profile picker, rollback, hosts, export."""

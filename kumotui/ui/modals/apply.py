@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import enum
+from collections.abc import Mapping
 from typing import ClassVar
 
 from textual import work
@@ -18,127 +19,22 @@ from textual.worker import Worker, WorkerState
 
 from kumotui.tuning.apply import ApplyFailed, Outcome, apply_plan
 from kumotui.tuning.findings import Finding
-from kumotui.tuning.journal import EntryKind
 from kumotui.tuning.plan import Plan, make_plan, manual_steps
 from kumotui.tuning.profiles import Profile
 from kumotui.tuning.target import Target
-from kumotui.tuning.values import normalize, takes_away
 from kumotui.ui.notices import describe_error
+from kumotui.ui.render import render_outcome, render_preview
 
 
-def _key_width(keys: Sequence[str]) -> int:
-    return min(max((len(k) for k in keys), default=0), 34)
+class ApplyStage(enum.StrEnum):
+    """Where the apply dialog stands."""
 
-
-def render_preview(plan: Plan, profile: Profile | None = None) -> Content:
-    """What apply will do: runtime changes, the drop-in as written, boot warnings.
-
-    A change that takes capacity away from the current value (a smaller
-    number, a narrower range) is marked, whoever proposed it.
-    """
-    parts: list[Content] = []
-    if plan.changes:
-        width = _key_width([c.key for c in plan.changes])
-        parts.append(
-            Content.from_markup(f"[b]Runtime[/b] [$text-muted]({len(plan.changes)} written now, each read back)[/]")
-        )
-        for change in plan.changes:
-            param = profile.param(change.key) if profile else None
-            lowers = param is not None and takes_away(param.rule, change.before, change.after)
-            line = Content.from_markup(
-                "  $key  [$text-muted]$before →[/] [$text-accent b]$after[/]",
-                key=change.key.ljust(width),
-                before=normalize(change.before),
-                after=change.after,
-            )
-            if lowers:
-                line += Content.from_markup("  [$text-warning]⚠ lower than now[/]")
-            parts.append(line)
-    else:
-        parts.append(Content.from_markup("[b]Runtime[/b] [$text-muted]nothing to write: values already match[/]"))
-    # Warnings come before the file text: at 80x24 they must be visible
-    # without scrolling, right above the key that confirms.
-    if plan.overrides:
-        parts.append(Content(""))
-        parts.append(Content.from_markup("[$text-warning b]⚠ At boot another file wins:[/]"))
-        for override in plan.overrides:
-            parts.append(Content.from_markup("  [$text-warning]$o[/]", o=str(override)))
-    if plan.warnings:
-        parts.append(Content(""))
-        for warning in plan.warnings:
-            parts.append(Content.from_markup("[$text-warning b]⚠[/] [$text-warning]$w[/]", w=warning))
-    parts.append(Content(""))
-    if plan.dropin_after is None:
-        parts.append(Content.from_markup("[b]At boot[/b] [$text-muted]not persisted[/]"))
-    elif not plan.dropin_changed:
-        parts.append(
-            Content.from_markup("[b]Drop-in[/b] $path [$text-muted](already up to date)[/]", path=str(plan.dropin))
-        )
-    else:
-        what = "new file" if plan.dropin_before is None else "replaces the current file"
-        parts.append(
-            Content.from_markup("[b]Drop-in[/b] $path [$text-muted]($what)[/]", path=str(plan.dropin), what=what)
-        )
-        for text in plan.dropin_after.rstrip("\n").splitlines():
-            style = "$text-muted" if text.startswith("#") or not text else "$text"
-            parts.append(Content.from_markup(f"  [{style}]$text[/]", text=text))
-    return Content("\n").join(parts)
-
-
-def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
-    """Each key's verified result, the drop-in, and how to undo."""
-    parts: list[Content] = []
-    if error:
-        parts.append(Content.from_markup("[$text-error b]✖ $e[/]", e=error))
-        parts.append(Content(""))
-    elif outcome.ok:
-        entry = outcome.entry
-        undo = " (r rolls it back)" if entry.kind is EntryKind.APPLY and (entry.changes or entry.dropin) else ""
-        parts.append(
-            Content.from_markup(
-                f"[$text-success b]✔ Done[/] [$text-muted]journal entry $id{undo}[/]", id=outcome.entry.id
-            )
-        )
-        parts.append(Content(""))
-    width = _key_width([r.key for r in outcome.results])
-
-    def shown(value: str | None) -> str:
-        return normalize(value) if value is not None else "(unreadable)"
-
-    value_width = max((len(shown(r.read_back)) for r in outcome.results if r.ok), default=0)
-    for result in outcome.results:
-        read_back = shown(result.read_back)
-        if result.ok:
-            parts.append(
-                Content.from_markup(
-                    "[$text-success]✔[/] $key  $value  [$text-muted]read back, as written[/]",
-                    key=result.key.ljust(width),
-                    value=read_back.ljust(value_width),
-                )
-            )
-        else:
-            parts.append(
-                Content.from_markup(
-                    "[$text-error b]✖[/] $key  [$text-error]$why[/]",
-                    key=result.key.ljust(width),
-                    why=result.error or f"kept {read_back}",
-                )
-            )
-    dropin = {
-        "written": "written",
-        "removed": "removed (there was none before)",
-        "restored": "restored",
-        "unchanged": "unchanged",
-        "untouched": "not touched",
-    }.get(outcome.dropin, outcome.dropin)
-    path = outcome.entry.dropin.path if outcome.entry.dropin else "drop-in"
-    parts.append(Content(""))
-    parts.append(Content.from_markup("[$text-muted]$path $d[/]", path=path, d=dropin))
-    for override in outcome.overrides:
-        parts.append(Content.from_markup("[$text-warning b]⚠[/] [$text-warning]$o[/]", o=str(override)))
-    for note in outcome.notes:
-        parts.append(Content.from_markup("[$text-muted]$n[/]", n=note))
-    return Content("\n").join(parts)
+    PLANNING = "planning"
+    PREVIEW = "preview"
+    MANUAL = "manual"
+    """Read-only: the dialog shows the commands to run by hand."""
+    APPLYING = "applying"
+    DONE = "done"
 
 
 class ApplyScreen(ModalScreen[str | None]):
@@ -175,8 +71,7 @@ class ApplyScreen(ModalScreen[str | None]):
         Binding("escape", "close", "Close", id="apply-close-escape", tooltip="Back to the table"),
     ]
 
-    stage: reactive[str] = reactive("planning")
-    """``planning``, ``preview``, ``manual`` (read-only), ``applying``, ``done``."""
+    stage: reactive[ApplyStage] = reactive(ApplyStage.PLANNING)
 
     class PlanMade(Message):
         """The core built and validated the plan."""
@@ -263,7 +158,7 @@ class ApplyScreen(ModalScreen[str | None]):
             )
             area = self.query_one("#apply-commands", TextArea)
             area.load_text(self.commands)
-            self.stage = "manual"
+            self.stage = ApplyStage.MANUAL
             area.focus()
             return
         self._show(render_preview(plan, self.profile))
@@ -273,15 +168,15 @@ class ApplyScreen(ModalScreen[str | None]):
                     "[$text-success b]✔ Nothing to change[/]: every value and the drop-in are already as planned."
                 )
             )
-            self.stage = "done"
+            self.stage = ApplyStage.DONE
         else:
-            self.stage = "preview"
+            self.stage = ApplyStage.PREVIEW
 
     def on_apply_screen_changes_applied(self, message: ChangesApplied) -> None:
         """Replace the preview with each key's verified result."""
         self._show(render_outcome(message.outcome))
         self.result = "applied"
-        self.stage = "done"
+        self.stage = ApplyStage.DONE
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A refused plan or a failed write is shown in the modal, in words."""
@@ -295,31 +190,31 @@ class ApplyScreen(ModalScreen[str | None]):
         else:
             what = "The plan was refused" if event.worker.group == "plan" else "Apply failed"
             self._show(Content.from_markup(f"[$text-error b]✖ {what}:[/] $e", e=describe_error(error)))
-        self.stage = "done"
+        self.stage = ApplyStage.DONE
 
-    def watch_stage(self, stage: str) -> None:
+    def watch_stage(self, stage: ApplyStage) -> None:
         """Swap the keys and the widgets shown for each stage."""
-        self.set_class(stage == "manual", "-manual")
+        self.set_class(stage == ApplyStage.MANUAL, "-manual")
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Enter applies only from the preview; nothing closes mid-write."""
         stage = self.stage
         if action == "confirm":
-            return stage == "preview"
+            return stage == ApplyStage.PREVIEW
         if action == "copy":
-            return stage == "manual"
+            return stage == ApplyStage.MANUAL
         if action == "cancel":
-            return stage in ("planning", "preview")
+            return stage in (ApplyStage.PLANNING, ApplyStage.PREVIEW)
         if action == "close":
-            return stage in ("manual", "done")
+            return stage in (ApplyStage.MANUAL, ApplyStage.DONE)
         return True
 
     def action_confirm(self) -> None:
         """Write the plan shown."""
-        if self.plan is None or self.stage != "preview":
+        if self.plan is None or self.stage != ApplyStage.PREVIEW:
             return
-        self.stage = "applying"
+        self.stage = ApplyStage.APPLYING
         self._show(Content.from_markup("[$text-muted]Applying: journal, write, read back…[/]"))
         self.write(self.plan)
 

@@ -30,7 +30,7 @@ from kumotui.tuning.findings import Finding, evaluate
 from kumotui.tuning.profiles import load_profile
 from kumotui.tuning.sysctl import SysctlTree
 from kumotui.tuning.values import STATUS_ICON
-from kumotui.ui.notices import describe_error
+from kumotui.ui.notices import notify_error
 
 LOCAL = "local"
 """The row for this machine (no ``--host``)."""
@@ -104,7 +104,7 @@ class HostsScreen(ModalScreen[str | None]):
         try:
             remembered = list(load_config().hosts)
         except KumotuiError as error:
-            self.notify(str(error), title="Config file", severity="error", markup=False)
+            notify_error(self, str(error), "Config file")
             remembered = []
         current = self.settings.hosts[0] if self.settings.hosts else LOCAL
         self.hosts = [LOCAL, *remembered]
@@ -157,7 +157,7 @@ class HostsScreen(ModalScreen[str | None]):
         try:
             remember_host(event.value)
         except KumotuiError as error:
-            self.notify(str(error), title="Not added", severity="error", markup=False)
+            notify_error(self, str(error), "Not added")
             return
         self.set_class(False, "-adding")
         self.reload()
@@ -226,9 +226,9 @@ class HostsScreen(ModalScreen[str | None]):
             table.add_row(key, *cells, key=key)
         for name, result in message.results.items():
             if isinstance(result, str):
-                self.notify(result, title=f"{name}: not checked", severity="error", timeout=10, markup=False)
+                notify_error(self, result, f"{name}: not checked", timeout=10)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A failed comparison (a bad profile) becomes a notice."""
         if event.state is WorkerState.ERROR:
-            self.notify(describe_error(event.worker.error), title="Compare failed", severity="error", markup=False)
+            notify_error(self, event.worker.error, "Compare failed")

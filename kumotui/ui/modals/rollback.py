@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import ClassVar
 
 from textual import on, work
@@ -17,71 +18,19 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
 from kumotui.tuning.apply import ApplyFailed, Outcome, rollback
-from kumotui.tuning.journal import Entry, EntryKind, EntryStatus
+from kumotui.tuning.journal import Entry
 from kumotui.tuning.target import Target
-from kumotui.tuning.values import normalize
-from kumotui.ui.modals.apply import render_outcome
 from kumotui.ui.notices import describe_error
+from kumotui.ui.render import can_roll_back, entry_label, render_entry, render_outcome
 
 
-def can_roll_back(entry: Entry) -> bool:
-    """Whether the core would accept this entry for a rollback."""
-    return (
-        entry.kind is EntryKind.APPLY
-        and entry.status is EntryStatus.APPLIED
-        and entry.rolled_back_by is None
-        and bool(entry.changes or entry.dropin)
-    )
+class RollbackStage(enum.StrEnum):
+    """Where the rollback dialog stands."""
 
-
-def entry_label(entry: Entry) -> Content:
-    """One line per journal entry: when, what, how many keys, and its state."""
-    when = entry.time.replace("T", " ")[:19]
-    keys = f"{len(entry.changes)} key{'s' if len(entry.changes) != 1 else ''}"
-    if entry.rolled_back_by:
-        state = "rolled back"
-    elif entry.kind is EntryKind.ROLLBACK:
-        state = f"undid {entry.target}" if entry.target else "rollback"
-    else:
-        state = entry.status
-    return Content.from_markup(
-        "$when  [b]$kind[/b]  $profile  $keys  [$text-muted]$state[/]",
-        when=when,
-        kind=entry.kind.ljust(8),
-        profile=entry.profile,
-        keys=keys,
-        state=state,
-    )
-
-
-def render_entry(entry: Entry) -> Content:
-    """What rolling back ``entry`` would restore."""
-    parts = [Content.from_markup("[b]$id[/b] [$text-muted]on $host[/]", id=entry.id, host=entry.host)]
-    if entry.error:
-        parts.append(Content.from_markup("[$text-warning]$e[/]", e=entry.error))
-    if not can_roll_back(entry):
-        why = (
-            f"already rolled back by {entry.rolled_back_by}"
-            if entry.rolled_back_by
-            else "only a completed apply can be rolled back"
-        )
-        parts.append(Content.from_markup("[$text-muted]Cannot roll back: $why.[/]", why=why))
-    else:
-        parts.append(Content.from_markup("[$text-muted]Enter restores these values:[/]"))
-    width = min(max((len(c.key) for c in entry.changes), default=0), 34)
-    for change in entry.changes:
-        parts.append(
-            Content.from_markup(
-                "  $key  [$text-muted]$after →[/] [$text-accent b]$before[/]",
-                key=change.key.ljust(width),
-                after=normalize(change.after),
-                before=normalize(change.before),
-            )
-        )
-    if entry.dropin is not None:
-        action = "removed" if entry.dropin.before is None else "restored to its previous content"
-        parts.append(Content.from_markup("  drop-in $path $action", path=entry.dropin.path, action=action))
-    return Content("\n").join(parts)
+    LOADING = "loading"
+    CHOOSE = "choose"
+    ROLLING = "rolling"
+    DONE = "done"
 
 
 class RollbackScreen(ModalScreen[bool]):
@@ -105,8 +54,7 @@ class RollbackScreen(ModalScreen[bool]):
         Binding("escape", "close", "Close", id="rollback-cancel", tooltip="Back to the table"),
     ]
 
-    stage: reactive[str] = reactive("loading")
-    """``loading``, ``choose``, ``rolling``, ``done``."""
+    stage: reactive[RollbackStage] = reactive(RollbackStage.LOADING)
 
     class JournalRead(Message):
         """The journal's entries, oldest first."""
@@ -158,12 +106,12 @@ class RollbackScreen(ModalScreen[bool]):
         self.entries = {entry.id: entry for entry in newest}
         options = self.query_one(OptionList)
         options.clear_options()
-        if self.stage == "done":  # re-read after a rollback: refresh the list, keep the result
+        if self.stage == RollbackStage.DONE:  # re-read after a rollback: refresh the list, keep the result
             options.add_options([Option(entry_label(e), id=e.id, disabled=True) for e in newest])
             return
         if not newest:
             self._show(Content.from_markup("[$text-muted]The journal is empty: nothing has been applied here yet.[/]"))
-            self.stage = "done"
+            self.stage = RollbackStage.DONE
             return
         options.add_options([Option(entry_label(e), id=e.id, disabled=not can_roll_back(e)) for e in newest])
         first = next((i for i, e in enumerate(newest) if can_roll_back(e)), None)
@@ -172,19 +120,19 @@ class RollbackScreen(ModalScreen[bool]):
         else:
             options.highlighted = first
         options.focus()
-        self.stage = "choose"
+        self.stage = RollbackStage.CHOOSE
 
     @on(OptionList.OptionHighlighted, "#rollback-list")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         entry = self.entries.get(event.option.id or "")
-        if entry is not None and self.stage == "choose":
+        if entry is not None and self.stage == RollbackStage.CHOOSE:
             self._show(render_entry(entry))
         self.refresh_bindings()
 
     def on_rollback_screen_rolled_back(self, message: RolledBack) -> None:
         """Show each restored key's verified value, and the journal as it is now."""
         self._show(render_outcome(message.outcome))
-        self.stage = "done"
+        self.stage = RollbackStage.DONE
         self.read_journal()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -197,7 +145,7 @@ class RollbackScreen(ModalScreen[bool]):
         else:
             what = "Reading the journal failed" if event.worker.group == "journal" else "Rollback failed"
             self._show(Content.from_markup(f"[$text-error b]✖ {what}:[/] $e", e=describe_error(error)))
-        self.stage = "done"
+        self.stage = RollbackStage.DONE
 
     def watch_stage(self) -> None:
         """Offer only the keys that apply in this stage."""
@@ -213,12 +161,12 @@ class RollbackScreen(ModalScreen[bool]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Enter rolls back only a highlighted entry that can be; nothing closes mid-write."""
         if action == "confirm":
-            entry = self._selected() if self.stage == "choose" else None
+            entry = self._selected() if self.stage == RollbackStage.CHOOSE else None
             return entry is not None and can_roll_back(entry)
         if action == "finish":
-            return self.stage == "done"
+            return self.stage == RollbackStage.DONE
         if action == "close":
-            return self.stage != "rolling"
+            return self.stage != RollbackStage.ROLLING
         return True
 
     def action_confirm(self) -> None:
@@ -226,7 +174,7 @@ class RollbackScreen(ModalScreen[bool]):
         entry = self._selected()
         if entry is None or not can_roll_back(entry):
             return
-        self.stage = "rolling"
+        self.stage = RollbackStage.ROLLING
         self.wrote = True
         self.query_one(OptionList).disabled = True
         self._show(Content.from_markup("[$text-muted]Rolling back $id: journal, write, read back…[/]", id=entry.id))

@@ -1,1 +1,1 @@
-"""The app's screens: the tuning screen and the modals it opens."""
+"""The main screens, one per mode: tuning, benchmark, runs, and the guided setup over tuning."""

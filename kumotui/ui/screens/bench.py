@@ -15,6 +15,7 @@ the screen goes away (quit, a crash) and at interpreter exit.
 
 from __future__ import annotations
 
+import enum
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
@@ -44,7 +45,7 @@ from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
 from kumotui.text.format import format_eta
 from kumotui.ui.commands import ScreenCommands
-from kumotui.ui.notices import describe_error
+from kumotui.ui.notices import describe_error, notify_error
 from kumotui.ui.widgets.bench_panes import GeneratorPane, HintList, HostPane, LatencyPane, Readout, SinkPane
 
 if TYPE_CHECKING:
@@ -56,14 +57,26 @@ LOG_LINES = 500
 """Job output lines the log pane keeps: a bounded ``Log`` (the built-in engines
 print about four lines a second), so memory stays flat."""
 
+
+class BenchState(enum.StrEnum):
+    """Where the benchmark screen's run stands."""
+
+    IDLE = "idle"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    DONE = "done"
+    """Finished, or stopped early with partial counts (the outcome says which)."""
+    FAILED = "failed"
+
+
 STATE_WORDS = {
-    "idle": ("○", "$text-muted", "ready"),
-    "starting": ("◌", "$text-warning", "starting"),
-    "running": ("●", "$text-success", "running"),
-    "stopping": ("◌", "$text-warning", "stopping"),
-    "done": ("✔", "$text-success", "finished"),
-    "stopped": ("■", "$text-warning", "stopped early"),
-    "failed": ("✖", "$text-error", "failed"),
+    BenchState.IDLE: ("○", "$text-muted", "ready"),
+    BenchState.STARTING: ("◌", "$text-warning", "starting"),
+    BenchState.RUNNING: ("●", "$text-success", "running"),
+    BenchState.STOPPING: ("◌", "$text-warning", "stopping"),
+    BenchState.DONE: ("✔", "$text-success", "finished"),
+    BenchState.FAILED: ("✖", "$text-error", "failed"),
 }
 """How each state of the screen reads in the status line."""
 
@@ -112,8 +125,7 @@ class BenchScreen(Screen[None]):
             super().__init__()
             self.outcome = outcome
 
-    state: reactive[str] = reactive("idle")
-    """``idle``, ``starting``, ``running``, ``stopping``, ``done`` or ``failed``."""
+    state: reactive[BenchState] = reactive(BenchState.IDLE)
     show_log: reactive[bool] = reactive(False)
     """Whether the job log pane is shown."""
 
@@ -280,11 +292,11 @@ class BenchScreen(Screen[None]):
         message = describe_error(worker.error)
         if worker.group == "bench":
             self.error = message
-            self.state = "failed"
+            self.state = BenchState.FAILED
             self.show_form_error(message)
-            self.notify(message, title="The benchmark failed", severity="error", timeout=12, markup=False)
+            notify_error(self, message, "The benchmark failed")
         else:
-            self.notify(message, title="Looking for backends failed", severity="error", timeout=12, markup=False)
+            notify_error(self, message, "Looking for backends failed")
 
     # -- results ---------------------------------------------------------
 
@@ -298,8 +310,8 @@ class BenchScreen(Screen[None]):
         """Show one reading: panes, hints, and the job output since the last one."""
         figures = message.figures
         self.figures = figures
-        if self.state == "starting":
-            self.state = "running"
+        if self.state == BenchState.STARTING:
+            self.state = BenchState.RUNNING
         with self.app.batch_update():
             self.query_one(GeneratorPane).show(figures)
             self.query_one(SinkPane).show(figures)
@@ -317,7 +329,7 @@ class BenchScreen(Screen[None]):
         """Show the summary card; the run is in the history now."""
         self.outcome = message.outcome
         self.flush_log()
-        self.state = "done"
+        self.state = BenchState.DONE
         cpus = message.outcome.record.host.cpus
         lines = summary_lines(message.outcome, cpus)
         first, *rest = lines
@@ -345,24 +357,24 @@ class BenchScreen(Screen[None]):
 
     def update_status(self) -> None:
         """The top line: state, elapsed time, and what is running where."""
-        stopped = self.state == "done" and self.outcome is not None and self.outcome.interrupted
-        icon, style, word = STATE_WORDS["stopped" if stopped else self.state]
+        stopped = self.state == BenchState.DONE and self.outcome is not None and self.outcome.interrupted
+        icon, style, word = ("■", "$text-warning", "stopped early") if stopped else STATE_WORDS[self.state]
         parts = [Content.from_markup(f"[{style} b]$icon $word[/]", icon=icon, word=word)]
         figures = self.figures
-        if figures is not None and self.state in ("running", "stopping", "done"):
+        if figures is not None and self.state in (BenchState.RUNNING, BenchState.STOPPING, BenchState.DONE):
             parts.append(Content(format_eta(figures.elapsed)))
-        if self.options is not None and self.state != "idle":
+        if self.options is not None and self.state != BenchState.IDLE:
             target = figures.target if figures is not None else ""
             parts.append(Content(self.form_text.describe(self.options, target)))
-        elif self.state == "idle":
+        elif self.state == BenchState.IDLE:
             parts.append(Content.from_markup("[$text-muted]s starts a run with these settings[/]"))
         self.query_one("#bench-status", Readout).show(Content(" · ").join(parts))
 
-    def watch_state(self, state: str) -> None:
+    def watch_state(self, state: BenchState) -> None:
         """Hide the form while a run goes (the panes need the rows), and refresh the keys."""
-        running = state in ("starting", "running", "stopping")
+        running = state in (BenchState.STARTING, BenchState.RUNNING, BenchState.STOPPING)
         self.set_class(running, "-running")
-        self.set_class(state == "done", "-done")
+        self.set_class(state == BenchState.DONE, "-done")
         if self.is_mounted:
             self.update_status()
             self.refresh_bindings()
@@ -458,20 +470,20 @@ class BenchScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Offer only what applies now (the footer and the command palette both ask)."""
-        running = self.state in ("starting", "running")
+        running = self.state in (BenchState.STARTING, BenchState.RUNNING)
         if action == "start":
-            return self.state in ("idle", "done", "failed")
+            return self.state in (BenchState.IDLE, BenchState.DONE, BenchState.FAILED)
         if action == "stop":
             return running
         if action == "edit_form":
-            return not running and self.state != "stopping"
+            return not running and self.state != BenchState.STOPPING
         if action == "leave_form":
             return self.in_form()
         return True
 
     def action_start(self) -> None:
         """Check the form through the core; start the run, or say what is wrong."""
-        if self.state not in ("idle", "done", "failed"):
+        if self.state not in (BenchState.IDLE, BenchState.DONE, BenchState.FAILED):
             return
         form = self.read_form()
         try:
@@ -493,19 +505,19 @@ class BenchScreen(Screen[None]):
         self.query_one("#bench-summary", Static).update("")
         self.query_one(HintList).reset()
         self.query_one(Log).clear()
-        self.state = "starting"
+        self.state = BenchState.STARTING
         self._idle.clear()
         self.set_focus(None)  # the form hides; single keys (s stops) go to the screen
         self.run_benchmark(form, options)
 
     def action_stop(self) -> None:
         """Stop the run early: the worker stops the generator, then the sink, and saves the partial run."""
-        if self.state not in ("starting", "running"):
+        if self.state not in (BenchState.STARTING, BenchState.RUNNING):
             return
         self._stop_asked.set()
         if self.bench is not None:
             self.bench.request_stop()
-        self.state = "stopping"
+        self.state = BenchState.STOPPING
 
     def action_edit_form(self) -> None:
         """Put the cursor in the form's first field."""

@@ -44,7 +44,7 @@ from kumotui.tuning.journal import EntryKind, EntryStatus
 from kumotui.tuning.privilege import detect_privilege
 from kumotui.tuning.profiles import load_profile
 from kumotui.tuning.target import Target
-from kumotui.ui.notices import describe_error
+from kumotui.ui.notices import notify_error
 
 VERDICT_MARK = {"ok": "✔", "warn": "⚠", "info": "·"}
 
@@ -314,9 +314,7 @@ class GuideScreen(Screen[None]):
         """One place where a failed step becomes a clear notice; the step stays open."""
         if event.state is WorkerState.ERROR:
             self.busy = ""
-            self.notify(
-                describe_error(event.worker.error), title="This step failed", severity="error", timeout=12, markup=False
-            )
+            notify_error(self, event.worker.error, "This step failed")
             self.refresh_bindings()
 
     # -- results ---------------------------------------------------------------------

@@ -25,16 +25,15 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
-from kumotui.bench.published import versus_published
 from kumotui.bench.records import RunRecord, list_runs
-from kumotui.bench.report import compare_figures, parameter_differences, report_markdown
+from kumotui.bench.report import report_markdown
 from kumotui.errors import KumotuiError
 from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
-from kumotui.text.format import format_count, format_mmh, format_ms, format_rate, format_size
 from kumotui.ui.commands import ScreenCommands
 from kumotui.ui.modals.export import ExportScreen
-from kumotui.ui.notices import describe_error
+from kumotui.ui.notices import notify_error
+from kumotui.ui.render import render_comparison, render_run, run_cells
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("started", "Started"),
@@ -49,125 +48,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 """Column keys and headers, left to right."""
 WIDE = 100
 """Columns from which the comparison shows every figure."""
-
-
-def run_cells(run: RunRecord, mark: str = "") -> dict[str, str]:
-    """One run as the table shows it; ``mark`` is ``A`` or ``B`` when picked for comparison."""
-    gen = run.generator
-    started = run.started.replace("T", " ")[5:16]
-    return {
-        "started": f"{mark or ' '} {started}",
-        "backend": run.backend,
-        "sent": format_count(gen.count) if gen else "–",
-        "failed": format_count(gen.failed) if gen else "–",
-        "rate": format_rate(gen.msgs_per_s) if gen else "–",
-        "mmh": format_mmh(gen.mmh) if gen else "–",
-        "p99": format_ms(gen.latency_p99_ms) if gen else "–",
-        "status": "ok" if run.ok else "not ok",
-    }
-
-
-def render_run(run: RunRecord) -> Content:
-    """One run's details: configuration, results of both sides, and KumoMTA's figures for scale."""
-    config, gen, sink = run.config, run.generator, run.sink
-    lines = [
-        Content.from_markup(
-            "[b]$id[/b]$label [$text-muted]on $host · $backend → $target[/]",
-            id=run.id,
-            label=f" ({run.label})" if run.label else "",
-            host=run.host.hostname,
-            backend=run.backend,
-            target=config.target,
-        )
-    ]
-    amount = []
-    if config.messages is not None:
-        amount.append(f"{config.messages:,} messages")
-    if config.duration is not None:
-        amount.append(f"{config.duration:g} s")
-    size = format_size(config.body_size) if config.body_size is not None else "?"
-    lines.append(
-        Content(f"{' or '.join(amount) or 'default length'} · {size} bodies · {config.concurrency or '?'} connections")
-    )
-    if gen is not None:
-        lines.append(
-            Content.from_markup(
-                "sent [b]$sent[/b] · failed $failed · [b]$rate[/b] msgs/s · [$text-accent b]$mmh MMH[/]"
-                " · p50 $p50 · p99 $p99 ms",
-                sent=format_count(gen.count),
-                failed=format_count(gen.failed),
-                rate=format_rate(gen.msgs_per_s),
-                mmh=format_mmh(gen.mmh),
-                p50=format_ms(gen.latency_p50_ms),
-                p99=format_ms(gen.latency_p99_ms),
-            )
-        )
-        if not gen.ok and gen.reason:
-            lines.append(Content.from_markup("[$text-warning]not ok: $reason[/]", reason=gen.reason))
-    if sink is not None:
-        lines.append(Content(f"sink received {sink.count:,} · {format_rate(sink.msgs_per_s)} msgs/s while busy"))
-    if gen is not None:
-        lines.append(
-            Content.from_markup(
-                "[$text-muted]KumoMTA published: $versus[/]", versus=versus_published(gen.mmh, run.host.cpus)
-            )
-        )
-    lines.append(Content.from_markup("[$text-muted]space picks it for a comparison · e exports its report[/]"))
-    return Content("\n").join(lines)
-
-
-COMPACT_SKIP = frozenset({"Generator MB/s", "Latency p90 (ms)", "Latency max (ms)", "Sink MMH"})
-"""Figures left out of a narrow comparison, so the parameters that differed fit 80x24 (the report has them all)."""
-
-
-def render_comparison(before: RunRecord, after: RunRecord, *, compact: bool = False) -> Content:
-    """Two runs side by side: the result figures with their change, then the parameters that differed."""
-    rows = [row for row in compare_figures(before, after) if not (compact and row[0] in COMPACT_SKIP)]
-    label_w = max(len("Result"), *(len(label) for label, _, _, _ in rows))
-    a_w = max(len("A"), *(len(a) for _, a, _, _ in rows))
-    b_w = max(len("B"), *(len(b) for _, _, b, _ in rows))
-    header = f"{'Result':<{label_w}}  {'A':>{a_w}}  {'B':>{b_w}}  Change"
-    lines = [
-        Content.from_markup("[b]A[/b] $a", a=run_title(before)),
-        Content.from_markup("[b]B[/b] $b", b=run_title(after)),
-        Content(header).stylize("bold"),
-    ]
-    for label, a, b, change in rows:
-        style = "$text-success" if "better" in change else "$text-error" if "worse" in change else "$text-muted"
-        lines.append(
-            Content.from_markup(
-                f"$label  $a  $b  [{style}]$change[/]",
-                label=label.ljust(label_w),
-                a=a.rjust(a_w),
-                b=b.rjust(b_w),
-                change=change,
-            )
-        )
-    if not compact:
-        lines.append(Content(""))
-    lines.append(Content.from_markup("[b]Kernel parameters that differed[/b]"))
-    differences = parameter_differences(before, after)
-    if not differences:
-        lines.append(Content.from_markup("[$text-muted]none: both started with the same recorded values[/]"))
-    key_w = max((len(key) for key, _, _ in differences), default=0)
-    for key, a_value, b_value in differences:
-        lines.append(
-            Content.from_markup(
-                "$key  $a [$text-muted]→[/] [$text-accent b]$b[/]",
-                key=key.ljust(key_w),
-                a=a_value if a_value is not None else "(not recorded)",
-                b=b_value if b_value is not None else "(not recorded)",
-            )
-        )
-    return Content("\n").join(lines)
-
-
-def run_title(run: RunRecord) -> str:
-    """``20260314-091500-0000 · 03-14 09:15 · builtin · before tuning``: which run a column is."""
-    parts = [run.id, run.started.replace("T", " ")[5:16], run.backend]
-    if run.label:
-        parts.append(run.label)
-    return " · ".join(parts)
 
 
 def report_name(runs: list[RunRecord]) -> str:
@@ -262,7 +142,7 @@ class RunsScreen(Screen[None]):
         """One place where a failed read or write becomes a clear notice."""
         if event.state is WorkerState.ERROR:
             title = "Writing the report failed" if event.worker.group == "export" else "Reading the runs failed"
-            self.notify(describe_error(event.worker.error), title=title, severity="error", timeout=12, markup=False)
+            notify_error(self, event.worker.error, title)
 
     # -- results ---------------------------------------------------------
 

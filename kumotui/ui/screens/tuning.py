@@ -27,12 +27,12 @@ from kumotui.tuning.privilege import Privilege, detect_privilege
 from kumotui.tuning.profiles import Profile, load_profile
 from kumotui.tuning.target import Target
 from kumotui.tuning.values import normalize, takes_away
-from kumotui.ui.commands import TuningCommands
+from kumotui.ui.commands import ScreenCommands
 from kumotui.ui.modals.apply import ApplyScreen
 from kumotui.ui.modals.edit import EditRequest, EditScreen
 from kumotui.ui.modals.profile_picker import ProfileScreen
 from kumotui.ui.modals.rollback import RollbackScreen
-from kumotui.ui.notices import describe_error
+from kumotui.ui.notices import notify_error
 from kumotui.ui.widgets.host_header import HostHeader
 from kumotui.ui.widgets.param_details import Explanation, ParamDetails
 from kumotui.ui.widgets.param_table import ParamTable
@@ -58,7 +58,7 @@ class TuningScreen(Screen[None]):
 
     # Textual declares this one as an instance variable for mypy, so it cannot be a ClassVar here.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012
-    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {TuningCommands}
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {ScreenCommands}
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", id="filter", tooltip="Show only parameters whose name contains some text"),
@@ -220,7 +220,7 @@ class TuningScreen(Screen[None]):
             self.busy = "reading" if event.state is WorkerState.RUNNING else ""
         if event.state is WorkerState.ERROR:
             title = WORKER_TITLES.get(worker.group, "Something failed")
-            self.notify(describe_error(worker.error), title=title, severity="error", timeout=12, markup=False)
+            notify_error(self, worker.error, title)
 
     # -- results ---------------------------------------------------------
 

@@ -118,10 +118,6 @@ class Pane(Horizontal):
     LABEL = ""
     """The pane's name in the left column."""
 
-    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
-        """Create the pane; :meth:`show` fills it."""
-        super().__init__(name=name, id=id, classes=classes)
-
     def compose(self) -> ComposeResult:
         """The label, then the body's lines."""
         yield Label(self.LABEL, classes="pane--label")

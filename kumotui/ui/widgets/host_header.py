@@ -35,16 +35,6 @@ class HostHeader(Widget):
     mode: reactive[str] = reactive("")
     """``root``, ``sudo`` or ``read-only``; empty until detected."""
 
-    def __init__(
-        self,
-        *,
-        name: str | None = None,
-        id: str | None = None,
-        classes: str | None = None,
-    ) -> None:
-        """Create an empty header; facts, profile and mode arrive from workers."""
-        super().__init__(name=name, id=id, classes=classes)
-
     def render(self) -> Content:
         """The header line, fitted to the current width."""
         width = self.size.width

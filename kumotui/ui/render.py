@@ -1,0 +1,314 @@
+"""Pure renderers: plans, outcomes, journal entries and runs as Textual ``Content``.
+
+No widget state and no I/O: screens and dialogs show what these build, and
+tests check them directly."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.content import Content
+
+from kumotui.bench.published import versus_published
+from kumotui.bench.records import RunRecord
+from kumotui.bench.report import compare_figures, parameter_differences
+from kumotui.text.format import format_count, format_mmh, format_ms, format_rate, format_size
+from kumotui.tuning.apply import Outcome
+from kumotui.tuning.journal import Entry, EntryKind, EntryStatus
+from kumotui.tuning.plan import Plan
+from kumotui.tuning.profiles import Profile
+from kumotui.tuning.values import normalize, takes_away
+
+
+def _key_width(keys: Sequence[str]) -> int:
+    return min(max((len(k) for k in keys), default=0), 34)
+
+
+def render_preview(plan: Plan, profile: Profile | None = None) -> Content:
+    """What apply will do: runtime changes, the drop-in as written, boot warnings.
+
+    A change that takes capacity away from the current value (a smaller
+    number, a narrower range) is marked, whoever proposed it.
+    """
+    parts: list[Content] = []
+    if plan.changes:
+        width = _key_width([c.key for c in plan.changes])
+        parts.append(
+            Content.from_markup(f"[b]Runtime[/b] [$text-muted]({len(plan.changes)} written now, each read back)[/]")
+        )
+        for change in plan.changes:
+            param = profile.param(change.key) if profile else None
+            lowers = param is not None and takes_away(param.rule, change.before, change.after)
+            line = Content.from_markup(
+                "  $key  [$text-muted]$before →[/] [$text-accent b]$after[/]",
+                key=change.key.ljust(width),
+                before=normalize(change.before),
+                after=change.after,
+            )
+            if lowers:
+                line += Content.from_markup("  [$text-warning]⚠ lower than now[/]")
+            parts.append(line)
+    else:
+        parts.append(Content.from_markup("[b]Runtime[/b] [$text-muted]nothing to write: values already match[/]"))
+    # Warnings come before the file text: at 80x24 they must be visible
+    # without scrolling, right above the key that confirms.
+    if plan.overrides:
+        parts.append(Content(""))
+        parts.append(Content.from_markup("[$text-warning b]⚠ At boot another file wins:[/]"))
+        for override in plan.overrides:
+            parts.append(Content.from_markup("  [$text-warning]$o[/]", o=str(override)))
+    if plan.warnings:
+        parts.append(Content(""))
+        for warning in plan.warnings:
+            parts.append(Content.from_markup("[$text-warning b]⚠[/] [$text-warning]$w[/]", w=warning))
+    parts.append(Content(""))
+    if plan.dropin_after is None:
+        parts.append(Content.from_markup("[b]At boot[/b] [$text-muted]not persisted[/]"))
+    elif not plan.dropin_changed:
+        parts.append(
+            Content.from_markup("[b]Drop-in[/b] $path [$text-muted](already up to date)[/]", path=str(plan.dropin))
+        )
+    else:
+        what = "new file" if plan.dropin_before is None else "replaces the current file"
+        parts.append(
+            Content.from_markup("[b]Drop-in[/b] $path [$text-muted]($what)[/]", path=str(plan.dropin), what=what)
+        )
+        for text in plan.dropin_after.rstrip("\n").splitlines():
+            style = "$text-muted" if text.startswith("#") or not text else "$text"
+            parts.append(Content.from_markup(f"  [{style}]$text[/]", text=text))
+    return Content("\n").join(parts)
+
+
+def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
+    """Each key's verified result, the drop-in, and how to undo."""
+    parts: list[Content] = []
+    if error:
+        parts.append(Content.from_markup("[$text-error b]✖ $e[/]", e=error))
+        parts.append(Content(""))
+    elif outcome.ok:
+        entry = outcome.entry
+        undo = " (r rolls it back)" if entry.kind is EntryKind.APPLY and (entry.changes or entry.dropin) else ""
+        parts.append(
+            Content.from_markup(
+                f"[$text-success b]✔ Done[/] [$text-muted]journal entry $id{undo}[/]", id=outcome.entry.id
+            )
+        )
+        parts.append(Content(""))
+    width = _key_width([r.key for r in outcome.results])
+
+    def shown(value: str | None) -> str:
+        return normalize(value) if value is not None else "(unreadable)"
+
+    value_width = max((len(shown(r.read_back)) for r in outcome.results if r.ok), default=0)
+    for result in outcome.results:
+        read_back = shown(result.read_back)
+        if result.ok:
+            parts.append(
+                Content.from_markup(
+                    "[$text-success]✔[/] $key  $value  [$text-muted]read back, as written[/]",
+                    key=result.key.ljust(width),
+                    value=read_back.ljust(value_width),
+                )
+            )
+        else:
+            parts.append(
+                Content.from_markup(
+                    "[$text-error b]✖[/] $key  [$text-error]$why[/]",
+                    key=result.key.ljust(width),
+                    why=result.error or f"kept {read_back}",
+                )
+            )
+    dropin = {
+        "written": "written",
+        "removed": "removed (there was none before)",
+        "restored": "restored",
+        "unchanged": "unchanged",
+        "untouched": "not touched",
+    }.get(outcome.dropin, outcome.dropin)
+    path = outcome.entry.dropin.path if outcome.entry.dropin else "drop-in"
+    parts.append(Content(""))
+    parts.append(Content.from_markup("[$text-muted]$path $d[/]", path=path, d=dropin))
+    for override in outcome.overrides:
+        parts.append(Content.from_markup("[$text-warning b]⚠[/] [$text-warning]$o[/]", o=str(override)))
+    for note in outcome.notes:
+        parts.append(Content.from_markup("[$text-muted]$n[/]", n=note))
+    return Content("\n").join(parts)
+
+
+def can_roll_back(entry: Entry) -> bool:
+    """Whether the core would accept this entry for a rollback."""
+    return (
+        entry.kind is EntryKind.APPLY
+        and entry.status is EntryStatus.APPLIED
+        and entry.rolled_back_by is None
+        and bool(entry.changes or entry.dropin)
+    )
+
+
+def entry_label(entry: Entry) -> Content:
+    """One line per journal entry: when, what, how many keys, and its state."""
+    when = entry.time.replace("T", " ")[:19]
+    keys = f"{len(entry.changes)} key{'s' if len(entry.changes) != 1 else ''}"
+    if entry.rolled_back_by:
+        state = "rolled back"
+    elif entry.kind is EntryKind.ROLLBACK:
+        state = f"undid {entry.target}" if entry.target else "rollback"
+    else:
+        state = entry.status
+    return Content.from_markup(
+        "$when  [b]$kind[/b]  $profile  $keys  [$text-muted]$state[/]",
+        when=when,
+        kind=entry.kind.ljust(8),
+        profile=entry.profile,
+        keys=keys,
+        state=state,
+    )
+
+
+def render_entry(entry: Entry) -> Content:
+    """What rolling back ``entry`` would restore."""
+    parts = [Content.from_markup("[b]$id[/b] [$text-muted]on $host[/]", id=entry.id, host=entry.host)]
+    if entry.error:
+        parts.append(Content.from_markup("[$text-warning]$e[/]", e=entry.error))
+    if not can_roll_back(entry):
+        why = (
+            f"already rolled back by {entry.rolled_back_by}"
+            if entry.rolled_back_by
+            else "only a completed apply can be rolled back"
+        )
+        parts.append(Content.from_markup("[$text-muted]Cannot roll back: $why.[/]", why=why))
+    else:
+        parts.append(Content.from_markup("[$text-muted]Enter restores these values:[/]"))
+    width = min(max((len(c.key) for c in entry.changes), default=0), 34)
+    for change in entry.changes:
+        parts.append(
+            Content.from_markup(
+                "  $key  [$text-muted]$after →[/] [$text-accent b]$before[/]",
+                key=change.key.ljust(width),
+                after=normalize(change.after),
+                before=normalize(change.before),
+            )
+        )
+    if entry.dropin is not None:
+        action = "removed" if entry.dropin.before is None else "restored to its previous content"
+        parts.append(Content.from_markup("  drop-in $path $action", path=entry.dropin.path, action=action))
+    return Content("\n").join(parts)
+
+
+def run_cells(run: RunRecord, mark: str = "") -> dict[str, str]:
+    """One run as the table shows it; ``mark`` is ``A`` or ``B`` when picked for comparison."""
+    gen = run.generator
+    started = run.started.replace("T", " ")[5:16]
+    return {
+        "started": f"{mark or ' '} {started}",
+        "backend": run.backend,
+        "sent": format_count(gen.count) if gen else "–",
+        "failed": format_count(gen.failed) if gen else "–",
+        "rate": format_rate(gen.msgs_per_s) if gen else "–",
+        "mmh": format_mmh(gen.mmh) if gen else "–",
+        "p99": format_ms(gen.latency_p99_ms) if gen else "–",
+        "status": "ok" if run.ok else "not ok",
+    }
+
+
+def render_run(run: RunRecord) -> Content:
+    """One run's details: configuration, results of both sides, and KumoMTA's figures for scale."""
+    config, gen, sink = run.config, run.generator, run.sink
+    lines = [
+        Content.from_markup(
+            "[b]$id[/b]$label [$text-muted]on $host · $backend → $target[/]",
+            id=run.id,
+            label=f" ({run.label})" if run.label else "",
+            host=run.host.hostname,
+            backend=run.backend,
+            target=config.target,
+        )
+    ]
+    amount = []
+    if config.messages is not None:
+        amount.append(f"{config.messages:,} messages")
+    if config.duration is not None:
+        amount.append(f"{config.duration:g} s")
+    size = format_size(config.body_size) if config.body_size is not None else "?"
+    lines.append(
+        Content(f"{' or '.join(amount) or 'default length'} · {size} bodies · {config.concurrency or '?'} connections")
+    )
+    if gen is not None:
+        lines.append(
+            Content.from_markup(
+                "sent [b]$sent[/b] · failed $failed · [b]$rate[/b] msgs/s · [$text-accent b]$mmh MMH[/]"
+                " · p50 $p50 · p99 $p99 ms",
+                sent=format_count(gen.count),
+                failed=format_count(gen.failed),
+                rate=format_rate(gen.msgs_per_s),
+                mmh=format_mmh(gen.mmh),
+                p50=format_ms(gen.latency_p50_ms),
+                p99=format_ms(gen.latency_p99_ms),
+            )
+        )
+        if not gen.ok and gen.reason:
+            lines.append(Content.from_markup("[$text-warning]not ok: $reason[/]", reason=gen.reason))
+    if sink is not None:
+        lines.append(Content(f"sink received {sink.count:,} · {format_rate(sink.msgs_per_s)} msgs/s while busy"))
+    if gen is not None:
+        lines.append(
+            Content.from_markup(
+                "[$text-muted]KumoMTA published: $versus[/]", versus=versus_published(gen.mmh, run.host.cpus)
+            )
+        )
+    lines.append(Content.from_markup("[$text-muted]space picks it for a comparison · e exports its report[/]"))
+    return Content("\n").join(lines)
+
+
+COMPACT_SKIP = frozenset({"Generator MB/s", "Latency p90 (ms)", "Latency max (ms)", "Sink MMH"})
+"""Figures left out of a narrow comparison, so the parameters that differed fit 80x24 (the report has them all)."""
+
+
+def render_comparison(before: RunRecord, after: RunRecord, *, compact: bool = False) -> Content:
+    """Two runs side by side: the result figures with their change, then the parameters that differed."""
+    rows = [row for row in compare_figures(before, after) if not (compact and row[0] in COMPACT_SKIP)]
+    label_w = max(len("Result"), *(len(label) for label, _, _, _ in rows))
+    a_w = max(len("A"), *(len(a) for _, a, _, _ in rows))
+    b_w = max(len("B"), *(len(b) for _, _, b, _ in rows))
+    header = f"{'Result':<{label_w}}  {'A':>{a_w}}  {'B':>{b_w}}  Change"
+    lines = [
+        Content.from_markup("[b]A[/b] $a", a=run_title(before)),
+        Content.from_markup("[b]B[/b] $b", b=run_title(after)),
+        Content(header).stylize("bold"),
+    ]
+    for label, a, b, change in rows:
+        style = "$text-success" if "better" in change else "$text-error" if "worse" in change else "$text-muted"
+        lines.append(
+            Content.from_markup(
+                f"$label  $a  $b  [{style}]$change[/]",
+                label=label.ljust(label_w),
+                a=a.rjust(a_w),
+                b=b.rjust(b_w),
+                change=change,
+            )
+        )
+    if not compact:
+        lines.append(Content(""))
+    lines.append(Content.from_markup("[b]Kernel parameters that differed[/b]"))
+    differences = parameter_differences(before, after)
+    if not differences:
+        lines.append(Content.from_markup("[$text-muted]none: both started with the same recorded values[/]"))
+    key_w = max((len(key) for key, _, _ in differences), default=0)
+    for key, a_value, b_value in differences:
+        lines.append(
+            Content.from_markup(
+                "$key  $a [$text-muted]→[/] [$text-accent b]$b[/]",
+                key=key.ljust(key_w),
+                a=a_value if a_value is not None else "(not recorded)",
+                b=b_value if b_value is not None else "(not recorded)",
+            )
+        )
+    return Content("\n").join(lines)
+
+
+def run_title(run: RunRecord) -> str:
+    """``20260314-091500-0000 · 03-14 09:15 · builtin · before tuning``: which run a column is."""
+    parts = [run.id, run.started.replace("T", " ")[5:16], run.backend]
+    if run.label:
+        parts.append(run.label)
+    return " · ".join(parts)
