@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class KumotuiError(Exception):
     """An expected failure (bad input, unreachable host, refused write).
@@ -20,3 +22,13 @@ class ProfileError(KumotuiError):
         self.reason = reason
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {reason}")
+
+
+def require(checks: Iterable[tuple[bool, str]]) -> None:
+    """Raise :class:`KumotuiError` with the message of the first check that is False.
+
+    Lets a validator read as a table of (condition, what would be valid).
+    """
+    for ok, message in checks:
+        if not ok:
+            raise KumotuiError(message)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from kumotui.backends import LoadRequest, SinkRequest
 from kumotui.backends.lines import parse_size as parse_size
 from kumotui.engines import smtp_gen
-from kumotui.errors import KumotuiError
+from kumotui.errors import KumotuiError, require
 from kumotui.hosts.address import parse_address
 
 
@@ -62,9 +62,7 @@ class BenchOptions:
             (self.per_connection >= 0, "--messages-per-connection must be 0 or more"),
             (0 < self.connect_timeout <= 600, "--connect-timeout must be within 0-600 s"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise KumotuiError(message)
+        require(checks)
         if self.target is not None:
             check_target(self.target, self.allow_remote_target)
         if self.recipient is not None:
@@ -117,7 +115,5 @@ def check_sink(request: SinkRequest, *, workers_flag: str = "--workers") -> Sink
         (request.idle_timeout is None or request.idle_timeout > 0, "--idle-timeout must be positive"),
         (1 <= request.http_port <= 65535, "--http-port must be within 1-65535"),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise KumotuiError(message)
+    require(checks)
     return request

@@ -80,6 +80,14 @@ def split_host_port(text: str, default_port: int | None = None, *, allow_zero: b
     return host, int(port_text)
 
 
+def require(checks: list[tuple[bool, str]]) -> None:
+    """Raise :class:`StartError` with the message of the first check that is False
+    (the engines' flag checks read as a table of condition and what would be valid)."""
+    for ok, message in checks:
+        if not ok:
+            raise StartError(message)
+
+
 def emit(obj: dict[str, Any], stream: Any = None) -> None:
     """Write one JSON line and flush, so a reader sees it at once.
 

@@ -1059,9 +1059,7 @@ def config_from(args: argparse.Namespace) -> Config:
         (args.connect_retries >= 0, "--connect-retries must be >= 0"),
         (args.interval > 0, "--interval must be positive"),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise StartError(message)
+    common.require(checks)
     recipient = args.recipient
     domain = args.domain
     if recipient:

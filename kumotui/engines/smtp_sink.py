@@ -929,9 +929,7 @@ def config_from(args: argparse.Namespace) -> Config:
         ),
         (args.max_messages_per_connection >= 0, "--max-messages-per-connection must be >= 0"),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise StartError(message)
+    common.require(checks)
     return Config(
         host=host,
         port=port,
