@@ -1,33 +1,27 @@
-"""``kumotui bench`` and ``kumotui sink`` as a user runs them: real processes,
-real loopback sockets, exit codes, no tracebacks, no orphans."""
+"""``kumotui bench``, ``sink``, ``runs`` and ``report`` as a user runs them, in-process
+(``kumotui.cli.main``) with real engines, stand-ins and Postfix tools on loopback:
+exit codes, no tracebacks, runs saved where ``--state-dir`` (or ``KUMOTUI_STATE_DIR``) says.
+
+Signals, a killed CLI and the module entry point need a real process:
+``test_cli_process.py``.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.smtp_support import alive, children
-
-KUMOTUI = [sys.executable, "-m", "kumotui"]
-
-
-def kumotui(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run the CLI to its end."""
-    return subprocess.run([*KUMOTUI, *args], capture_output=True, text=True, timeout=timeout)
+from tests.support.cli import Cli
+from tests.support.processes import free_port
 
 
-def test_done_when_command() -> None:
-    """The issue's acceptance command: 20000 sent, 0 failed, the sink agrees."""
-    done = kumotui(
-        "bench", "--local-sink", "--messages", "20000", "--body-size", "1KB", "--concurrency", "50", "--json"
-    )
+def test_done_when_command(cli: Cli, tmp_path: Path) -> None:
+    """The issue's acceptance command: 20000 sent, 0 failed, the sink agrees; saved in the state dir."""
+    done = cli("bench", "--local-sink", "--messages", "20000", "--body-size", "1KB", "--concurrency", "50", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert (result["sent"], result["failed"]) == (20000, 0)
@@ -35,102 +29,98 @@ def test_done_when_command() -> None:
     assert result["msgs_per_s"] > 0 and result["mmh"] == pytest.approx(result["msgs_per_s"] * 3600 / 1e6, rel=1e-3)
     assert {"p50", "p90", "p95", "p99", "max"} <= set(result["latency_ms"])
     assert "elapsed" in result and "mb_per_s" in result
+    # No --state-dir: the default, which tests point at a temporary KUMOTUI_STATE_DIR.
+    assert [p.stem for p in (tmp_path / "kumotui-state" / "runs").glob("*.json")] == [result["run"]]
 
 
-def test_human_summary() -> None:
-    done = kumotui("bench", "--local-sink", "--messages", "500", "--body-size", "100KB", "--workers", "2")
+def test_human_summary(cli: Cli) -> None:
+    done = cli("bench", "--local-sink", "--messages", "500", "--body-size", "100KB", "--workers", "2")
     assert done.returncode == 0, done.stderr
     assert "sent        500" in done.stdout and "MMH" in done.stdout
     assert "received 500" in done.stdout
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--body-size", "lots"], "--body-size"),
-        (["--body-size", "0"], "--body-size"),
-        (["--body-size", "-5KB"], "--body-size"),
-        (["--body-size", "9GB"], "--body-size"),
-        (["--messages", "0"], "--messages"),
-        (["--rate", "-1"], "--rate"),
-        (["--duration", "0"], "--duration"),
-        (["--concurrency", "0"], "--concurrency"),
-        (["--messages", "many"], "--messages"),
-    ],
-)
-def test_nonsense_input_is_refused(args: list[str], message: str) -> None:
-    done = kumotui("bench", "--local-sink", *args)
-    assert done.returncode == 2
-    assert message in done.stderr and "Traceback" not in done.stderr
-
-
-def test_unreachable_target_fails_fast() -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_unreachable_target_fails_fast(cli: Cli) -> None:
+    port = free_port()  # nobody listens there
     started = time.monotonic()
-    done = kumotui("bench", "--target", f"127.0.0.1:{port}", "--messages", "10", "--connect-timeout", "2")
+    done = cli("bench", "--target", f"127.0.0.1:{port}", "--messages", "10", "--connect-timeout", "2")
     assert done.returncode == 2 and "cannot connect" in done.stderr
     assert "Traceback" not in done.stderr and time.monotonic() - started < 10
 
 
-def test_remote_target_refused_without_flag() -> None:
-    done = kumotui("bench", "--target", "192.0.2.10:25", "--messages", "1")
-    assert done.returncode == 2
-    assert "--allow-remote-target" in done.stderr and "Traceback" not in done.stderr
-
-
-def test_sink_port_in_use() -> None:
+def test_sink_port_in_use(cli: Cli) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = kumotui("sink", "--listen", f"127.0.0.1:{port}")
+        done = cli("sink", "--listen", f"127.0.0.1:{port}")
     assert done.returncode == 2
     assert "already in use" in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_sink_stops_cleanly_with_summary_and_no_process_left(sig: signal.Signals) -> None:
-    proc = subprocess.Popen(
-        [*KUMOTUI, "sink", "--listen", "127.0.0.1:0", "--workers", "2"], stdout=subprocess.PIPE, text=True
+def test_bench_kumomta_backend_records_the_run(tmp_path: Path, kumo_prefix: Path, cli: Cli) -> None:
+    state = tmp_path / "state"
+    run = cli(
+        "bench",
+        "--local-sink",
+        "--messages",
+        "400",
+        "--concurrency",
+        "4",
+        "--json",
+        "--listen",
+        f"127.0.0.1:{free_port()}",
+        "--http-port",
+        str(free_port()),
+        "--kumod-user",
+        "nobody",
+        "--state-dir",
+        state,
     )
-    try:
-        assert proc.stdout is not None
-        ready = json.loads(proc.stdout.readline())
-        assert ready["type"] == "ready" and ready["workers"] == 2
-        progress = json.loads(proc.stdout.readline())
-        assert progress["type"] == "progress" and {"elapsed", "received", "rejected", "connections", "bytes"} <= set(
-            progress
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads(run.stdout.splitlines()[-1])
+    assert result["backend"] == "kumomta"  # auto picked it: kumod and traffic-gen are installed
+    assert (result["sent"], result["failed"], result["sink"]["received"]) == (400, 0, 400)
+    runs = json.loads(cli("runs", "--json", "--state-dir", state).stdout)
+    assert [r["id"] for r in runs] == [result["run"]]
+    assert runs[0]["parameters"]  # the profile's kernel values at start
+
+
+def test_bench_postfix_backend(tmp_path: Path, postfix_root: Path, cli: Cli) -> None:
+    run = cli(
+        "bench",
+        "--backend",
+        "postfix",
+        "--local-sink",
+        "--listen",
+        f"127.0.0.1:{free_port()}",
+        "--messages",
+        "1000",
+        "--concurrency",
+        "5",
+        "--json",
+        "--state-dir",
+        tmp_path,
+        env={"KUMOTUI_POSTFIX_DIR": str(postfix_root)},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads(run.stdout.splitlines()[-1])
+    assert (result["backend"], result["sent"], result["sink"]["received"]) == ("postfix", 1000, 1000)
+
+
+def test_report_compares_two_runs(tmp_path: Path, cli: Cli) -> None:
+    ids = []
+    for messages in ("1000", "2000"):
+        run = cli(
+            "bench", "--backend", "builtin", "--local-sink", "--messages", messages, "--json", "--state-dir", tmp_path
         )
-        family = children(proc.pid)
-        assert len(family) == 3  # the engine and its two workers
-        proc.send_signal(sig)
-        assert proc.wait(10) == 0
-        last = json.loads(proc.stdout.read().strip().splitlines()[-1])
-        assert last["type"] == "summary"
-        time.sleep(0.3)
-        assert not any(alive(pid) for pid in family)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def test_killed_cli_leaves_no_orphan() -> None:
-    """SIGKILL gives the CLI no chance to clean up; the engine sees stdin EOF and exits."""
-    proc = subprocess.Popen([*KUMOTUI, "sink", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        engine_pid = json.loads(proc.stdout.readline())["pid"]
-        assert alive(engine_pid)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-        deadline = time.monotonic() + 5
-        while alive(engine_pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not alive(engine_pid)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        ids.append(json.loads(run.stdout.splitlines()[-1])["run"])
+    table = cli("runs", "--state-dir", tmp_path)
+    assert all(run_id in table.stdout for run_id in ids)
+    report = cli("report", ids[0], ids[1], "--state-dir", tmp_path, "--output", tmp_path / "r.md")
+    assert report.returncode == 0
+    text = (tmp_path / "r.md").read_text()
+    assert text.startswith("# kumotui benchmark comparison") and "Generator MMH" in text
+    assert "Published figures" in text
+    bad = cli("report", "nope", "--state-dir", tmp_path)
+    assert bad.returncode == 2 and "nope" in bad.stderr

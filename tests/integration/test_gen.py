@@ -1,6 +1,9 @@
 """The built-in generator against real sinks on loopback: exact counts with our
 sink and Postfix's smtp-sink, reconnects, backpressure by class, thousands of
-connections, pacing, deadlines, and the engines running as plain scripts."""
+connections, pacing, deadlines, and the engines running as plain scripts.
+
+Its pure parts (sizes, address safety, histograms) are in ``tests/unit/test_engines.py``.
+"""
 
 from __future__ import annotations
 
@@ -17,18 +20,9 @@ import pytest
 
 from kumotui.backends.builtin import BuiltinGenJob
 from kumotui.backends.process import Launcher
-from kumotui.engines import smtp_common, smtp_gen
-from tests.smtp_support import (
-    copy_engines,
-    finish,
-    free_port,
-    postfix_cmd,
-    postfix_tools,
-    run_gen,
-    sink,
-    stop,
-    wait_listening,
-)
+from tests.support.processes import free_port, stop
+from tests.support.smtp import copy_engines, engine, finish, postfix_cmd, run_gen, sink
+from tests.support.waits import wait_listening, wait_until
 
 
 @pytest.mark.parametrize(
@@ -50,19 +44,21 @@ def test_exact_counts_against_builtin_sink(args: list[str]) -> None:
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["max"]
 
 
-def test_exact_counts_against_postfix_smtp_sink() -> None:
+def test_exact_counts_against_postfix_smtp_sink(postfix_root: Path) -> None:
     """Interop with Postfix's smtp-sink, with and without PIPELINING offered."""
-    root = postfix_tools()
+    root = postfix_root
     for extra in ([], ["-p"]):
         port = free_port()
         argv, env = postfix_cmd(root, "smtp-sink", "-c", *extra, "-m", "100", f"127.0.0.1:{port}", "100")
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         try:
-            wait_listening(port)
+            wait_listening(port, process=proc)
             summary = run_gen(port, "--messages", "2500", "--concurrency", "25")
         finally:
             stop(proc)
-        out = proc.stdout.read().decode() if proc.stdout else ""
+        assert proc.stdout is not None
+        with proc.stdout:
+            out = proc.stdout.read().decode()
         counts = [int(n) for n in re.findall(r"mesg=(\d+)", out)]
         assert (summary["sent"], summary["failed"]) == (2500, 0)
         assert counts and counts[-1] == 2500
@@ -121,17 +117,12 @@ def test_rate_and_duration() -> None:
     assert timed["sent"] + 100 <= received["received"] <= timed["sent"] + 100 + timed["unfinished"]
 
 
-def test_a_count_is_never_cut_by_a_default_deadline() -> None:
-    args = smtp_gen.build_parser().parse_args(["--target", "127.0.0.1:1", "--messages", "5"])
-    assert smtp_gen.config_from(args).duration is None
-
-
 def test_sigterm_prints_summary_and_exits_zero() -> None:
     with sink() as (_, port):
         job = BuiltinGenJob(Launcher(), ["--target", f"127.0.0.1:{port}", "--duration", "30"]).start()
         try:
             job.wait_ready()
-            time.sleep(0.7)
+            assert wait_until(lambda: job.last is not None and job.last.get("sent", 0) > 0), "nothing sent yet"
             assert job.pid is not None
             os.kill(job.pid, signal.SIGTERM)  # SIGTERM alone, not the job's stdin-then-SIGTERM stop
             assert job.wait_finished(10)
@@ -154,43 +145,10 @@ def test_sigterm_prints_summary_and_exits_zero() -> None:
 )
 def test_bad_input_is_a_clear_error(args: list[str], message: str) -> None:
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "kumotui.engines.smtp_gen", *args], capture_output=True, text=True, timeout=30
-    )
+    done = subprocess.run([*engine("smtp_gen"), *args], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert message in json.loads(done.stdout.splitlines()[-1])["error"]
     assert time.monotonic() - started < 10
-
-
-@pytest.mark.parametrize(
-    ("text", "size"), [("1000", 1000), ("1KB", 1000), ("100KB", 100_000), ("1MiB", 1 << 20), ("2kib", 2048)]
-)
-def test_sizes(text: str, size: int) -> None:
-    assert smtp_gen.parse_size(text) == size
-    message = smtp_gen.build_message(size, "a@example.com", "example.com")
-    if size >= 1000:
-        assert len(message) == size
-    assert message.endswith(b"\r\n") and b"\r\n." not in message
-
-
-def test_address_safety() -> None:
-    for ok in ("127.0.0.1", "127.8.9.10", "::1", "10.1.2.3", "192.168.1.1", "172.16.5.5", "fd00::1"):
-        assert smtp_gen.address_allowed(ok), ok
-    for bad in ("8.8.8.8", "192.0.2.1", "2001:db8::1", "0.0.0.0", "1.1.1.1"):
-        assert not smtp_gen.address_allowed(bad), bad
-
-
-def test_histogram_merge_is_exact_addition() -> None:
-    a, b = smtp_gen.Stats(), smtp_gen.Stats()
-    for ms in (1, 2, 3, 50):
-        a.add_latency(ms / 1000)
-    for ms in (4, 5, 200):
-        b.add_latency(ms / 1000)
-    merged = smtp_common.merge_states([a.as_dict(), b.as_dict()])
-    assert merged["hist"] == [x + y for x, y in zip(a.hist, b.hist, strict=True)]
-    assert merged["max_latency_us"] == 200_000
-    lat = smtp_gen.latency_summary(merged)
-    assert lat["max"] == 200.0 and 3.5 < lat["p50"] < 4.6
 
 
 def test_engines_run_as_plain_scripts_without_kumotui(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ gone afterwards.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -14,28 +15,13 @@ from pathlib import Path
 import pytest
 
 from kumotui.backends import available_backends, resolve_backend
+from kumotui.backends.samples import Sample
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.records import list_runs
 from kumotui.bench.run import Benchmark, BenchPlan, run_and_record
 from kumotui.errors import KumotuiError
 from kumotui.hosts.local import LocalHost
-from tests.smtp_support import free_port, postfix_tools
-from tests.standins import install_kumomta
-
-
-def alive(pid: int | None) -> bool:
-    """Whether a process (not a zombie) with this PID exists."""
-    if pid is None:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def job_pids(bench: Benchmark) -> list[int]:
-    return [job.pid for job in (bench.sink, bench.generator) if job is not None and job.pid is not None]
+from tests.support.processes import alive, free_port, job_pids
 
 
 def plan(messages: int = 3000, concurrency: int = 20, **extra: object) -> BenchPlan:
@@ -64,17 +50,19 @@ def test_builtin_run_counts_match_and_is_recorded(tmp_path: Path) -> None:
 def test_stopping_mid_run_leaves_no_process() -> None:
     bench = Benchmark(plan(messages=10_000_000, concurrency=10))
     bench.start()
-    threading.Timer(1.0, bench.request_stop).start()
-    bench.run()
+
+    def stop_once_sending(samples: list[Sample]) -> None:
+        if any(s.role == "generator" and s.count > 0 for s in samples):
+            bench.request_stop()  # mid-run: some sent, far from all
+
+    bench.run(stop_once_sending)
     outcome = bench.finish(LocalHost().facts())
     assert outcome.interrupted
     assert outcome.generator is not None and 0 < outcome.generator.count < 10_000_000
     assert not any(alive(pid) for pid in job_pids(bench))
 
 
-def test_kumomta_backend_with_stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    install_kumomta(tmp_path / "kumomta")
-    monkeypatch.setenv("KUMOMTA_PREFIX", str(tmp_path / "kumomta"))
+def test_kumomta_backend_with_stand_ins(tmp_path: Path, kumo_prefix: Path) -> None:
     assert "kumomta" in available_backends() and resolve_backend("auto") == "kumomta"
     port, http_port = free_port(), free_port()
     bench = Benchmark(
@@ -96,11 +84,7 @@ def test_kumomta_backend_with_stand_ins(tmp_path: Path, monkeypatch: pytest.Monk
     assert not any(alive(pid) for pid in job_pids(bench))
 
 
-def test_kumomta_failed_start_reports_kumods_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import socket
-
-    install_kumomta(tmp_path / "kumomta")
-    monkeypatch.setenv("KUMOMTA_PREFIX", str(tmp_path / "kumomta"))
+def test_kumomta_failed_start_reports_kumods_reason(kumo_prefix: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -121,9 +105,8 @@ def test_missing_backend_says_what_and_where(tmp_path: Path, monkeypatch: pytest
     assert str(tmp_path / "nothing-here") in str(caught.value)
 
 
-def test_postfix_backend_with_the_real_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = postfix_tools()
-    monkeypatch.setenv("KUMOTUI_POSTFIX_DIR", str(root))
+def test_postfix_backend_with_the_real_tools(postfix_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUMOTUI_POSTFIX_DIR", str(postfix_root))
     bench = Benchmark(plan(messages=2000, concurrency=10, backend="postfix", sink_listen=f"127.0.0.1:{free_port()}"))
     outcome = run_and_record(bench, LocalHost().facts(), None)
     assert outcome.generator is not None and outcome.generator.ok, outcome.generator

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.netns, pytest.mark.serial]  # serial: a namespace of its own, kept apart from the rest
+
 NET_KEYS = ["net.core.somaxconn", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_syn_retries"]
 
 NET_PROFILE = """\

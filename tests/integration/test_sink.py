@@ -1,5 +1,8 @@
 """The built-in sink against real clients on loopback: protocol edge cases,
-hostile clients, interop with Python's smtplib and Postfix's smtp-source."""
+hostile clients, interop with Python's smtplib and Postfix's smtp-source.
+
+Its replies to every command shape, without a socket, are in ``tests/unit/test_engines.py``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.smtp_support import Client, alive, children, finish, postfix_cmd, postfix_tools, rss_kb, sink
+from tests.support.processes import alive, children, rss_kb
+from tests.support.smtp import Client, engine, finish, postfix_cmd, sink
+from tests.support.waits import wait_until
 
 ENVELOPE = b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
 
@@ -43,6 +48,7 @@ def test_terminator_split_across_reads(cut: int) -> None:
         c.greet()
         c.send(ENVELOPE)
         assert [c.code() for _ in range(3)] == [250, 250, 354]
+        # The pauses are the test: they make each piece arrive in a read of its own.
         c.send(b"Subject: split\r\n\r\nbody line")
         time.sleep(0.05)
         c.send(term[:cut])
@@ -162,11 +168,11 @@ def test_client_that_never_reads_cannot_grow_the_write_buffer() -> None:
         payload = b"NOOP\r\n" * 50000
         sent = 0
         deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # the hostile client: it pushes for 3 s, whatever happens
             try:
                 sent += sock.send(payload)
             except BlockingIOError:
-                time.sleep(0.01)
+                time.sleep(0.01)  # the socket is full: try again, as such a client would
         assert sent < 200_000_000  # the sink stopped reading at some point
         assert rss_kb(job.pid) - before < 30_000
         sock.close()
@@ -214,7 +220,8 @@ def test_abrupt_disconnects_do_not_hurt() -> None:
         c = Client(port)
         c.greet()
         assert c.cmd("QUIT") == 221
-        time.sleep(0.2)
+        # The sink counts a session when it has seen it close; its progress lines say when.
+        assert wait_until(lambda: {**(job.last or {})}.items() >= {("aborted", 20), ("connections", 0)}), job.last
         summary = finish(job)
     assert summary is not None
     assert summary["aborted"] == 20 and summary["received"] == 0 and summary["connections"] == 0
@@ -257,9 +264,9 @@ def test_random_backpressure_replies_at_end_of_data() -> None:
         assert c.code() == 554
 
 
-def test_smtp_source_interop_exact_counts() -> None:
+def test_smtp_source_interop_exact_counts(postfix_root: Path) -> None:
     """Postfix's smtp-source, one message per session and many per session."""
-    root = postfix_tools()
+    root = postfix_root
     with sink() as (job, port):
         for extra in ([], ["-d"]):
             argv, env = postfix_cmd(
@@ -272,8 +279,8 @@ def test_smtp_source_interop_exact_counts() -> None:
     assert summary is not None and summary["received"] == 3000 and summary["rejected"] == 0
 
 
-def test_workers_share_the_port_and_stop_cleanly() -> None:
-    root = postfix_tools()
+def test_workers_share_the_port_and_stop_cleanly(postfix_root: Path) -> None:
+    root = postfix_root
     with sink("--workers", "2") as (job, port):
         assert job.pid is not None
         kids = children(job.pid)
@@ -284,13 +291,12 @@ def test_workers_share_the_port_and_stop_cleanly() -> None:
         assert subprocess.run(argv, env=env, capture_output=True, timeout=60).returncode == 0
         summary = finish(job)
     assert summary is not None and summary["received"] == 2000 and summary["workers"] == 2
-    time.sleep(0.2)
-    assert not any(alive(k) for k in kids)
+    assert wait_until(lambda: not any(alive(k) for k in kids)), [k for k in kids if alive(k)]
 
 
 def test_stdin_eof_stops_the_sink(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [*_engine("smtp_sink"), "--listen", "127.0.0.1:0", "--exit-on-stdin-eof"],
+        [*engine("smtp_sink"), "--listen", "127.0.0.1:0", "--exit-on-stdin-eof"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -312,15 +318,9 @@ def test_port_in_use_is_a_clear_error() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run([*_engine("smtp_sink"), "--listen", f"127.0.0.1:{port}"], capture_output=True, text=True)
+        done = subprocess.run([*engine("smtp_sink"), "--listen", f"127.0.0.1:{port}"], capture_output=True, text=True)
     assert done.returncode == 2
     assert re.search(r"already in use", done.stdout) and "Traceback" not in done.stderr
-
-
-def _engine(name: str) -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", f"kumotui.engines.{name}"]
 
 
 def test_endless_message_is_cut_off() -> None:
@@ -339,73 +339,3 @@ def test_endless_message_is_cut_off() -> None:
         assert c.closed()
         summary = finish(job)
     assert summary is not None and summary["rejected_5xx"] == 1 and summary["received"] == 0
-
-
-class _Transport:
-    """Just enough of a transport to drive ``SinkProtocol`` in-process."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-
-SHAPES = [
-    (b"MAIL FROM:<a@example.com>", 503),  # before EHLO
-    (b"EHLO", 501),
-    (b"ehlo client.test", 250),
-    (b"MAIL FROM:<a@example.com> SIZE=100", 250),
-    (b"MAIL FROM:<a@example.com>", 503),  # nested
-    (b"RSET", 250),
-    (b"mail from:<a@example.com>", 250),  # lower case: general path
-    (b"RSET", 250),
-    (b"Mail From: <a@example.com>", 250),  # mixed case, space after the colon
-    (b"RSET", 250),
-    (b"MAIL FROM:<a<b@example.com>", 501),
-    (b"MAIL FROM:<a@example.com>x", 501),
-    (b"MAIL FROM:<a@example.com> SIZE=999999999999", 552),
-    (b"MAIL FROM:<a@example.com> BODY=8BITMIME", 250),
-    (b"RCPT TO:<>", 501),
-    (b"RCPT TO:<c@failover.example.com>", 250),  # "fail" in the domain asks for nothing
-    (b"RCPT TO:<TempFail@example.com>", 451),
-    (b"RCPT TO:<permfail@example.com>", 550),
-    (b"RCPT TO:<c@example.com> NOTIFY=NEVER", 555),
-    (b"RCPT TO:<c<d@example.com>", 501),
-    (b"rcpt to:<c@example.com>", 250),
-    (b"RCPT TO:c@example.com", 250),
-    (b"DATA now", 501),
-    (b"MAIL\tFROM:<a@example.com>", 500),
-    (b"NOOP\t", 500),
-    (b"noop hello", 250),
-    (b"STARTTLS", 502),
-    (b"RSET", 250),
-    (b"MAIL FROM:<>", 250),
-    (b"RCPT TO:<c@example.com>", 250),
-    (b"DATA", 354),
-]
-
-
-def test_command_shapes_answered_alike_one_per_read_and_pipelined() -> None:
-    """The short paths (one command per read; canonical MAIL and RCPT) and the
-    general loop (everything in one read) give the same replies."""
-    from kumotui.engines import smtp_sink
-
-    args = smtp_sink.build_parser().parse_args(["--max-message-size", "10000"])
-
-    def replies(chunks: list[bytes]) -> list[int]:
-        session = smtp_sink.SinkProtocol(smtp_sink.SinkServer(smtp_sink.config_from(args)))
-        transport = _Transport()
-        session.connection_made(transport)  # type: ignore[arg-type]
-        for chunk in chunks:
-            session.data_received(chunk)
-        text = b"".join(transport.writes).decode()
-        return [int(line[:3]) for line in text.splitlines() if line[3:4] == " "][1:]  # without the banner
-
-    expected = [code for _, code in SHAPES]
-    assert replies([line + b"\r\n" for line, _ in SHAPES]) == expected
-    assert replies([b"".join(line + b"\r\n" for line, _ in SHAPES)]) == expected

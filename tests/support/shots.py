@@ -1,17 +1,18 @@
-"""Write SVG screenshots of the app's main states to ``screenshots/``.
+"""The app's main states, for the README screenshots and the SVG snapshot tests alike.
 
-Run ``python -m kumotui.ui.screenshots [DIR]``. Every screenshot comes from
-the same factory as the CLI (:func:`kumotui.ui.app.make_app`) on the
-deterministic simulated host of :mod:`kumotui.ui.demo`, so two runs write
-identical files and a changed file is a changed screen. The snapshot tests
-drive the app into the same states with the functions below.
+``scripts/screenshots.py`` writes one SVG per :data:`SHOTS` entry and the
+tests in ``tests/snapshots/`` compare the same states with their stored
+snapshots, so screenshots and snapshots cannot drift apart. Every state is
+built by the CLI's own factory (:func:`kumotui.ui.app.make_app`) on the
+deterministic demo host of :mod:`tests.support.demo`, and reached by
+waiting on state the app sets (workers done, a run's readings shown, the
+summary card laid out), never on wall-clock time or geometry, so two runs
+give identical pictures and a changed picture is a changed screen.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, Log
 
 from kumotui.hosts.remembered import remember_host
 from kumotui.onboarding import guide
@@ -29,18 +30,18 @@ from kumotui.tuning.privilege import Privilege
 from kumotui.ui.app import KumotuiApp, make_app
 from kumotui.ui.screens.bench import BenchScreen
 from kumotui.ui.screens.guide import GuideScreen
+from kumotui.ui.widgets.bench_panes import HintList
 from tests.support.demo import (
     DEMO_FACTS,
     DEMO_LIVE_TICK,
     DEMO_MESSAGES,
+    ScriptedBenchmark,
     demo_runs,
     demo_source,
-    demo_ticks,
     frozen_clock,
     make_demo_host,
-    settle,
-    wait_for,
 )
+from tests.support.waits import settle, wait_for
 
 DEMO_DETECTION = guide.Detection(
     facts=DEMO_FACTS,
@@ -109,40 +110,70 @@ async def show_bench_form(pilot: Pilot[Any]) -> None:
     await settle(pilot)
 
 
-async def start_demo_run(pilot: Pilot[Any]) -> BenchScreen:
-    """Fill the form for the scripted run and press s."""
+async def show_readings(
+    pilot: Pilot[Any], screen: BenchScreen, count: int | None = None, until: Callable[[], object] | None = None
+) -> None:
+    """Let a paced scripted run's readings through one at a time, each shown before the next goes:
+    ``count`` of them (all when None), or until ``until()`` holds.
+
+    Played at full speed, the screen would see an arbitrary subset (a newer
+    reading replaces a queued older one), and what it keeps from earlier
+    readings, such as which hint is highlighted, would change from run to run.
+    A real run's readings come half a second apart, so it shows each one.
+    """
+    await wait_for(pilot, lambda: isinstance(screen.bench, ScriptedBenchmark))
+    bench = screen.bench
+    assert isinstance(bench, ScriptedBenchmark) and bench.paced
+    for tick in bench.ticks[:count]:
+        if until is not None and until():
+            return
+        bench.release()
+        elapsed = tick[0].elapsed
+        await wait_for(pilot, lambda elapsed=elapsed: screen.figures is not None and screen.figures.elapsed >= elapsed)
+    assert until is None or until(), "the scripted run ended first"
+
+
+async def play_demo_run(pilot: Pilot[Any], readings: int | None = None) -> BenchScreen:
+    """Start the scripted run from the form and show ``readings`` of its readings (all when None)."""
     await show_bench_form(pilot)
     screen = bench_screen(pilot)
     screen.query_one("#messages", Input).value = str(DEMO_MESSAGES)
     await pilot.press("s")
+    await show_readings(pilot, screen, readings)
     return screen
 
 
+async def look_at_first_hint(pilot: Pilot[Any], screen: BenchScreen) -> None:
+    """Home in the hint list: the warning on top is highlighted (the highlight stays where it was when
+    a warning arrives above a note, so without this it would be on the CPU note that came first)."""
+    hints = screen.query_one(HintList)
+    assert hints.has_focus, screen.focused
+    await pilot.press("home")
+    assert hints.highlighted == 0
+
+
 async def show_bench_live(pilot: Pilot[Any]) -> None:
-    """A run in progress: progress, rates, latency, the host, two hints."""
-    screen = await start_demo_run(pilot)
-    held = demo_ticks()[DEMO_LIVE_TICK - 1][0].elapsed
-    await wait_for(pilot, lambda: screen.figures is not None and screen.figures.elapsed >= held)
+    """A run in progress: progress, rates, latency, the host, two hints (the warning highlighted)."""
+    screen = await play_demo_run(pilot, DEMO_LIVE_TICK)
+    await look_at_first_hint(pilot, screen)
 
 
 async def show_bench_live_log(pilot: Pilot[Any]) -> None:
     """A run in progress with the job log shown."""
     await show_bench_live(pilot)
+    screen = bench_screen(pilot)
+    log = screen.query_one(Log)
     await pilot.press("l")
-    await pilot.pause()
+    await wait_for(pilot, lambda: log.display and log.line_count > 0)
 
 
 async def show_bench_done(pilot: Pilot[Any]) -> None:
     """A finished run: the summary card beside KumoMTA's published figures."""
-    screen = await start_demo_run(pilot)
-    await wait_for(pilot, lambda: screen.state == "done")
+    screen = await play_demo_run(pilot)
+    # The screen says when the card is shown and laid out (after its refresh).
+    await wait_for(pilot, lambda: screen.summary_shown)
     await settle(pilot)
-    # The card appears by a class change; make sure the layout pass that places
-    # it below the form has run before the picture is taken.
-    summary, form = screen.query_one("#bench-summary"), screen.query_one("#bench-form")
-    screen.refresh(layout=True)
-    await wait_for(pilot, lambda: not summary.region.overlaps(form.region))
-    await settle(pilot)
+    await look_at_first_hint(pilot, screen)
 
 
 async def show_runs_compare(pilot: Pilot[Any]) -> None:
@@ -205,8 +236,6 @@ class Shot:
     drive: Drive
     size: tuple[int, int] = (80, 24)
     read_only: bool = False
-    hold_at: int | None = None
-    """The scripted benchmark holds after this many readings (a run in progress)."""
     runs: bool = False
     """Save the demo's two runs first."""
 
@@ -220,8 +249,8 @@ SHOTS = (
     Shot("apply-done-80x24", show_apply_done),
     Shot("read-only-commands-80x24", show_read_only, read_only=True),
     Shot("bench-form-80x24", show_bench_form),
-    Shot("bench-live-80x24", show_bench_live, hold_at=DEMO_LIVE_TICK),
-    Shot("bench-live-120x36", show_bench_live_log, (120, 36), hold_at=DEMO_LIVE_TICK),
+    Shot("bench-live-80x24", show_bench_live),
+    Shot("bench-live-120x36", show_bench_live_log, (120, 36)),
     Shot("bench-done-80x24", show_bench_done),
     Shot("bench-done-120x36", show_bench_done, (120, 36)),
     Shot("runs-compare-80x24", show_runs_compare, runs=True),
@@ -230,30 +259,31 @@ SHOTS = (
     Shot("guide-summary-80x24", show_guide_summary),
     Shot("hosts-80x24", show_hosts),
 )
-"""Every screenshot the script writes."""
+"""Every screenshot the script writes; the snapshot tests compare a selection."""
 
 
-def demo_app(base: Path, *, read_only: bool = False, hold_at: int | None = None, runs: bool = False) -> KumotuiApp:
+def demo_app(base: Path, *, read_only: bool = False, runs: bool = False) -> KumotuiApp:
     """The app on the demo host under ``base`` (which must be the working directory).
 
-    Its benchmark screen plays the demo's scripted run (holding after
-    ``hold_at`` readings when given); with ``runs`` the two demo runs are saved first.
+    Its benchmark screen plays the demo's scripted run, paced by the shot
+    (:func:`play_demo_run`); with ``runs`` the two demo runs are saved first.
     """
     settings = make_demo_host(base, read_only=read_only)
     if runs and settings.state_dir is not None:
         demo_runs(base / settings.state_dir)
     privilege = Privilege.READ_ONLY if read_only else Privilege.ROOT
-    return make_app(settings, host_facts=DEMO_FACTS, privilege=privilege, bench_source=demo_source(hold_at))
+    return make_app(settings, host_facts=DEMO_FACTS, privilege=privilege, bench_source=demo_source(paced=True))
 
 
 def shot_app(base: Path, shot: Shot) -> KumotuiApp:
     """The app a shot starts from."""
-    return demo_app(base, read_only=shot.read_only, hold_at=shot.hold_at, runs=shot.runs)
+    return demo_app(base, read_only=shot.read_only, runs=shot.runs)
 
 
 async def capture(shot: Shot) -> str:
-    """Run one shot on a fresh demo host and return its SVG."""
+    """Run one shot on a fresh demo host and return its SVG (the screenshot script's way)."""
     cwd = Path.cwd()
+    config = os.environ.get("KUMOTUI_CONFIG_DIR")
     with tempfile.TemporaryDirectory(prefix="kumotui-shot-") as tmp:
         os.chdir(tmp)
         os.environ["KUMOTUI_CONFIG_DIR"] = str(Path(tmp) / "config")  # remembered hosts stay in the shot
@@ -267,22 +297,7 @@ async def capture(shot: Shot) -> str:
                     return app.export_screenshot(title=f"kumotui · {shot.name}")
         finally:
             os.chdir(cwd)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Write every screenshot (or those named after ``DIR``) into ``DIR`` (default ``screenshots/``)."""
-    args = sys.argv[1:] if argv is None else argv
-    out = Path(args[0]) if args else Path("screenshots")
-    out.mkdir(parents=True, exist_ok=True)
-    only = set(args[1:])
-    for shot in SHOTS:
-        if only and shot.name not in only:
-            continue
-        path = out / f"{shot.name}.svg"
-        path.write_text(asyncio.run(capture(shot)), encoding="utf-8")
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+            if config is None:
+                os.environ.pop("KUMOTUI_CONFIG_DIR", None)
+            else:
+                os.environ["KUMOTUI_CONFIG_DIR"] = config

@@ -1,15 +1,13 @@
-"""Helpers for the sink/generator tests: engines as real child processes through
-the job model (:mod:`kumotui.jobs`), a raw SMTP client on real loopback sockets,
-and Postfix's tools when present."""
+"""SMTP for the sink/generator tests: the engines as real child processes through
+the job model (:mod:`kumotui.backends.builtin`), a raw SMTP client on real
+loopback sockets, and Postfix's tools when present."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 from kumotui.backends.builtin import BuiltinGenJob, BuiltinSinkJob, EngineJob
 from kumotui.backends.process import Launcher
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
@@ -51,38 +49,17 @@ def run_gen(port: int, *args: str, timeout: float = 60) -> dict[str, Any]:
     return job.final
 
 
-def children(pid: int) -> list[int]:
-    """Every descendant PID of ``pid`` (from /proc)."""
-    out: list[int] = []
-    try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return out
-    for kid in map(int, kids):
-        out += [kid, *children(kid)]
-    return out
+def engine(name: str) -> list[str]:
+    """The argument list that runs one of kumotui's engines (``smtp_sink``, ``smtp_gen``) as a module."""
+    return [sys.executable, "-m", f"kumotui.engines.{name}"]
 
 
-def alive(pid: int) -> bool:
-    """Whether a PID still names a running (non-zombie) process."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def rss_kb(pid: int) -> int:
-    """Resident memory of a process and its children, in KiB."""
-    total = 0
-    for p in [pid, *children(pid)]:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+def copy_engines(tmp: Path) -> Path:
+    """The engine files alone in a directory, as a remote host would get them
+    (``SshLauncher`` ships every ``smtp_*.py``: the engines and their common module)."""
+    for path in (REPO / "kumotui" / "engines").glob("smtp_*.py"):
+        shutil.copy(path, tmp / path.name)
+    return tmp
 
 
 class Client:
@@ -144,7 +121,7 @@ class Client:
 
 
 def postfix_tools() -> Path:
-    """Where Postfix's smtp-sink and smtp-source were extracted.
+    """Where Postfix's smtp-sink and smtp-source were extracted (tests use the ``postfix_root`` fixture).
 
     ``.ci/setup --test`` puts them in ``.ci/cache/postfix``;
     ``KUMOTUI_POSTFIX_DIR`` overrides. Missing tools skip the test locally
@@ -166,46 +143,3 @@ def postfix_cmd(root: Path, tool: str, *args: str) -> tuple[list[str], dict[str,
         argv += ["-u", "nobody"]
     env = dict(os.environ, LD_LIBRARY_PATH=str(root / "usr/lib/postfix"))
     return argv + list(args), env
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_listening(port: int, timeout: float = 10.0) -> None:
-    """Until something accepts on ``port``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port}")
-
-
-def stop(proc: subprocess.Popen[Any]) -> None:
-    """SIGTERM by PID, then SIGKILL: no test leaves a process behind."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def python() -> str:
-    """The interpreter running the tests (the venv's)."""
-    return sys.executable
-
-
-def copy_engines(tmp: Path) -> Path:
-    """The engine files alone in a directory, as a remote host would get them
-    (``SshLauncher`` ships every ``smtp_*.py``: the engines and their common module)."""
-    for path in (REPO / "kumotui" / "engines").glob("smtp_*.py"):
-        shutil.copy(path, tmp / path.name)
-    return tmp

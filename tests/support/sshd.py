@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import getpass
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.processes import free_port, stop
+from tests.support.waits import wait_listening
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -43,20 +43,7 @@ class Sshd:
 
     def stop(self) -> None:
         """Stop the server by PID and reap it."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        stop(self.process)
 
 
 def available() -> bool:
@@ -97,15 +84,11 @@ def start_sshd(workdir: Path) -> Sshd:
         f"Host 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {client_key}\n  IdentitiesOnly yes\n"
         f"  UserKnownHostsFile {known_hosts}\n  StrictHostKeyChecking yes\n  BatchMode yes\n  LogLevel ERROR\n"
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"sshd exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    try:
+        wait_listening(port, timeout=10, process=process)
+    except BaseException:
+        stop(process)
+        raise
     return Sshd(port, user, ssh_config, client_key, known_hosts, process)
 
 

@@ -10,10 +10,8 @@ screen use the demo's scripted run and fixed records.
 
 from __future__ import annotations
 
-import asyncio
 import socketserver
 import threading
-from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,32 +31,16 @@ from kumotui.ui.screens.runs import RunsScreen
 from kumotui.ui.screens.tuning import TuningScreen
 from kumotui.ui.widgets.bench_panes import GeneratorPane, HintList, Readout
 from kumotui.ui.widgets.param_table import ParamTable
-from tests.smtp_support import alive, children
-from tests.support.demo import DEMO_FACTS, demo_runs, demo_source, make_demo_host, settle, wait_for
-
-Flow = Callable[[KumotuiApp, Pilot[Any]], Awaitable[None]]
-
-
-@pytest.fixture
-def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The demo host's tree; the test runs inside it so its paths are relative."""
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
+from tests.support.demo import DEMO_FACTS, demo_runs, demo_source, make_demo_host
+from tests.support.pilot import started
+from tests.support.processes import alive, job_pids
+from tests.support.shots import show_readings
+from tests.support.waits import settle, wait_for
 
 
-def run(
-    settings: Settings, flow: Flow, size: tuple[int, int] = (80, 24), source: BenchSource | None = None
-) -> KumotuiApp:
-    """Run ``flow`` against a fresh app built by the CLI's factory."""
-    app = make_app(settings, host_facts=DEMO_FACTS, bench_source=source)
-
-    async def main() -> None:
-        async with app.run_test(size=size) as pilot:
-            await settle(pilot)
-            await flow(app, pilot)
-
-    asyncio.run(main())
-    return app
+def demo_app(settings: Settings, source: BenchSource | None = None) -> KumotuiApp:
+    """The app as the CLI builds it, with the demo host's fixed facts; real runs unless ``source`` scripts them."""
+    return make_app(settings, host_facts=DEMO_FACTS, bench_source=source)
 
 
 async def open_bench(app: KumotuiApp, pilot: Pilot[Any], **fields: str) -> BenchScreen:
@@ -127,10 +109,11 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=["80x24", "120x36"])
-def test_a_real_run_shows_its_numbers_and_lands_in_the_history(host: Path, size: tuple[int, int]) -> None:
-    settings = make_demo_host(host)
+async def test_a_real_run_shows_its_numbers_and_lands_in_the_history(demo_dir: Path, size: tuple[int, int]) -> None:
+    settings = make_demo_host(demo_dir)
 
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+    app = demo_app(settings)
+    async with started(app, size) as pilot:
         screen = await open_bench(app, pilot, messages="3000", body_size="200", concurrency="20")
         await pilot.press("s")
         await finish(pilot, screen)
@@ -151,7 +134,7 @@ def test_a_real_run_shows_its_numbers_and_lands_in_the_history(host: Path, size:
         pane = screen.query_one(GeneratorPane)
         assert pane.region.y + pane.region.height <= size[1] - 1
         # The record is saved, and the runs screen lists it.
-        (saved,) = list_runs(host / "var/lib/kumotui")
+        (saved,) = list_runs(demo_dir / "var/lib/kumotui")
         assert saved.id == outcome.record.id and saved.generator is not None and saved.generator.count == 3000
         assert saved.parameters["net.ipv4.ip_local_port_range"] == "32768 60999"
         await pilot.press("h")
@@ -159,39 +142,28 @@ def test_a_real_run_shows_its_numbers_and_lands_in_the_history(host: Path, size:
         assert isinstance(app.screen, RunsScreen) and list(app.screen.runs) == [saved.id]
         assert "3,000" in str(app.screen.query_one("#runs-text", Static).render())
 
-    run(settings, flow, size)
 
-
-def test_shown_counts_agree_with_an_independent_smtp_server(host: Path) -> None:
-    settings = make_demo_host(host)
+async def test_shown_counts_agree_with_an_independent_smtp_server(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
     witness = CountingSmtp()
     threading.Thread(target=witness.serve_forever, daemon=True).start()
 
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
-        screen = await open_bench(app, pilot, messages="2000", body_size="300", concurrency="10")
-        screen.query_one("#sink").value = "target"  # type: ignore[attr-defined]
-        await pilot.pause()
-        screen.query_one("#target", Input).value = f"127.0.0.1:{witness.server_address[1]}"
-        await pilot.press("enter")  # Enter in a field starts the run too
-        await finish(pilot, screen)
-        assert witness.count == 2000
-        assert f"sent {witness.count:,}" in text(screen, "#gen-counts")
-        assert "counts for itself" in text(screen, "#sink-line")
-        assert screen.outcome is not None and screen.outcome.sink is None
-
+    app = demo_app(settings)
     try:
-        run(settings, flow)
+        async with started(app) as pilot:
+            screen = await open_bench(app, pilot, messages="2000", body_size="300", concurrency="10")
+            screen.query_one("#sink").value = "target"  # type: ignore[attr-defined]
+            await pilot.pause()
+            screen.query_one("#target", Input).value = f"127.0.0.1:{witness.server_address[1]}"
+            await pilot.press("enter")  # Enter in a field starts the run too
+            await finish(pilot, screen)
+            assert witness.count == 2000
+            assert f"sent {witness.count:,}" in text(screen, "#gen-counts")
+            assert "counts for itself" in text(screen, "#sink-line")
+            assert screen.outcome is not None and screen.outcome.sink is None
     finally:
         witness.shutdown()
         witness.server_close()
-
-
-def job_pids(screen: BenchScreen) -> list[int]:
-    """The PIDs of every process the run started (engines and their workers)."""
-    bench = screen.bench
-    assert bench is not None
-    pids = [job.pid for job in (bench.generator, bench.sink) if job is not None and job.pid is not None]
-    return pids + [kid for pid in pids for kid in children(pid)]
 
 
 async def start_long_run(app: KumotuiApp, pilot: Pilot[Any]) -> tuple[BenchScreen, list[int]]:
@@ -199,49 +171,51 @@ async def start_long_run(app: KumotuiApp, pilot: Pilot[Any]) -> tuple[BenchScree
     screen = await open_bench(app, pilot, messages="", duration="60", rate="300", concurrency="5")
     await pilot.press("s")
     await wait_for(pilot, lambda: screen.figures is not None and screen.figures.sent > 0, 20)
-    pids = job_pids(screen)
+    assert screen.bench is not None
+    pids = job_pids(screen.bench, descendants=True)  # the engines and their workers
     assert len(pids) >= 2 and all(alive(pid) for pid in pids)
     return screen, pids
 
 
-def test_quitting_mid_run_stops_every_job_and_keeps_the_partial_run(host: Path) -> None:
-    settings = make_demo_host(host)
-    started: list[int] = []
+async def test_quitting_mid_run_stops_every_job_and_keeps_the_partial_run(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
+    spawned: list[int] = []
 
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+    app = demo_app(settings)
+    async with started(app) as pilot:
         screen, pids = await start_long_run(app, pilot)
-        started.extend(pids)
+        spawned.extend(pids)
         assert screen.check_action("start", ()) is False and screen.check_action("stop", ()) is True
         await pilot.press("q")
-
-    run(settings, flow)
-    assert started and not [pid for pid in started if alive(pid)]
-    (saved,) = list_runs(host / "var/lib/kumotui")
+    assert spawned and not [pid for pid in spawned if alive(pid)]
+    (saved,) = list_runs(demo_dir / "var/lib/kumotui")
     assert saved.generator is not None and 0 < saved.generator.count < 18000
 
 
-def test_a_crash_mid_run_stops_every_job(host: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = make_demo_host(host)
-    started: list[int] = []
+async def test_a_crash_mid_run_stops_every_job(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_demo_host(demo_dir)
+    spawned: list[int] = []
+    crashed: list[BenchScreen.BenchSampled] = []
 
     def broken(self: BenchScreen, message: BenchScreen.BenchSampled) -> None:
+        crashed.append(message)
         raise RuntimeError("a bug in a handler")
 
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
-        _screen, pids = await start_long_run(app, pilot)
-        started.extend(pids)
-        monkeypatch.setattr(BenchScreen, "on_bench_screen_bench_sampled", broken)
-        await pilot.pause(1.0)
-
+    app = demo_app(settings)
     with pytest.raises(RuntimeError, match="a bug in a handler"):
-        run(settings, flow)
-    assert started and not [pid for pid in started if alive(pid)]
+        async with started(app) as pilot:
+            _screen, pids = await start_long_run(app, pilot)
+            spawned.extend(pids)
+            monkeypatch.setattr(BenchScreen, "on_bench_screen_bench_sampled", broken)
+            await wait_for(pilot, lambda: crashed)  # the next reading reaches the broken handler
+    assert crashed and spawned and not [pid for pid in spawned if alive(pid)]
 
 
-def test_s_stops_a_run_early_and_ctrl_c_does_too(host: Path) -> None:
-    settings = make_demo_host(host)
+async def test_s_stops_a_run_early_and_ctrl_c_does_too(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
 
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+    app = demo_app(settings)
+    async with started(app) as pilot:
         for key in ("s", "ctrl+c"):
             screen, pids = await start_long_run(app, pilot)
             await pilot.press(key)
@@ -251,15 +225,14 @@ def test_s_stops_a_run_early_and_ctrl_c_does_too(host: Path) -> None:
             assert not [pid for pid in pids if alive(pid)]
             await pilot.press("t")
             await settle(pilot)
-        assert len(list_runs(host / "var/lib/kumotui")) == 2
-
-    run(settings, flow)
+        assert len(list_runs(demo_dir / "var/lib/kumotui")) == 2
 
 
-def test_the_form_is_checked_by_the_core_before_anything_starts(host: Path) -> None:
-    settings = make_demo_host(host)
+async def test_the_form_is_checked_by_the_core_before_anything_starts(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
 
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+    app = demo_app(settings)
+    async with started(app) as pilot:
         screen = await open_bench(app, pilot, messages="lots")
         await pilot.press("s")
         await pilot.pause()
@@ -278,26 +251,29 @@ def test_the_form_is_checked_by_the_core_before_anything_starts(host: Path) -> N
         assert "--concurrency must be within 1-100000" in text(screen, "#form-message")
         assert screen.state == "idle"
 
-    run(settings, flow)
 
+async def test_hints_jump_to_the_parameter_on_the_tuning_screen(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
 
-def test_hints_jump_to_the_parameter_on_the_tuning_screen(host: Path) -> None:
-    settings = make_demo_host(host)
-
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+    app = demo_app(settings, source=demo_source(paced=True))
+    async with started(app) as pilot:
         screen = await open_bench(app, pilot, messages="60000")
         await pilot.press("s")
         hints = screen.query_one(HintList)
-        await wait_for(pilot, lambda: "time-wait" in hints.hints)
-        assert hints.has_focus and hints.current is not None and hints.current.id == "time-wait"
+        # Reading by reading, as a real run shows them: the CPU note comes first, TIME_WAIT later.
+        await show_readings(pilot, screen, until=lambda: "time-wait" in hints.hints)
+        assert hints.has_focus and list(hints.hints) == ["time-wait", "generator-pinned"]  # warnings first
+        assert hints.current is not None and hints.current.id == "generator-pinned"  # the highlight stayed put
+        await pilot.press("up")
+        assert hints.current is not None and hints.current.id == "time-wait"
         assert next(b.binding.description for b in screen.active_bindings.values() if b.binding.show) == "Tune"
-        await pilot.press("enter")  # the run holds, so no waiting for workers here
+        await pilot.press("enter")  # the run waits for the next reading, so no waiting for workers here
         await pilot.pause()
         tuning = app.screen
         assert isinstance(tuning, TuningScreen)
         row = tuning.query_one(ParamTable).highlighted
         assert row is not None and row.key == "net.ipv4.ip_local_port_range"
-        # The run went on meanwhile; b goes back to it.
+        # The run is still going; b goes back to it.
         await pilot.press("b")
         await pilot.pause()
         assert app.screen is screen and screen.state == "running"
@@ -309,13 +285,12 @@ def test_hints_jump_to_the_parameter_on_the_tuning_screen(host: Path) -> None:
         await pilot.pause()
         assert screen.focused is screen.query_one("#workers")
 
-    run(settings, flow, source=demo_source(hold_at=20))
 
+async def test_the_log_and_the_palette(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
 
-def test_the_log_and_the_palette(host: Path) -> None:
-    settings = make_demo_host(host)
-
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+    app = demo_app(settings, source=demo_source())
+    async with started(app) as pilot:
         screen = await open_bench(app, pilot, messages="60000")
         titles = [title for title, _, _ in ScreenCommands(screen)._commands()]
         assert titles[:3] == ["Start", "Edit", "Log"] and "Stop" not in titles
@@ -328,15 +303,14 @@ def test_the_log_and_the_palette(host: Path) -> None:
         await pilot.pause()
         assert log.display and log.line_count > 0 and log.lines[-1].startswith("sink │ {")
 
-    run(settings, flow, source=demo_source())
 
-
-def test_runs_screen_compares_two_and_exports_the_report(host: Path) -> None:
-    settings = make_demo_host(host)
+async def test_runs_screen_compares_two_and_exports_the_report(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
     assert settings.state_dir is not None
-    before, after = demo_runs(host / settings.state_dir)
+    before, after = demo_runs(demo_dir / settings.state_dir)
 
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+    app = demo_app(settings)
+    async with started(app) as pilot:
         await pilot.press("h")
         await settle(pilot)
         screen = app.screen
@@ -353,23 +327,22 @@ def test_runs_screen_compares_two_and_exports_the_report(host: Path) -> None:
         await pilot.press("e")
         await settle(pilot)
         assert isinstance(app.screen, ExportScreen)
-        app.screen.query_one(Input).value = str(host / "report.md")
+        app.screen.query_one(Input).value = str(demo_dir / "report.md")
         await pilot.press("enter")
         await settle(pilot)
-        report = (host / "report.md").read_text()
+        report = (demo_dir / "report.md").read_text()
         assert report.startswith(f"# kumotui benchmark comparison: {before.id} (before tuning)")
         assert any(n.title == "Report exported" for n in app._notifications)
         await pilot.press("x")
         await pilot.pause()
         assert not screen.picks and "KumoMTA published" in str(screen.query_one("#runs-text", Static).render())
 
-    run(settings, flow)
 
+async def test_the_status_line_names_the_run(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
 
-def test_the_status_line_names_the_run(host: Path) -> None:
-    settings = make_demo_host(host)
-
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+    app = demo_app(settings, source=demo_source())
+    async with started(app) as pilot:
         screen = await open_bench(app, pilot, messages="60000")
         assert "ready" in screen.query_one("#bench-status", Readout).shown
         await pilot.press("s")
@@ -379,5 +352,3 @@ def test_the_status_line_names_the_run(host: Path) -> None:
             status.startswith("✔ finished · 0:1")
             and "builtin → 127.0.0.1:2026 · 60,000 msgs · 1 KB · 50 conns" in status
         )
-
-    run(settings, flow, source=demo_source())

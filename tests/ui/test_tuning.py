@@ -7,9 +7,7 @@ wrote to the simulated tree and the journal as well as on the screen.
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +28,10 @@ from kumotui.ui.screens.tuning import TuningScreen
 from kumotui.ui.widgets.host_header import HostHeader
 from kumotui.ui.widgets.param_details import ParamDetails
 from kumotui.ui.widgets.param_table import ParamTable
-from tests.support.demo import DEMO_FACTS, make_demo_host, settle
-from tests.trees import COMPLIANT, MODERN_KERNEL, read_tree
+from tests.support.demo import DEMO_FACTS, make_demo_host
+from tests.support.pilot import started
+from tests.support.trees import COMPLIANT, read_tree
+from tests.support.waits import settle
 
 NEEDS_CHANGE = {
     "vm.max_map_count",
@@ -43,27 +43,10 @@ NEEDS_CHANGE = {
 }
 """The kumomta profile's changes on a modern kernel."""
 
-Flow = Callable[[KumotuiApp, Pilot[Any]], Awaitable[None]]
 
-
-@pytest.fixture
-def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A simulated modern kernel; the test runs inside it so paths are relative."""
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-
-
-def run(settings: Settings, flow: Flow, size: tuple[int, int] = (80, 24), **kwargs: object) -> KumotuiApp:
-    """Run ``flow`` against a fresh app and return the app for assertions."""
-    app = make_app(settings, host_facts=DEMO_FACTS, **kwargs)  # type: ignore[arg-type]
-
-    async def main() -> None:
-        async with app.run_test(size=size) as pilot:
-            await settle(pilot)
-            await flow(app, pilot)
-
-    asyncio.run(main())
-    return app
+def demo_app(settings: Settings, **kwargs: Any) -> KumotuiApp:
+    """The app as the CLI builds it, with the demo host's fixed facts."""
+    return make_app(settings, host_facts=DEMO_FACTS, **kwargs)
 
 
 def tuning(app: KumotuiApp) -> TuningScreen:
@@ -93,8 +76,9 @@ def journal_files(base: Path) -> list[Path]:
     return sorted(directory.glob("*.json")) if directory.is_dir() else []
 
 
-def test_every_row_visible_at_80x24_problems_first(host: Path) -> None:
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+async def test_every_row_visible_at_80x24_problems_first(demo_dir: Path) -> None:
+    app = demo_app(make_demo_host(demo_dir))
+    async with started(app) as pilot:
         params = table(app)
         rows = params.rows_shown
         assert len(rows) == 12
@@ -113,11 +97,10 @@ def test_every_row_visible_at_80x24_problems_first(host: Path) -> None:
         expected = "root" if os.geteuid() == 0 else "direct"
         assert header.mode == expected and header.profile_name == "kumomta"
 
-    run(make_demo_host(host), flow)
 
-
-def test_long_values_are_cut_with_an_ellipsis_and_shown_whole_in_details(host: Path) -> None:
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+async def test_long_values_are_cut_with_an_ellipsis_and_shown_whole_in_details(demo_dir: Path) -> None:
+    app = demo_app(make_demo_host(demo_dir))
+    async with started(app) as pilot:
         await highlight(app, pilot, "fs.file-max")
         cell = table(app).get_cell("fs.file-max", "current")
         assert str(cell).endswith("…") and "9223372036854775807".startswith(str(cell)[:-1])
@@ -125,15 +108,14 @@ def test_long_values_are_cut_with_an_ellipsis_and_shown_whole_in_details(host: P
         assert details.explanation is not None
         assert "9223372036854775807" in str(details.query_one("#details-text").render())
 
-    run(make_demo_host(host), flow)
-
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=["80x24", "120x36"])
-def test_full_flow_filter_edit_exclude_apply_rollback(host: Path, size: tuple[int, int]) -> None:
-    settings = make_demo_host(host)
-    tree = host / "proc/sys"
+async def test_full_flow_filter_edit_exclude_apply_rollback(demo_dir: Path, size: tuple[int, int]) -> None:
+    settings = make_demo_host(demo_dir)
+    tree = demo_dir / "proc/sys"
 
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+    app = demo_app(settings)
+    async with started(app, size) as pilot:
         screen = tuning(app)
         # Filter: only matching keys, Escape brings every row back.
         await pilot.press("slash", *"rmem")
@@ -195,8 +177,8 @@ def test_full_flow_filter_edit_exclude_apply_rollback(host: Path, size: tuple[in
         assert read_tree(tree, "vm.max_map_count") == "1000000"
         assert read_tree(tree, "net.ipv4.ip_local_port_range") == "5000 63000"
         assert read_tree(tree, "net.core.rmem_max") == "212992"  # excluded
-        assert len(journal_files(host)) == 1
-        assert "vm.max_map_count = 1000000" in (host / "etc/sysctl.d/90-kumomta.conf").read_text()
+        assert len(journal_files(demo_dir)) == 1
+        assert "vm.max_map_count = 1000000" in (demo_dir / "etc/sysctl.d/90-kumomta.conf").read_text()
         # The screen re-read the values: only the excluded key still needs a change.
         assert [r.key for r in table(app).rows_shown if r.finding.status is not Status.OK] == ["net.core.rmem_max"]
         assert screen.excluded == {"net.core.rmem_max"} and not screen.pending
@@ -214,17 +196,16 @@ def test_full_flow_filter_edit_exclude_apply_rollback(host: Path, size: tuple[in
 
         assert read_tree(tree, "vm.max_map_count") == "65530"
         assert read_tree(tree, "net.ipv4.ip_local_port_range") == "32768\t60999"
-        assert not (host / "etc/sysctl.d/90-kumomta.conf").exists()
-        assert len(journal_files(host)) == 2
+        assert not (demo_dir / "etc/sysctl.d/90-kumomta.conf").exists()
+        assert len(journal_files(demo_dir)) == 2
         assert {r.key for r in table(app).rows_shown[:6]} == NEEDS_CHANGE
 
-    run(settings, flow, size)
 
+async def test_read_only_shows_commands_and_writes_nothing(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir, read_only=True)
 
-def test_read_only_shows_commands_and_writes_nothing(host: Path) -> None:
-    settings = make_demo_host(host, read_only=True)
-
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+    app = demo_app(settings)
+    async with started(app) as pilot:
         screen = tuning(app)
         assert screen.privilege is Privilege.READ_ONLY
         assert screen.check_action("apply", ()) is False
@@ -241,18 +222,17 @@ def test_read_only_shows_commands_and_writes_nothing(host: Path) -> None:
         assert app.screen.query_one(TextArea).read_only
         await pilot.press("escape")
         await settle(pilot)
-
-    run(settings, flow)
-    assert read_tree(host / "proc/sys", "vm.max_map_count") == "65530"
-    assert not journal_files(host)
-    assert not (host / "etc/sysctl.d/90-kumomta.conf").exists()
+    assert read_tree(demo_dir / "proc/sys", "vm.max_map_count") == "65530"
+    assert not journal_files(demo_dir)
+    assert not (demo_dir / "etc/sysctl.d/90-kumomta.conf").exists()
 
 
-def test_apply_is_offered_only_with_pending_changes(host: Path) -> None:
+async def test_apply_is_offered_only_with_pending_changes(demo_dir: Path) -> None:
     values = {**COMPLIANT}
     values.pop("kernel.hostname"), values.pop("kernel.osrelease")
 
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+    app = demo_app(make_demo_host(demo_dir, values))
+    async with started(app) as pilot:
         screen = tuning(app)
         assert not screen.pending
         assert screen.check_action("apply", ()) is False
@@ -263,12 +243,11 @@ def test_apply_is_offered_only_with_pending_changes(host: Path) -> None:
         await pilot.pause()
         assert isinstance(app.screen, TuningScreen)
 
-    run(make_demo_host(host, values), flow)
 
-
-def test_reread_and_profile_switch(host: Path) -> None:
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
-        (host / "proc/sys/vm/max_map_count").write_text("800000\n")
+async def test_reread_and_profile_switch(demo_dir: Path) -> None:
+    app = demo_app(make_demo_host(demo_dir))
+    async with started(app) as pilot:
+        (demo_dir / "proc/sys/vm/max_map_count").write_text("800000\n")
         await pilot.press("R")
         await settle(pilot)
         assert table(app).get_cell("vm.max_map_count", "current").plain == "800000"
@@ -287,25 +266,23 @@ def test_reread_and_profile_switch(host: Path) -> None:
         assert any(r.finding.status is Status.MISSING for r in rows)  # this tree lacks the extras
         assert [r.rank for r in rows] == sorted(r.rank for r in rows)  # changes, then missing, then ok
 
-    run(make_demo_host(host), flow)
 
-
-def test_a_failed_read_is_a_notice_not_a_traceback(host: Path) -> None:
-    settings = make_demo_host(host)
+async def test_a_failed_read_is_a_notice_not_a_traceback(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
     settings = Settings(**{**settings.__dict__, "profile": "no-such-profile"})
 
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+    app = demo_app(settings)
+    async with started(app):
         notices = list(app._notifications)
         assert notices, "expected an error notice"
         assert notices[0].title == "Reading kernel parameters failed"
         assert "no profile of that name" in notices[0].message
         assert app.return_code is None  # still running
 
-    run(settings, flow)
 
-
-def test_wide_terminal_puts_details_beside_the_table(host: Path) -> None:
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+async def test_wide_terminal_puts_details_beside_the_table(demo_dir: Path) -> None:
+    app = demo_app(make_demo_host(demo_dir))
+    async with started(app, (120, 36)) as pilot:
         params = table(app)
         details = tuning(app).query_one(ParamDetails)
         assert details.region.x >= params.region.right - 1
@@ -318,19 +295,8 @@ def test_wide_terminal_puts_details_beside_the_table(host: Path) -> None:
         await settle(pilot)
         assert not tuning(app).edits
 
-    run(make_demo_host(host), flow, size=(120, 36))
 
-
-def test_forced_privilege_shows_in_header(host: Path) -> None:
-    async def flow(app: KumotuiApp, pilot: Pilot[Any]) -> None:
+async def test_forced_privilege_shows_in_header(demo_dir: Path) -> None:
+    app = demo_app(make_demo_host(demo_dir), privilege=Privilege.ROOT)
+    async with started(app):
         assert tuning(app).query_one(HostHeader).mode == "root"
-
-    run(make_demo_host(host), flow, privilege=Privilege.ROOT)
-
-
-def test_demo_host_is_the_modern_kernel_fixture() -> None:
-    """Screenshots show the same kernel the tests judge."""
-    from tests.support.demo import DEMO_KERNEL
-
-    fixture = {k: v for k, v in MODERN_KERNEL.items() if k not in ("kernel.hostname", "kernel.osrelease")}
-    assert fixture == DEMO_KERNEL

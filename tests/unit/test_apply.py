@@ -1,9 +1,12 @@
-"""Apply, persist and roll back on simulated trees: every path, real files."""
+"""Apply, persist and roll back on simulated trees: every path, real files, the CLI in-process.
+
+The ``sudo -n`` writer and a write refused by a read-only mount live in
+``tests/integration/`` (they need real processes and a mount namespace).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import stat
 import subprocess
@@ -16,60 +19,20 @@ from kumotui.settings import Settings
 from kumotui.tuning.apply import ApplyFailed, apply_plan, rollback
 from kumotui.tuning.findings import evaluate
 from kumotui.tuning.plan import make_plan
-from kumotui.tuning.privilege import SudoWriter
 from kumotui.tuning.profiles import load_profile
 from kumotui.tuning.target import Target
 from kumotui.tuning.validate import ValidationError
-from tests.cli import kumotui
-from tests.trees import MODERN_KERNEL, read_tree
-
-BELOW_ON_MODERN = {
-    "vm.max_map_count": "768000",
-    "net.core.rmem_max": "262144",
-    "net.core.wmem_max": "262144",
-    "net.ipv4.ip_local_port_range": "5000 63000",
-    "net.ipv4.tcp_tw_reuse": "1",
-    "vm.nr_hugepages": "20",
-}
+from tests.support.cli import Cli
+from tests.support.trees import BELOW_ON_MODERN, MODERN_KERNEL, host_flags, read_tree, snapshot
 
 
-@pytest.fixture
-def paths(tmp_path: Path, modern_tree: Path) -> dict[str, Path]:
-    """A simulated host: tree, drop-in dir, state dir and a system root."""
-    return {
-        "tree": modern_tree,
-        "sysctl_d": tmp_path / "etc-sysctl.d",
-        "state": tmp_path / "state",
-        "system": tmp_path / "system",
-    }
-
-
-def flags(paths: dict[str, Path]) -> list[str | Path]:
-    """The CLI flags pointing at the simulated host."""
-    return [
-        "--sysctl-root",
-        paths["tree"],
-        "--sysctl-d",
-        paths["sysctl_d"],
-        "--state-dir",
-        paths["state"],
-        "--system-root",
-        paths["system"],
-    ]
-
-
-def snapshot(tree: Path) -> dict[str, str]:
-    """Every file in a tree, to prove nothing changed."""
-    return {str(p.relative_to(tree)): p.read_text() for p in sorted(tree.rglob("*")) if p.is_file()}
-
-
-def test_apply_raises_only_what_is_below_and_lowers_nothing(paths: dict[str, Path]) -> None:
-    run = kumotui("apply", "--yes", *flags(paths))
+def test_apply_raises_only_what_is_below_and_lowers_nothing(sim_paths: dict[str, Path], cli: Cli) -> None:
+    run = cli("apply", "--yes", *host_flags(sim_paths))
     assert run.returncode == 0, run.stdout + run.stderr
     for key, value in MODERN_KERNEL.items():
         expected = BELOW_ON_MODERN.get(key, value)
-        assert " ".join(read_tree(paths["tree"], key).split()) == " ".join(expected.split()), key
-    dropin = paths["sysctl_d"] / "90-kumomta.conf"
+        assert " ".join(read_tree(sim_paths["tree"], key).split()) == " ".join(expected.split()), key
+    dropin = sim_paths["sysctl_d"] / "90-kumomta.conf"
     assert stat.S_IMODE(dropin.stat().st_mode) == 0o644
     body = [line for line in dropin.read_text().splitlines() if line and not line.startswith("#")]
     assert body == [f"{k} = {v}" for k, v in BELOW_ON_MODERN.items()]
@@ -77,56 +40,57 @@ def test_apply_raises_only_what_is_below_and_lowers_nothing(paths: dict[str, Pat
     assert "✔ vm.max_map_count = 768000  (verified)" in run.stdout
 
 
-def test_dropin_parses_with_procps(paths: dict[str, Path]) -> None:
-    assert kumotui("apply", "--yes", *flags(paths)).returncode == 0
-    dropin = paths["sysctl_d"] / "90-kumomta.conf"
+@pytest.mark.processes  # procps' sysctl parses the file
+def test_dropin_parses_with_procps(sim_paths: dict[str, Path], cli: Cli) -> None:
+    assert cli("apply", "--yes", *host_flags(sim_paths)).returncode == 0
+    dropin = sim_paths["sysctl_d"] / "90-kumomta.conf"
     sysctl = shutil.which("sysctl") or "/usr/sbin/sysctl"
     parsed = subprocess.run([sysctl, "--dry-run", "-p", str(dropin)], capture_output=True, text=True, check=True)
     assert parsed.stderr == ""  # procps reports bad lines on stderr (and still exits 0)
     assert parsed.stdout.splitlines() == [f"{k} = {v}" for k, v in BELOW_ON_MODERN.items()]
 
 
-def test_second_identical_apply_changes_nothing_and_says_so(paths: dict[str, Path]) -> None:
-    assert kumotui("apply", "--yes", *flags(paths)).returncode == 0
-    dropin = paths["sysctl_d"] / "90-kumomta.conf"
+def test_second_identical_apply_changes_nothing_and_says_so(sim_paths: dict[str, Path], cli: Cli) -> None:
+    assert cli("apply", "--yes", *host_flags(sim_paths)).returncode == 0
+    dropin = sim_paths["sysctl_d"] / "90-kumomta.conf"
     first = (dropin.read_text(), dropin.stat().st_mtime_ns)
-    journal_before = sorted((paths["state"] / "journal").iterdir())
-    again = kumotui("apply", "--yes", *flags(paths))
+    journal_before = sorted((sim_paths["state"] / "journal").iterdir())
+    again = cli("apply", "--yes", *host_flags(sim_paths))
     assert again.returncode == 0
     assert "Nothing to do" in again.stdout and "(unchanged)" in again.stdout
     assert (dropin.read_text(), dropin.stat().st_mtime_ns) == first
-    assert sorted((paths["state"] / "journal").iterdir()) == journal_before
+    assert sorted((sim_paths["state"] / "journal").iterdir()) == journal_before
 
 
-def test_rollback_restores_values_and_removes_new_dropin(paths: dict[str, Path]) -> None:
-    before = snapshot(paths["tree"])
-    assert kumotui("apply", "--yes", *flags(paths)).returncode == 0
-    undo = kumotui("rollback", "--yes", *flags(paths))
+def test_rollback_restores_values_and_removes_new_dropin(sim_paths: dict[str, Path], cli: Cli) -> None:
+    before = snapshot(sim_paths["tree"])
+    assert cli("apply", "--yes", *host_flags(sim_paths)).returncode == 0
+    undo = cli("rollback", "--yes", *host_flags(sim_paths))
     assert undo.returncode == 0, undo.stderr
-    after = {k: " ".join(v.split()) for k, v in snapshot(paths["tree"]).items()}
+    after = {k: " ".join(v.split()) for k, v in snapshot(sim_paths["tree"]).items()}
     assert after == {k: " ".join(v.split()) for k, v in before.items()}
-    assert not (paths["sysctl_d"] / "90-kumomta.conf").exists()
-    entries = json.loads(kumotui("journal", "--json", *flags(paths)).stdout)
+    assert not (sim_paths["sysctl_d"] / "90-kumomta.conf").exists()
+    entries = json.loads(cli("journal", "--json", *host_flags(sim_paths)).stdout)
     assert [e["kind"] for e in entries] == ["apply", "rollback"]
     assert entries[0]["rolled_back_by"] == entries[1]["id"]
     assert entries[1]["target"] == entries[0]["id"] and entries[1]["status"] == "applied"
-    again = kumotui("rollback", "--yes", *flags(paths))
+    again = cli("rollback", "--yes", *host_flags(sim_paths))
     assert again.returncode == 2 and "nothing to roll back" in again.stderr
 
 
-def test_rollback_restores_previous_dropin_content(paths: dict[str, Path]) -> None:
-    paths["sysctl_d"].mkdir(parents=True)
-    dropin = paths["sysctl_d"] / "90-kumomta.conf"
+def test_rollback_restores_previous_dropin_content(sim_paths: dict[str, Path], cli: Cli) -> None:
+    sim_paths["sysctl_d"].mkdir(parents=True)
+    dropin = sim_paths["sysctl_d"] / "90-kumomta.conf"
     dropin.write_text("# mine\nnet.core.somaxconn = 8192\n")
-    assert kumotui("apply", "--yes", *flags(paths)).returncode == 0
+    assert cli("apply", "--yes", *host_flags(sim_paths)).returncode == 0
     assert "net.core.somaxconn = 8192" in dropin.read_text()  # kept, and extended
     assert "vm.max_map_count = 768000" in dropin.read_text()
-    assert kumotui("rollback", "--yes", *flags(paths)).returncode == 0
+    assert cli("rollback", "--yes", *host_flags(sim_paths)).returncode == 0
     assert dropin.read_text() == "# mine\nnet.core.somaxconn = 8192\n"
 
 
-def test_only_and_set(paths: dict[str, Path]) -> None:
-    run = kumotui(
+def test_only_and_set(sim_paths: dict[str, Path], cli: Cli) -> None:
+    run = cli(
         "apply",
         "--yes",
         "--only",
@@ -134,15 +98,15 @@ def test_only_and_set(paths: dict[str, Path]) -> None:
         "--set",
         "net.core.somaxconn=8192",
         "--no-persist",
-        *flags(paths),
+        *host_flags(sim_paths),
     )
     assert run.returncode == 0, run.stderr
-    assert read_tree(paths["tree"], "vm.max_map_count") == "768000"
-    assert read_tree(paths["tree"], "net.ipv4.tcp_tw_reuse") == "1"
-    assert read_tree(paths["tree"], "net.core.somaxconn") == "8192"
-    assert read_tree(paths["tree"], "net.core.rmem_max") == "212992"  # not in --only
-    assert not paths["sysctl_d"].exists()
-    bad = kumotui("apply", "--yes", "--only", "vm.nope", *flags(paths))
+    assert read_tree(sim_paths["tree"], "vm.max_map_count") == "768000"
+    assert read_tree(sim_paths["tree"], "net.ipv4.tcp_tw_reuse") == "1"
+    assert read_tree(sim_paths["tree"], "net.core.somaxconn") == "8192"
+    assert read_tree(sim_paths["tree"], "net.core.rmem_max") == "212992"  # not in --only
+    assert not sim_paths["sysctl_d"].exists()
+    bad = cli("apply", "--yes", "--only", "vm.nope", *host_flags(sim_paths))
     assert bad.returncode == 2 and "vm.nope" in bad.stderr
 
 
@@ -163,37 +127,37 @@ def test_only_and_set(paths: dict[str, Path]) -> None:
         "kernel.nope=1",
     ],
 )
-def test_hostile_or_invalid_set_changes_nothing(paths: dict[str, Path], hostile: str) -> None:
-    before = snapshot(paths["tree"])
-    run = kumotui("apply", "--yes", "--set", hostile, *flags(paths))
+def test_hostile_or_invalid_set_changes_nothing(sim_paths: dict[str, Path], hostile: str, cli: Cli) -> None:
+    before = snapshot(sim_paths["tree"])
+    run = cli("apply", "--yes", "--set", hostile, *host_flags(sim_paths))
     assert run.returncode == 2, run.stdout
     assert "Traceback" not in run.stderr and run.stderr.startswith("kumotui: ")
-    assert snapshot(paths["tree"]) == before
-    assert not paths["state"].exists() and not paths["sysctl_d"].exists()
+    assert snapshot(sim_paths["tree"]) == before
+    assert not sim_paths["state"].exists() and not sim_paths["sysctl_d"].exists()
 
 
-def test_set_lowering_below_target_needs_yes(paths: dict[str, Path]) -> None:
-    run = kumotui("apply", "--set", "net.core.somaxconn=512", *flags(paths), stdin="")
+def test_set_lowering_below_target_needs_yes(sim_paths: dict[str, Path], cli: Cli) -> None:
+    run = cli("apply", "--set", "net.core.somaxconn=512", *host_flags(sim_paths), stdin="")
     assert run.returncode == 2 and "--yes" in run.stderr
-    assert read_tree(paths["tree"], "net.core.somaxconn") == "4096"
+    assert read_tree(sim_paths["tree"], "net.core.somaxconn") == "4096"
     assert "below the profile's recommendation" in run.stdout
-    forced = kumotui("apply", "--yes", "--set", "net.core.somaxconn=512", *flags(paths))
-    assert forced.returncode == 0 and read_tree(paths["tree"], "net.core.somaxconn") == "512"
+    forced = cli("apply", "--yes", "--set", "net.core.somaxconn=512", *host_flags(sim_paths))
+    assert forced.returncode == 0 and read_tree(sim_paths["tree"], "net.core.somaxconn") == "512"
 
 
-def test_dry_run_writes_nothing_at_all(paths: dict[str, Path]) -> None:
-    before = snapshot(paths["tree"])
-    run = kumotui("apply", "--dry-run", *flags(paths))
+def test_dry_run_writes_nothing_at_all(sim_paths: dict[str, Path], cli: Cli) -> None:
+    before = snapshot(sim_paths["tree"])
+    run = cli("apply", "--dry-run", *host_flags(sim_paths))
     assert run.returncode == 0
     assert "vm.max_map_count: 65530 -> 768000" in run.stdout
     assert "net.ipv4.ip_local_port_range: 32768 60999 -> 5000 63000" in run.stdout
     assert "vm.max_map_count = 768000" in run.stdout  # the drop-in as it would be written
-    assert snapshot(paths["tree"]) == before
-    assert not paths["state"].exists() and not paths["sysctl_d"].exists()
+    assert snapshot(sim_paths["tree"]) == before
+    assert not sim_paths["state"].exists() and not sim_paths["sysctl_d"].exists()
 
 
-def test_boot_precedence_warnings(paths: dict[str, Path]) -> None:
-    system = paths["system"]
+def test_boot_precedence_warnings(sim_paths: dict[str, Path], cli: Cli) -> None:
+    system = sim_paths["system"]
     (system / "usr/lib/sysctl.d").mkdir(parents=True)
     (system / "run/sysctl.d").mkdir(parents=True)
     (system / "etc").mkdir(parents=True)
@@ -205,35 +169,11 @@ def test_boot_precedence_warnings(paths: dict[str, Path]) -> None:
     (system / "usr/lib/sysctl.d/90-kumomta.conf").write_text("net.core.wmem_max = 1\n")
     # /etc/sysctl.conf is read last and wins; a glob pattern matches too.
     (system / "etc/sysctl.conf").write_text("\n\nnet/ipv4/tcp_tw_reuse = 0\n")
-    run = kumotui("apply", "--dry-run", *flags(paths))
+    run = cli("apply", "--dry-run", *host_flags(sim_paths))
     warnings = [line for line in run.stdout.splitlines() if "boot precedence" in line]
     assert len(warnings) == 2, run.stdout
     assert f"{system}/usr/lib/sysctl.d/99-vendor.conf:2 sets 1000" in warnings[0] + warnings[1]
     assert f"{system}/etc/sysctl.conf:3 sets 0" in warnings[0] + warnings[1]
-
-
-def test_write_failing_mid_plan_restores_earlier_writes(paths: dict[str, Path], tmp_path: Path) -> None:
-    """vm.nr_hugepages (last in the plan) is on a read-only file: everything before it is undone."""
-    before = snapshot(paths["tree"])
-    victim = paths["tree"] / "vm" / "nr_hugepages"
-    args = ["apply", "--yes", *flags(paths)]
-    if os.geteuid() == 0:
-        # Root ignores file modes; a read-only bind mount in a private mount
-        # namespace refuses even root (EROFS) and vanishes with the process.
-        script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
-        run = kumotui(*args, prefix=["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(victim)])
-    else:
-        victim.chmod(0o444)
-        run = kumotui(*args)
-    assert run.returncode == 1, run.stdout + run.stderr
-    reason = run.stderr.lower()
-    assert "vm.nr_hugepages = 20" in run.stderr
-    assert "read-only file system" in reason or "permission denied" in reason
-    assert "Restored the previous values" in run.stderr
-    assert snapshot(paths["tree"]) == {k: v for k, v in before.items()}
-    assert not (paths["sysctl_d"] / "90-kumomta.conf").exists()
-    entries = json.loads(kumotui("journal", "--json", *flags(paths)).stdout)
-    assert entries[-1]["status"] == "restored" and "vm.nr_hugepages" in entries[-1]["error"]
 
 
 class ClampingHost(LocalHost):
@@ -245,9 +185,12 @@ class ClampingHost(LocalHost):
         super().write_value(path, text)
 
 
-def test_value_read_back_differently_is_restored(paths: dict[str, Path]) -> None:
+def test_value_read_back_differently_is_restored(sim_paths: dict[str, Path]) -> None:
     settings = Settings(
-        sysctl_root=paths["tree"], sysctl_d=paths["sysctl_d"], state_dir=paths["state"], system_root=paths["system"]
+        sysctl_root=sim_paths["tree"],
+        sysctl_d=sim_paths["sysctl_d"],
+        state_dir=sim_paths["state"],
+        system_root=sim_paths["system"],
     )
     target = Target.from_settings(settings, host=ClampingHost())
     profile = load_profile("kumomta")
@@ -255,15 +198,15 @@ def test_value_read_back_differently_is_restored(paths: dict[str, Path]) -> None
     with pytest.raises(ApplyFailed) as failure:
         apply_plan(plan, target)
     assert "vm.nr_hugepages = 20: the kernel kept 10 instead" in str(failure.value)
-    assert read_tree(paths["tree"], "vm.nr_hugepages") == "0"
-    assert read_tree(paths["tree"], "vm.max_map_count") == "65530"
+    assert read_tree(sim_paths["tree"], "vm.nr_hugepages") == "0"
+    assert read_tree(sim_paths["tree"], "vm.max_map_count") == "65530"
     assert failure.value.outcome.entry.status == "restored"
     with pytest.raises(Exception, match="nothing to roll back"):
         rollback(target)
 
 
-def test_plan_reports_every_invalid_value_at_once(paths: dict[str, Path]) -> None:
-    settings = Settings(sysctl_root=paths["tree"], sysctl_d=paths["sysctl_d"], state_dir=paths["state"])
+def test_plan_reports_every_invalid_value_at_once(sim_paths: dict[str, Path]) -> None:
+    settings = Settings(sysctl_root=sim_paths["tree"], sysctl_d=sim_paths["sysctl_d"], state_dir=sim_paths["state"])
     target = Target.from_settings(settings)
     profile = load_profile("kumomta")
     with pytest.raises(ValidationError) as caught:
@@ -277,41 +220,18 @@ def test_plan_reports_every_invalid_value_at_once(paths: dict[str, Path]) -> Non
     assert "tcp_tw_reuse: 9 is out of range" in message and "somaxconn: 'many' is not valid" in message
 
 
-def test_read_only_prints_exact_commands_and_changes_nothing(paths: dict[str, Path]) -> None:
-    before = snapshot(paths["tree"])
-    run = kumotui("apply", "--read-only", *flags(paths))
+def test_read_only_prints_exact_commands_and_changes_nothing(sim_paths: dict[str, Path], cli: Cli) -> None:
+    before = snapshot(sim_paths["tree"])
+    run = cli("apply", "--read-only", *host_flags(sim_paths))
     assert run.returncode == 2, run.stdout + run.stderr
     assert "kumotui cannot write here (--read-only was given)" in run.stdout
-    tree = paths["tree"]
+    tree = sim_paths["tree"]
     assert f"printf '%s\\n' '5000 63000' | sudo tee {tree}/net/ipv4/ip_local_port_range > /dev/null" in run.stdout
     assert f"printf '%s\\n' 768000 | sudo tee {tree}/vm/max_map_count > /dev/null" in run.stdout
     assert "sysctl -w" not in run.stdout  # a simulated tree never gets commands for the real kernel
-    assert f"sudo tee {paths['sysctl_d']}/90-kumomta.conf > /dev/null <<'KUMOTUI_EOF'" in run.stdout
-    assert snapshot(paths["tree"]) == before
-    assert not paths["state"].exists() and not paths["sysctl_d"].exists()
-
-
-def test_sudo_writer_applies_and_rolls_back(paths: dict[str, Path]) -> None:
-    """The `sudo -n` path for real: values go to `tee` on stdin, the drop-in via temp file + mv."""
-    if not shutil.which("sudo") or subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI installs sudo; `sudo -n true` must work there")
-        pytest.skip("sudo -n is not available to this user")
-    settings = Settings(
-        sysctl_root=paths["tree"], sysctl_d=paths["sysctl_d"], state_dir=paths["state"], system_root=paths["system"]
-    )
-    target = Target.from_settings(settings)
-    writer = SudoWriter(target.host)
-    profile = load_profile("kumomta")
-    outcome = apply_plan(make_plan(profile, evaluate(profile, target.tree), target), target, writer=writer)
-    assert outcome.ok and outcome.dropin == "written"
-    assert read_tree(paths["tree"], "net.ipv4.ip_local_port_range") == "5000 63000"
-    dropin = paths["sysctl_d"] / "90-kumomta.conf"
-    assert stat.S_IMODE(dropin.stat().st_mode) == 0o644
-    assert not list(paths["sysctl_d"].glob(".*"))  # no temp file left behind
-    rollback(target, writer=writer)
-    assert read_tree(paths["tree"], "net.ipv4.ip_local_port_range").split() == ["32768", "60999"]
-    assert not dropin.exists()
+    assert f"sudo tee {sim_paths['sysctl_d']}/90-kumomta.conf > /dev/null <<'KUMOTUI_EOF'" in run.stdout
+    assert snapshot(sim_paths["tree"]) == before
+    assert not sim_paths["state"].exists() and not sim_paths["sysctl_d"].exists()
 
 
 def test_manual_steps_for_the_real_kernel_use_sysctl() -> None:

@@ -11,7 +11,11 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import kumotui
+
+pytestmark = pytest.mark.processes  # fresh interpreters, so nothing this process imported can hide an import
 
 FACES = ("kumotui.ui", "kumotui.cli", "kumotui.__main__")
 """The two faces open the app (the CLI only when asked to); everything else is core."""

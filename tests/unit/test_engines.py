@@ -1,12 +1,14 @@
-"""The engines' shared plumbing: it ships with them and needs nothing else, and
-a worker pool that cannot start says why and leaves no process behind."""
+"""The engines' pure parts, in-process: what they import (they ship alone), the
+generator's sizes, address safety and latency histograms, and the sink's replies
+to every command shape.
+
+The engines as real processes are in ``tests/integration/`` (test_sink, test_gen, test_worker_pool).
+"""
 
 from __future__ import annotations
 
 import ast
-import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -52,29 +54,6 @@ def test_both_engines_use_the_one_common_module() -> None:
     assert smtp_sink.StartError is smtp_gen.StartError is smtp_common.StartError
 
 
-def _refuse(report: smtp_common.Reporter) -> int:
-    report("error", {"error": "127.0.0.1:2026 is already in use"})
-    return 2
-
-
-def _wait(report: smtp_common.Reporter) -> int:
-    time.sleep(60)
-    return 0
-
-
-def test_a_worker_that_cannot_start_fails_the_pool_and_leaves_no_children() -> None:
-    pool = smtp_common.WorkerPool()
-    pool.spawn(_wait)
-    pool.spawn(_refuse)
-    pids = list(pool.pids)
-    with pytest.raises(smtp_common.StartError, match="already in use"):
-        pool.wait_ready(timeout=10)
-    assert pool.pids == []
-    for pid in pids:
-        with pytest.raises(ChildProcessError):  # reaped already: no orphan, no zombie
-            os.waitpid(pid, os.WNOHANG)
-
-
 def test_merge_states_adds_counters_and_keeps_maxima() -> None:
     merged = smtp_common.merge_states(
         [
@@ -83,3 +62,115 @@ def test_merge_states_adds_counters_and_keeps_maxima() -> None:
         ]
     )
     assert merged == {"sent": 5, "by": {"4xx": 3, "5xx": 1}, "hist": [1, 4], "max_latency_us": 9, "loop": "uvloop"}
+
+
+# --- the generator's pure parts --------------------------------------------------------
+
+
+def test_a_count_is_never_cut_by_a_default_deadline() -> None:
+    args = smtp_gen.build_parser().parse_args(["--target", "127.0.0.1:1", "--messages", "5"])
+    assert smtp_gen.config_from(args).duration is None
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("1000", 1000), ("1KB", 1000), ("100KB", 100_000), ("1MiB", 1 << 20), ("2kib", 2048)]
+)
+def test_sizes(text: str, size: int) -> None:
+    assert smtp_gen.parse_size(text) == size
+    message = smtp_gen.build_message(size, "a@example.com", "example.com")
+    if size >= 1000:
+        assert len(message) == size
+    assert message.endswith(b"\r\n") and b"\r\n." not in message
+
+
+def test_address_safety() -> None:
+    for ok in ("127.0.0.1", "127.8.9.10", "::1", "10.1.2.3", "192.168.1.1", "172.16.5.5", "fd00::1"):
+        assert smtp_gen.address_allowed(ok), ok
+    for bad in ("8.8.8.8", "192.0.2.1", "2001:db8::1", "0.0.0.0", "1.1.1.1"):
+        assert not smtp_gen.address_allowed(bad), bad
+
+
+def test_histogram_merge_is_exact_addition() -> None:
+    a, b = smtp_gen.Stats(), smtp_gen.Stats()
+    for ms in (1, 2, 3, 50):
+        a.add_latency(ms / 1000)
+    for ms in (4, 5, 200):
+        b.add_latency(ms / 1000)
+    merged = smtp_common.merge_states([a.as_dict(), b.as_dict()])
+    assert merged["hist"] == [x + y for x, y in zip(a.hist, b.hist, strict=True)]
+    assert merged["max_latency_us"] == 200_000
+    lat = smtp_gen.latency_summary(merged)
+    assert lat["max"] == 200.0 and 3.5 < lat["p50"] < 4.6
+
+
+# --- the sink's replies, without a socket ----------------------------------------------
+
+
+class _Transport:
+    """Just enough of a transport to drive ``SinkProtocol`` in-process."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+SHAPES = [
+    (b"MAIL FROM:<a@example.com>", 503),  # before EHLO
+    (b"EHLO", 501),
+    (b"ehlo client.test", 250),
+    (b"MAIL FROM:<a@example.com> SIZE=100", 250),
+    (b"MAIL FROM:<a@example.com>", 503),  # nested
+    (b"RSET", 250),
+    (b"mail from:<a@example.com>", 250),  # lower case: general path
+    (b"RSET", 250),
+    (b"Mail From: <a@example.com>", 250),  # mixed case, space after the colon
+    (b"RSET", 250),
+    (b"MAIL FROM:<a<b@example.com>", 501),
+    (b"MAIL FROM:<a@example.com>x", 501),
+    (b"MAIL FROM:<a@example.com> SIZE=999999999999", 552),
+    (b"MAIL FROM:<a@example.com> BODY=8BITMIME", 250),
+    (b"RCPT TO:<>", 501),
+    (b"RCPT TO:<c@failover.example.com>", 250),  # "fail" in the domain asks for nothing
+    (b"RCPT TO:<TempFail@example.com>", 451),
+    (b"RCPT TO:<permfail@example.com>", 550),
+    (b"RCPT TO:<c@example.com> NOTIFY=NEVER", 555),
+    (b"RCPT TO:<c<d@example.com>", 501),
+    (b"rcpt to:<c@example.com>", 250),
+    (b"RCPT TO:c@example.com", 250),
+    (b"DATA now", 501),
+    (b"MAIL\tFROM:<a@example.com>", 500),
+    (b"NOOP\t", 500),
+    (b"noop hello", 250),
+    (b"STARTTLS", 502),
+    (b"RSET", 250),
+    (b"MAIL FROM:<>", 250),
+    (b"RCPT TO:<c@example.com>", 250),
+    (b"DATA", 354),
+]
+
+
+def test_command_shapes_answered_alike_one_per_read_and_pipelined() -> None:
+    """The short paths (one command per read; canonical MAIL and RCPT) and the
+    general loop (everything in one read) give the same replies."""
+    from kumotui.engines import smtp_sink
+
+    args = smtp_sink.build_parser().parse_args(["--max-message-size", "10000"])
+
+    def replies(chunks: list[bytes]) -> list[int]:
+        session = smtp_sink.SinkProtocol(smtp_sink.SinkServer(smtp_sink.config_from(args)))
+        transport = _Transport()
+        session.connection_made(transport)  # type: ignore[arg-type]
+        for chunk in chunks:
+            session.data_received(chunk)
+        text = b"".join(transport.writes).decode()
+        return [int(line[:3]) for line in text.splitlines() if line[3:4] == " "][1:]  # without the banner
+
+    expected = [code for _, code in SHAPES]
+    assert replies([line + b"\r\n" for line, _ in SHAPES]) == expected
+    assert replies([b"".join(line + b"\r\n" for line, _ in SHAPES)]) == expected

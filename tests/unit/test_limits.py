@@ -9,7 +9,7 @@ import pytest
 
 from kumotui.hosts.local import LocalHost
 from kumotui.tuning import limits
-from tests.cli import kumotui
+from tests.support.cli import Cli
 
 
 def test_parse_limit_nofile() -> None:
@@ -39,27 +39,27 @@ def test_limits_d_user_line_beats_wildcard(tmp_path: Path) -> None:
     assert not found.enough_for(20000) and other.enough_for(20000)
 
 
-def test_apply_unit_dropin_and_roll_back(tmp_path: Path) -> None:
+def test_apply_unit_dropin_and_roll_back(tmp_path: Path, cli: Cli) -> None:
     flags = ["--system-root", str(tmp_path / "root"), "--state-dir", str(tmp_path / "state")]
     (tmp_path / "root" / "etc" / "security").mkdir(parents=True)
     (tmp_path / "root" / "etc" / "security" / "limits.conf").write_text("kumod hard nofile 4096\n")
-    check = kumotui("limits", "--concurrency", "20000", *flags)
+    check = cli("limits", "--concurrency", "20000", *flags)
     assert check.returncode == 1 and "▼ too low" in check.stdout and "limits.conf:1" in check.stdout
-    run = kumotui("limits", "--concurrency", "20000", "--apply", "--yes", *flags)
+    run = cli("limits", "--concurrency", "20000", "--apply", "--yes", *flags)
     assert run.returncode == 0, run.stderr
     dropin = tmp_path / "root" / "etc/systemd/system/kumomta.service.d/90-kumotui-nofile.conf"
     assert "[Service]\nLimitNOFILE=65536\n" in dropin.read_text()
     assert limits.parse_limit_nofile(dropin.read_text()) == 65536
-    again = kumotui("limits", "--concurrency", "20000", "--apply", "--yes", *flags)
+    again = cli("limits", "--concurrency", "20000", "--apply", "--yes", *flags)
     assert "already has this content" in again.stdout
-    entries = json.loads(kumotui("journal", "--json", *flags).stdout)
+    entries = json.loads(cli("journal", "--json", *flags).stdout)
     assert [e["profile"] for e in entries] == ["nofile"]
     assert entries[0]["dropin"]["before"] is None
-    undo = kumotui("rollback", "--yes", *flags)
+    undo = cli("rollback", "--yes", *flags)
     assert undo.returncode == 0, undo.stderr
     assert not dropin.exists()
 
 
-def test_bad_concurrency() -> None:
-    run = kumotui("limits", "--concurrency", "0")
+def test_bad_concurrency(cli: Cli) -> None:
+    run = cli("limits", "--concurrency", "0")
     assert run.returncode == 2 and "--concurrency 0" in run.stderr

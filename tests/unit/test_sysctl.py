@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kumotui.tuning.sysctl import SysctlTree, key_to_relpath, relpath_to_key
-from tests.trees import make_tree
+from tests.support.trees import make_tree
 
 
 def test_procps_mapping_for_dotted_interface_names() -> None:
