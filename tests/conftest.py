@@ -1,4 +1,4 @@
-"""Shared fixtures and the markers each directory implies.
+"""Shared fixtures, the markers each directory implies, and the guard on real files.
 
 Layout: ``unit/`` is the pure core and the in-process CLI, ``integration/``
 runs real processes (engines, jobs, backends, sshd, a kernel namespace),
@@ -11,7 +11,9 @@ the place and the fixtures: ``integration/`` -> ``processes``; ``ui/`` ->
 ``ssh``; the ``postfix_root`` fixture -> ``postfix``. ``netns``, ``serial``
 and ``processes`` outside ``integration/`` are written on the tests.
 
-Every test gets its own config and state dirs (:func:`isolated_dirs`).
+Every test gets its own config and state dirs (:func:`isolated_dirs`), and
+:mod:`tests.support.guard` fails the session if the machine's own kumotui
+state, config or sysctl files changed anyway.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from tests.support.smtp import postfix_tools
 from tests.support.sshd import Sshd, available, start_sshd
 from tests.support.standins import install_kumomta
 from tests.support.trees import COMPLIANT, MODERN_KERNEL, host_paths, make_tree
+
+pytest_plugins = ["pytester", "tests.support.guard"]
 
 TESTS = Path(__file__).resolve().parent
 
