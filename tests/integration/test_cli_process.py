@@ -16,18 +16,15 @@ import re
 import select
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kumotui import __version__
-from tests.support.cli import kumotui
+from tests.support.cli import kumotui, kumotui_process
 from tests.support.processes import alive, children, free_port, stop
 from tests.support.trees import host_flags, read_tree
 from tests.support.waits import wait_until
-
-KUMOTUI = [sys.executable, "-m", "kumotui"]
 
 
 def test_the_module_runs_and_exit_codes_cross_the_process_boundary(modern_tree: Path) -> None:
@@ -41,9 +38,7 @@ def test_the_module_runs_and_exit_codes_cross_the_process_boundary(modern_tree: 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_sink_stops_cleanly_with_summary_and_no_process_left(sig: signal.Signals) -> None:
-    proc = subprocess.Popen(
-        [*KUMOTUI, "sink", "--listen", "127.0.0.1:0", "--workers", "2"], stdout=subprocess.PIPE, text=True
-    )
+    proc = kumotui_process("sink", "--listen", "127.0.0.1:0", "--workers", "2", stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         ready = json.loads(proc.stdout.readline())
@@ -65,7 +60,7 @@ def test_sink_stops_cleanly_with_summary_and_no_process_left(sig: signal.Signals
 
 def test_killed_cli_leaves_no_orphan() -> None:
     """SIGKILL gives the CLI no chance to clean up; the engine sees stdin EOF and exits."""
-    proc = subprocess.Popen([*KUMOTUI, "sink", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+    proc = kumotui_process("sink", "--listen", "127.0.0.1:0", stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         engine_pid = json.loads(proc.stdout.readline())["pid"]
@@ -81,8 +76,8 @@ def test_interrupted_bench_shows_live_progress_then_exits_130_with_the_run_saved
     """On a terminal, bench shows live progress on stderr; Ctrl+C mid-run stops the engines,
     prints and saves the partial run, and exits 130."""
     controller, terminal = pty.openpty()
-    command = [*KUMOTUI, "bench", "--local-sink", "--duration", "60", "--rate", "200", "--state-dir", str(tmp_path)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=terminal)
+    args = ["bench", "--local-sink", "--duration", "60", "--rate", "200", "--state-dir", str(tmp_path)]
+    proc = kumotui_process(*args, stdout=subprocess.PIPE, stderr=terminal)
     os.close(terminal)
     shown = bytearray()
 
@@ -117,8 +112,9 @@ def test_apply_asks_on_a_terminal(sim_paths: dict[str, Path]) -> None:
         controller, terminal = pty.openpty()
         try:
             os.write(controller, f"{answer}\n".encode())  # typed ahead; the line discipline keeps it
-            proc = subprocess.Popen(
-                [*KUMOTUI, "apply", *map(str, host_flags(sim_paths))],
+            proc = kumotui_process(
+                "apply",
+                *host_flags(sim_paths),
                 stdin=terminal,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -141,8 +137,7 @@ def test_apply_asks_on_a_terminal(sim_paths: dict[str, Path]) -> None:
 
 def test_sink_kumomta_prints_samples_and_stops_cleanly(kumo_prefix: Path) -> None:
     port, http_port = free_port(), free_port()
-    command = [
-        *KUMOTUI,
+    args = [
         "sink",
         "--backend",
         "kumomta",
@@ -153,7 +148,7 @@ def test_sink_kumomta_prints_samples_and_stops_cleanly(kumo_prefix: Path) -> Non
         "--kumod-user",
         "nobody",
     ]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = kumotui_process(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         ready = json.loads(proc.stdout.readline())

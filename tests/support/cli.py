@@ -7,9 +7,10 @@ own interpreter, as Harlequin's CLI tests do: stdout and stderr come from
 environment variables are set with ``monkeypatch`` for the rest of the test.
 That is fast and counts towards coverage.
 
-:func:`kumotui` runs ``python -m kumotui`` in a fresh interpreter, for what
-needs a real process: signals, exit 130, inherited stdin, the module entry
-point, a namespace made with ``unshare``.
+:func:`kumotui` runs ``python -m kumotui`` in a fresh interpreter to its end,
+and :func:`kumotui_process` starts one, for what needs a real process:
+signals, exit 130, inherited stdin, the module entry point, a namespace
+made with ``unshare``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +70,17 @@ def kumotui(
     return subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, input=stdin, env={**os.environ, **(env or {})}
     )
+
+
+INTERRUPTIBLE = ["env", "--default-signal=INT"]
+"""Runs a command with SIGINT at its default, as a shell starts a foreground job.
+
+A test runner started in the background (``cmd &`` in a script, ``nohup``)
+ignores SIGINT, and its children inherit that: Python then never turns
+SIGINT into KeyboardInterrupt, and a test of Ctrl+C would wait forever.
+``env`` execs the command, so its PID is the one the test signals."""
+
+
+def kumotui_process(*args: str | Path, **popen: Any) -> subprocess.Popen[Any]:
+    """Start ``python -m kumotui ARGS`` (Ctrl+C, i.e. SIGINT, reaches it); the caller stops it by PID."""
+    return subprocess.Popen([*INTERRUPTIBLE, sys.executable, "-m", "kumotui", *map(str, args)], **popen)
