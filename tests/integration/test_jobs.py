@@ -129,7 +129,7 @@ def test_sample_cadence_is_the_callers_clock() -> None:
     )
     bench.start()
     stamps: list[float] = []
-    threading.Timer(1.6, bench.request_stop).start()
+    threading.Timer(1.6, bench.request_stop).start()  # the window whose polls are counted
     start = time.monotonic()
     bench.run(lambda samples: stamps.append(time.monotonic() - start), interval=0.25)
     bench.finish(LocalHost().facts())

@@ -109,6 +109,7 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=["80x24", "120x36"])
+@pytest.mark.processes  # the built-in sink and generator, for real
 async def test_a_real_run_shows_its_numbers_and_lands_in_the_history(demo_dir: Path, size: tuple[int, int]) -> None:
     settings = make_demo_host(demo_dir)
 
@@ -143,6 +144,7 @@ async def test_a_real_run_shows_its_numbers_and_lands_in_the_history(demo_dir: P
         assert "3,000" in str(app.screen.query_one("#runs-text", Static).render())
 
 
+@pytest.mark.processes  # the built-in sink and generator, for real
 async def test_shown_counts_agree_with_an_independent_smtp_server(demo_dir: Path) -> None:
     settings = make_demo_host(demo_dir)
     witness = CountingSmtp()
@@ -177,6 +179,7 @@ async def start_long_run(app: KumotuiApp, pilot: Pilot[Any]) -> tuple[BenchScree
     return screen, pids
 
 
+@pytest.mark.processes  # the built-in sink and generator, for real
 async def test_quitting_mid_run_stops_every_job_and_keeps_the_partial_run(demo_dir: Path) -> None:
     settings = make_demo_host(demo_dir)
     spawned: list[int] = []
@@ -192,6 +195,7 @@ async def test_quitting_mid_run_stops_every_job_and_keeps_the_partial_run(demo_d
     assert saved.generator is not None and 0 < saved.generator.count < 18000
 
 
+@pytest.mark.processes  # the built-in sink and generator, for real
 async def test_a_crash_mid_run_stops_every_job(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = make_demo_host(demo_dir)
     spawned: list[int] = []
@@ -211,6 +215,7 @@ async def test_a_crash_mid_run_stops_every_job(demo_dir: Path, monkeypatch: pyte
     assert crashed and spawned and not [pid for pid in spawned if alive(pid)]
 
 
+@pytest.mark.processes  # the built-in sink and generator, for real
 async def test_s_stops_a_run_early_and_ctrl_c_does_too(demo_dir: Path) -> None:
     settings = make_demo_host(demo_dir)
 

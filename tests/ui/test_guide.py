@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from kumotui.hosts import HostFacts
 from kumotui.onboarding import guide
 from kumotui.tuning.simulate import make_simulated_host
@@ -25,6 +27,7 @@ FACTS = HostFacts("mta-sim", "6.1.0-sim-amd64", 1, 4 * 2**30)
 """One CPU, so the first run's defaults stay small (5,000 messages)."""
 
 
+@pytest.mark.processes  # the guide starts a built-in sink and runs a benchmark
 async def test_guided_path_from_fresh_host_to_first_result(tmp_path: Path) -> None:
     settings = make_simulated_host(tmp_path / "host")
     state_dir = settings.state_dir
