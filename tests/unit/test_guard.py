@@ -4,6 +4,10 @@ Its listing and comparison are checked directly; then a whole inner pytest
 session, under xdist, whose one passing test writes into a guarded
 (temporary) directory, must fail and name that directory, and the same
 session without the write must pass.
+
+A throwaway run proved it on the real paths too (a bench run without
+KUMOTUI_STATE_DIR, a remembered host without KUMOTUI_CONFIG_DIR: exit 1,
+naming /var/lib/kumotui and ~/.config/kumotui); such a test never stays here.
 """
 
 from __future__ import annotations
@@ -82,7 +86,9 @@ def test_a_session_that_writes_a_guarded_path_fails(
             assert True
         """
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    # Writing: under xdist, so a worker writes and the controller must notice. The clean
+    # session needs no workers: the whole suite shows the guard quiet under xdist.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *(["-n", "2"] if touch else []))
     result.assert_outcomes(passed=1)  # the test itself passes either way; the guard decides the session
     if touch:
         assert result.ret == pytest.ExitCode.TESTS_FAILED
