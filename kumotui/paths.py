@@ -1,8 +1,8 @@
 """Where kumotui finds and keeps things: XDG config and state dirs, sysctl defaults.
 
 Every path can be redirected: the CLI's ``--state-dir`` and ``--sysctl-d``
-flags, or ``KUMOTUI_CONFIG_DIR`` / ``XDG_*`` for the config and state dirs,
-so tests and simulations never touch the real system.
+flags, or ``KUMOTUI_CONFIG_DIR`` / ``KUMOTUI_STATE_DIR`` / ``XDG_*`` for the
+config and state dirs, so tests and simulations never touch the real system.
 """
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ def user_profiles_dir() -> Path:
 
 
 def default_state_dir() -> Path:
-    """Journal and run records: ``/var/lib/kumotui`` as root, else XDG state."""
+    """Journal and run records: ``$KUMOTUI_STATE_DIR``, else ``/var/lib/kumotui`` as root, else XDG state.
+
+    The override wins for root too (root ignores ``XDG_STATE_HOME``), so a
+    test or a trial run can keep its records away from the real ones.
+    """
+    override = os.environ.get("KUMOTUI_STATE_DIR")
+    if override:
+        return Path(override)
     if os.geteuid() == 0:
         return Path("/var/lib/kumotui")
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")

@@ -27,7 +27,7 @@ from kumotui.hosts.address import HostSpec
 from kumotui.hosts.remote import RemoteHost
 from kumotui.tuning.profiles import load_profile
 from kumotui.tuning.sysctl import key_to_relpath
-from tests.sshd import start_sshd
+from tests.support.sshd import start_sshd
 
 
 def main() -> None:

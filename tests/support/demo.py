@@ -1,27 +1,21 @@
-"""A deterministic simulated host for screenshots and snapshot tests.
+"""A deterministic simulated host for screenshots, snapshot tests and UI tests.
 
 Screenshots and snapshots must not change with the machine or the clock:
 the host facts are fixed, the tree is a modern kernel's values written
 under relative paths (so ``etc/sysctl.d/90-kumomta.conf`` reads the same in
 every run), and the drop-in's "Written:" stamp is frozen. The benchmark
 screen plays a scripted run (:class:`ScriptedBenchmark`) with scripted host
-readings, and the runs screen reads two fixed records; nothing here is used
-outside screenshots and snapshot tests.
+readings, and the runs screen reads two fixed records.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
+import threading
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-from textual.pilot import Pilot
-from textual.worker import WorkerFailed
 
 from kumotui.backends.job import Job
 from kumotui.backends.process import Launcher
@@ -88,24 +82,6 @@ def make_demo_host(base: Path, values: dict[str, str] | None = None, *, read_onl
         read_only=read_only,
         clock=DemoClock(),
     )
-
-
-async def settle(pilot: Pilot[Any], rounds: int = 20) -> None:
-    """Wait until no worker runs and every message they posted is handled.
-
-    A worker's answer may start another worker (host read, then values), so
-    one ``wait_for_complete`` is not always enough.
-    """
-    app = pilot.app
-    quiet = 0
-    for _ in range(rounds):
-        # Expected failures are the app's to show; tests look at its notices.
-        with suppress(WorkerFailed):
-            await app.workers.wait_for_complete()
-        await pilot.pause()
-        quiet = quiet + 1 if not any(worker.is_running for worker in app.workers) else 0
-        if quiet >= 3:  # a handled answer may still schedule a layout pass or a refit
-            return
 
 
 # --- a scripted benchmark for screenshots ---------------------------------------------
@@ -209,20 +185,39 @@ class ScriptedJob(Job):
 class ScriptedBenchmark(Benchmark):
     """A :class:`Benchmark` that plays :func:`demo_ticks` instead of starting processes.
 
-    Used only by screenshots and snapshot tests: with ``hold_at`` it stops
-    after that many readings and waits, like a run in progress, until it is
-    stopped; otherwise it plays to the end at once and finishes with a fixed
-    record.
+    With ``hold_at`` it stops after that many readings and waits, like a run
+    in progress, until it is stopped; otherwise it plays to the end and
+    finishes with a fixed record. Unpaced, it plays as fast as it can, so the
+    screen may see only some readings (a newer one replaces a queued older
+    one). ``paced`` runs give out a reading only when the test calls
+    :meth:`release`, so a test can wait until the screen showed each one, as
+    it would in a real run's half-second polls: screenshots need that to
+    look the same every time.
     """
 
-    def __init__(self, plan: BenchPlan, *, hold_at: int | None = None) -> None:
+    def __init__(self, plan: BenchPlan, *, hold_at: int | None = None, paced: bool = False) -> None:
         """Script a run of ``plan`` (its message count decides the length)."""
         super().__init__(plan)
         self.hold_at = hold_at
+        self.paced = paced
         self.gen_job = ScriptedJob("generator")
         self.sink_job = ScriptedJob("sink")
         self.ticks = demo_ticks(plan.options.messages or DEMO_MESSAGES)
         self.played = 0
+        self._released = 0
+        self._gate = threading.Condition()
+
+    def release(self, readings: int = 1) -> None:
+        """Let ``readings`` more readings of a paced run through."""
+        with self._gate:
+            self._released += readings
+            self._gate.notify_all()
+
+    def _next_released(self) -> bool:
+        """Whether the next reading may go: always unpaced; paced, once released (False once stopped)."""
+        with self._gate:
+            self._gate.wait_for(lambda: not self.paced or self._released > self.played or self._stop.is_set())
+        return not self._stop.is_set()
 
     def start(self) -> None:
         """Nothing to start; the target is fixed."""
@@ -234,7 +229,7 @@ class ScriptedBenchmark(Benchmark):
     ) -> list[Sample]:
         """Play the readings; hold (blocking, as a real run does) at ``hold_at`` until stopped."""
         for samples in self.ticks:
-            if self._stop.is_set():
+            if not self._next_released():
                 break
             self.played += 1
             self.series.extend(samples)
@@ -282,15 +277,21 @@ class ScriptedBenchmark(Benchmark):
         )
         return BenchOutcome(record, self.target, interrupted=self.played < len(self.ticks))
 
+    def request_stop(self) -> None:
+        """Stop early, waking a held or paced run."""
+        with self._gate:
+            self._stop.set()
+            self._gate.notify_all()
+
     def stop(self) -> None:
-        """Release a held run."""
-        self._stop.set()
+        """Release a held or paced run."""
+        self.request_stop()
 
 
-def demo_source(hold_at: int | None = None) -> BenchSource:
+def demo_source(hold_at: int | None = None, *, paced: bool = False) -> BenchSource:
     """Scripted runs and readings: the live screen looks the same on every machine."""
     return BenchSource(
-        benchmark=lambda plan: ScriptedBenchmark(plan, hold_at=hold_at),
+        benchmark=lambda plan: ScriptedBenchmark(plan, hold_at=hold_at, paced=paced),
         backends=lambda: ["builtin"],
         sampler=DemoSampler,
         cpu_reader=lambda pid: ProcessCpu(97.0, 97.0),
@@ -333,14 +334,3 @@ def demo_runs(state_dir: Path) -> list[RunRecord]:
         save_run(state_dir, record)
         runs.append(record)
     return runs
-
-
-async def wait_for(pilot: Pilot[Any], ready: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Let the app run until ``ready()`` (a worker that holds never completes, so settle cannot wait)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not ready():
-        if loop.time() > deadline:
-            raise TimeoutError("the app did not reach the expected state")
-        await pilot.pause(0.02)
-    await pilot.pause()

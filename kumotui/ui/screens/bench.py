@@ -128,6 +128,8 @@ class BenchScreen(Screen[None]):
     state: reactive[BenchState] = reactive(BenchState.IDLE)
     show_log: reactive[bool] = reactive(False)
     """Whether the job log pane is shown."""
+    summary_shown: reactive[bool] = reactive(False)
+    """Whether the last run's summary card is shown and laid out (tests and screenshots wait on it)."""
 
     def __init__(
         self,
@@ -321,7 +323,9 @@ class BenchScreen(Screen[None]):
                 hints = self.query_one(HintList)
                 hints.show_hints(figures.hints, figures.active_hints)
                 if self.focused is None:
-                    hints.focus()  # Enter on a hint jumps to its parameter
+                    # Enter on a hint jumps to its parameter. Focus only: scrolling the
+                    # panes to the list raced with the summary card's layout at the end.
+                    hints.focus(scroll_visible=False)
             self.update_status()
             self.flush_log()
 
@@ -339,6 +343,12 @@ class BenchScreen(Screen[None]):
         summary = self.query_one("#bench-summary", Static)
         summary.update(card)
         summary.set_class(not (message.outcome.generator and message.outcome.generator.ok), "-not-ok")
+        self.call_after_refresh(self._summary_laid_out)
+
+    def _summary_laid_out(self) -> None:
+        """The card has its place below the form now: show it from the top."""
+        self.query_one("#bench-body", VerticalScroll).scroll_home(animate=False, immediate=True)
+        self.summary_shown = True
 
     def flush_log(self) -> None:
         """Write the job output collected since the last flush, in one batch, if the log is shown.
@@ -503,6 +513,7 @@ class BenchScreen(Screen[None]):
         self._stop_asked.clear()
         self.bench = None
         self.query_one("#bench-summary", Static).update("")
+        self.summary_shown = False
         self.query_one(HintList).reset()
         self.query_one(Log).clear()
         self.state = BenchState.STARTING

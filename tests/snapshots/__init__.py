@@ -1,0 +1,1 @@
+"""snapshots tests (see tests/conftest.py for what each directory holds)."""

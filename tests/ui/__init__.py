@@ -1,0 +1,1 @@
+"""ui tests (see tests/conftest.py for what each directory holds)."""
