@@ -25,7 +25,7 @@ from kumotui.backends.postfix import (
 from kumotui.backends.samples import Sample
 from tests.support.processes import free_port
 from tests.support.streams import run_streaming
-from tests.support.waits import wait_listening
+from tests.support.waits import wait_listening, wait_sessions_closed
 
 # --- the real tools on loopback ---------------------------------------------------------------
 
@@ -82,6 +82,7 @@ def test_real_tools_exact_counts(real_tools: PostfixTools, reuse: bool) -> None:
         assert summary.ok, summary.reason
         assert summary.count == 500 and summary.failed == 0
         assert samples[-1].count == 500
+        wait_sessions_closed(port)  # smtp-source may exit before the sink has counted its last QUIT
     finally:
         drain(sink, sink_reader)
     assert sink_reader.messages == 500

@@ -6,6 +6,7 @@ timeout, so a slow machine makes a test slower, not red.
 
 * :func:`wait_until` - a predicate, from plain (thread) code.
 * :func:`wait_listening` - until something accepts TCP on a loopback port.
+* :func:`wait_sessions_closed` - until a server has no client session left open on its port.
 * :func:`settle` - the app's workers done and their messages handled (Pilot).
 * :func:`wait_for` - a predicate on the app, for a worker that never completes (a held run).
 """
@@ -87,3 +88,27 @@ async def wait_for(pilot: Pilot[Any], ready: Callable[[], object], timeout: floa
             raise TimeoutError(f"the app did not reach the expected state within {timeout} s")
         await pilot.pause(POLL)
     await pilot.pause()
+
+
+_OPEN_SESSION_STATES = {"01", "08"}
+"""ESTABLISHED and CLOSE_WAIT in /proc/net/tcp: the server has not closed its side yet."""
+
+
+def open_sessions(port: int) -> int:
+    """TCP sessions whose local port is ``port`` that the server side has not closed yet."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError), open(table) as handle:
+            next(handle)
+            for line in handle:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] in _OPEN_SESSION_STATES:
+                    count += 1
+    return count
+
+
+def wait_sessions_closed(port: int, timeout: float = 10.0) -> None:
+    """Until a server on ``port`` has answered and closed every session (its counters are then final)."""
+    if not wait_until(lambda: open_sessions(port) == 0, timeout):
+        raise AssertionError(f"sessions on port {port} still open after {timeout:g} s")
