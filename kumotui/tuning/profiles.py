@@ -288,6 +288,13 @@ _RESOLVER = yaml.resolver.Resolver()
 def _screen_scalar(event: yaml.ScalarEvent, where: str, line: int) -> None:
     """Refuse a scalar that is too long, holds a control character, or is a number no kernel has."""
     value = event.value
+    tag = event.tag if event.tag not in (None, "!") else _resolve(value, event.implicit)
+    if tag in _INT_OR_FLOAT and len(value.replace("_", "")) > MAX_DIGITS + 4:
+        raise ProfileError(
+            where,
+            line,
+            f"a number written with {len(value)} characters; kernel numbers have at most {MAX_DIGITS} digits",
+        )
     if len(value) > MAX_TEXT_CHARS:
         raise ProfileError(where, line, f"text of {len(value)} characters; at most {MAX_TEXT_CHARS} are accepted")
     bad = unsafe_char(value)
@@ -297,13 +304,6 @@ def _screen_scalar(event: yaml.ScalarEvent, where: str, line: int) -> None:
             line,
             f"{bad} in text; profile text must be one line of printable characters "
             "(write a long 'why' as a folded block: why: >-)",
-        )
-    tag = event.tag if event.tag not in (None, "!") else _resolve(value, event.implicit)
-    if tag in _INT_OR_FLOAT and len(value.replace("_", "")) > MAX_DIGITS + 4:
-        raise ProfileError(
-            where,
-            line,
-            f"a number written with {len(value)} characters; kernel numbers have at most {MAX_DIGITS} digits",
         )
 
 

@@ -60,13 +60,13 @@ def check_value(
     shown = value[:80].encode("unicode_escape").decode("ascii") + ("..." if len(value) > 80 else "")
     if not value.strip():
         raise ValidationError(f"{key}: the value is empty")
-    if len(value) > MAX_VALUE_CHARS:
-        raise ValidationError(f"{key}: refusing a value of {len(value)} characters (at most {MAX_VALUE_CHARS})")
     if longest_number(value) > MAX_DIGITS:
         raise ValidationError(
             f"{key}: refusing '{shown}': a number of {longest_number(value)} digits; kernel numbers have at most "
             f"{MAX_DIGITS} digits (2^64 is 18446744073709551616)"
         )
+    if len(value) > MAX_VALUE_CHARS:
+        raise ValidationError(f"{key}: refusing a value of {len(value)} characters (at most {MAX_VALUE_CHARS})")
     if not is_safe_value(value.strip(" ")):
         raise ValidationError(
             f"{key}: refusing value '{shown}': only one line of letters, digits, spaces and "
