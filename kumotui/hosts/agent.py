@@ -166,8 +166,9 @@ def dir_problem(path: str, info: os.stat_result, euid: int, *, strict: bool = Tr
     sticky bit (``/tmp``), where others cannot rename what is not theirs.
     """
     if info.st_uid not in (euid, 0):
+        allowed = "root" if euid == 0 else f"{_who(euid)} or root"
         return (
-            f"{path} belongs to {_who(info.st_uid)}, not to {_who(euid)} or root, so its owner could replace "
+            f"{path} belongs to {_who(info.st_uid)}, not to {allowed}, so its owner could replace "
             f"kumotui's files there. Fix: chown {_who(euid)} {path} (or choose another directory)"
         )
     writable_by_others = info.st_mode & 0o022
