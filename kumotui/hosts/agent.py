@@ -205,6 +205,8 @@ def open_private_dir(path: str, euid: int, create_mode: int | None = None, stric
     choice) skips the ownership checks but nothing else.
     """
     path = os.path.abspath(path)
+    if strict:
+        check_ancestors(path, euid)  # before making anything inside a directory others could swap
     if create_mode is not None:
         _make_dirs(path, create_mode)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -213,7 +215,6 @@ def open_private_dir(path: str, euid: int, create_mode: int | None = None, stric
             problem = dir_problem(path, os.fstat(fd), euid)
             if problem:
                 raise Refused(problem)
-            check_ancestors(path, euid)
     except BaseException:
         os.close(fd)
         raise
@@ -246,7 +247,7 @@ def check_private_dir(path: str, euid: int) -> None:
     try:
         os.close(open_private_dir(path, euid))
     except FileNotFoundError:
-        check_ancestors(path, euid)
+        return  # its ancestors passed; kumotui makes it private when it first writes
     except OSError as error:
         raise Refused(f"cannot use {path}: {error.strerror}") from None
 

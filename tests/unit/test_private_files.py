@@ -86,8 +86,10 @@ def test_an_ancestor_others_could_swap_is_refused_but_a_sticky_one_is_not(
     shared.mkdir()
     flags = [*host_flags(sim_paths)[:-6], "--state-dir", shared / "mine" / "state"]
     shared.chmod(0o777)
-    run = cli("journal", *flags)
-    assert run.returncode == 2 and f"{shared} is writable by its group or others (mode 0777)" in run.stderr
+    for command in ("journal", "apply"):
+        run = cli(command, "--yes" if command == "apply" else "--json", *flags)
+        assert run.returncode == 2 and f"{shared} is writable by its group or others (mode 0777)" in run.stderr
+    assert list(shared.iterdir()) == []  # refused before making anything there
     shared.chmod(0o1777)  # like /tmp: others cannot rename what is not theirs
     assert cli("journal", *flags).returncode == 0
 
