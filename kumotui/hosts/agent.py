@@ -130,6 +130,7 @@ def write_beneath(root: str, relative: str, text: str) -> None:
 
 
 def _read_capped(fd: int, name: str) -> str:
+    """Read to the end, but refuse past :data:`MAX_FILE_BYTES`: a planted huge file must not exhaust memory."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -152,6 +153,7 @@ def dir_mode_for(mode: int) -> int:
 
 
 def _who(uid: int) -> str:
+    """A user's name for messages (the uid when it has none)."""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -297,6 +299,7 @@ def replace_file(path: str, text: str, mode: int, euid: int, strict: bool = True
 
 
 def _exclusive_temp(dir_fd: int, name: str) -> tuple[str, int]:
+    """A new file under a random name, created exclusively (``O_EXCL``): nothing planted can stand in for it."""
     for _attempt in range(100):
         tmp = "." + name + "." + secrets.token_hex(8) + ".tmp"
         try:
@@ -463,6 +466,7 @@ def answer(line: str) -> Request:
 
 
 def main() -> None:
+    """Answer requests, one JSON line each, until stdin closes (or exactly one with ``--once SECONDS``)."""
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()

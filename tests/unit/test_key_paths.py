@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -96,12 +97,13 @@ def test_apply_set_with_a_hostile_key_never_writes_the_decoy(
     assert "DECOY-SECRET" not in run.stdout + run.stderr
 
 
-def link_in_tree(tree: Path, decoy_dir: Path) -> None:
-    """Replace the tree's ``kernel`` directory with a link to a directory holding a decoy ``hostname``."""
-    for child in (tree / "kernel").iterdir():
-        child.unlink()
-    (tree / "kernel").rmdir()
-    (tree / "kernel").symlink_to(decoy_dir)
+def link_in_tree(tree: Path, elsewhere: Path) -> None:
+    """Replace the tree's ``kernel`` directory with a link to a directory outside the tree.
+
+    ``shutil.rmtree`` refuses a link, so this can never delete through one.
+    """
+    shutil.rmtree(tree / "kernel")
+    (tree / "kernel").symlink_to(elsewhere)
 
 
 def test_a_linked_directory_in_the_tree_is_refused_not_followed(
@@ -173,3 +175,18 @@ def test_the_real_proc_sys_refuses_to_create_a_key() -> None:
     reading = SysctlTree().read("net.core.kumotui_no_such_key")
     assert reading.missing
     assert not Path("/proc/sys/net/core/kumotui_no_such_key").exists()
+
+
+def test_a_tree_linking_to_the_real_etc_is_refused_not_followed(
+    sim_paths: dict[str, Path], tmp_path: Path, cli: Cli
+) -> None:
+    """Read-only against the real /etc: ``kernel`` -> /etc would make ``kernel.issue`` print /etc/issue."""
+    if not Path("/etc/issue").is_file():
+        pytest.skip("no /etc/issue here")
+    link_in_tree(sim_paths["tree"], Path("/etc"))
+    profile = tmp_path / "peek.yaml"
+    profile.write_text("name: peek\nparams:\n  kernel.issue: {value: x, rule: exactly, why: x}\n")
+    run = cli("check", "--json", "--profile", profile, *host_flags(sim_paths))
+    (result,) = json.loads(run.stdout)["results"]
+    assert result["status"] == "unreadable" and result["current"] is None
+    assert Path("/etc/issue").read_text().strip() not in run.stdout
