@@ -19,8 +19,8 @@ from typing import Any
 
 from kumotui.backends.samples import Sample, Summary, thin_series
 from kumotui.errors import KumotuiError
-from kumotui.hosts import HostFacts
-from kumotui.hosts.local import atomic_write
+from kumotui.hosts import HostFacts, RefusedPath
+from kumotui.hosts.local import atomic_write, require_private_dir
 from kumotui.ids import new_id
 
 RECORD_VERSION = 1
@@ -156,11 +156,14 @@ def save_run(state_dir: Path, run: RunRecord) -> Path:
     bounded = replace(run, series=tuple(thin_series(run.series, MAX_SERIES)))
     path = runs_dir(state_dir) / f"{run.id}.json"
     try:
+        require_private_dir(state_dir)
         atomic_write(path, json.dumps(bounded.as_json(), indent=1) + "\n", mode=0o600)
     except OSError as error:
         raise KumotuiError(
             f"cannot save the run record in {path.parent}: {error.strerror} (choose another with --state-dir)"
         ) from None
+    except RefusedPath as error:
+        raise KumotuiError(f"cannot save the run record: {error}") from None
     return path
 
 
@@ -171,6 +174,8 @@ def list_runs(state_dir: Path) -> list[RunRecord]:
         KumotuiError: a record cannot be read, naming the file.
     """
     directory = runs_dir(state_dir)
+    for private in (state_dir, directory):
+        require_private_dir(private)
     try:
         names = sorted(p.name for p in directory.iterdir() if p.suffix == ".json")
     except OSError:

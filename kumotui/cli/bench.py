@@ -43,6 +43,7 @@ from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
 from kumotui.hosts.connect import open_host
 from kumotui.hosts.launch import launcher_for
+from kumotui.hosts.local import atomic_write
 from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
 from kumotui.text.format import format_mmh, format_ms, format_rate
@@ -410,7 +411,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     text = report_markdown(run, other)
     if args.output:
         try:
-            args.output.write_text(text, encoding="utf-8")
+            atomic_write(args.output, text, private=False)
         except OSError as error:
             raise KumotuiError(f"--output {args.output}: {error.strerror}") from None
         print(f"Wrote {args.output}")

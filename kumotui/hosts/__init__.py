@@ -12,6 +12,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from kumotui.errors import KumotuiError
+
+
+class RefusedPath(KumotuiError):
+    """A file or directory kumotui must not touch: a link, or a directory others could change.
+
+    The message names the path, the problem and the fix.
+    """
+
+
+@dataclass(frozen=True)
+class ManagedFile:
+    """A file kumotui replaces and may restore (a drop-in): its text and permission bits."""
+
+    text: str
+    mode: int
+
 
 @dataclass(frozen=True)
 class HostFacts:
@@ -46,19 +63,41 @@ class Host(Protocol):
         """Hostname, kernel release, CPU count and memory."""
         ...
 
-    def write_value(self, path: Path, text: str) -> None:
-        """Write ``text`` to an existing file in one write (a /proc/sys value).
+    def read_value(self, root: Path, relative: str) -> str:
+        """A kernel parameter's text from ``root/relative``, opened beneath ``root``.
 
-        Raises OSError with the kernel's errno when it refuses the value.
+        Never follows a symbolic link below ``root`` (ELOOP), never leaves it
+        (EXDEV), reads only a regular file; raises OSError like :func:`open`.
         """
         ...
 
-    def replace_file(self, path: Path, text: str, mode: int = 0o644) -> None:
-        """Atomically replace a file: temp file in the same dir, fsync, rename."""
+    def write_value(self, root: Path, relative: str, text: str) -> None:
+        """Write ``text`` to an existing parameter beneath ``root`` in one write (a /proc/sys value).
+
+        Opened like :meth:`read_value`, never created. Raises OSError with the
+        kernel's errno when it refuses the value.
+        """
+        ...
+
+    def read_managed(self, path: Path) -> ManagedFile | None:
+        """A file kumotui replaces (a drop-in): None when absent; :class:`RefusedPath` when a link."""
+        ...
+
+    def replace_file(self, path: Path, text: str, mode: int = 0o600) -> None:
+        """Atomically replace a file: ``O_EXCL`` temp file in the same dir, fsync, rename.
+
+        Raises :class:`RefusedPath` when the target is a link or its directory
+        could be changed by someone else.
+        """
         ...
 
     def remove_file(self, path: Path) -> None:
-        """Remove a file; a missing file is not an error."""
+        """Remove a file; a missing file is not an error, a link is refused (:class:`RefusedPath`)."""
+        ...
+
+    def check_private_dir(self, path: Path) -> None:
+        """Raise :class:`RefusedPath` when a directory kumotui keeps files in (state, journal, config)
+        belongs to someone else or others may write to it; a missing one is fine."""
         ...
 
     def list_dir(self, path: Path) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from kumotui.errors import KumotuiError
-from kumotui.hosts.local import atomic_write
+from kumotui.hosts.local import atomic_write, require_private_dir
 from kumotui.paths import config_dir
 
 
@@ -31,8 +31,14 @@ class UserConfig:
 
 
 def load_config(path: Path | None = None) -> UserConfig:
-    """The settings, or defaults when there is no file yet."""
+    """The settings, or defaults when there is no file yet.
+
+    Raises:
+        KumotuiError: the file is malformed, or its directory could be changed
+            by someone else (remembered hosts are where kumotui connects).
+    """
     path = path or config_path()
+    require_private_dir(path.parent)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -22,7 +22,7 @@ from plumbum import SshMachine, local
 from plumbum.commands.processes import CommandNotFound, ProcessExecutionError, ProcessTimedOut
 
 from kumotui.errors import KumotuiError
-from kumotui.hosts import Completed, HostFacts, agent
+from kumotui.hosts import Completed, HostFacts, ManagedFile, agent
 from kumotui.hosts.address import HostSpec
 
 AGENT_SOURCE = Path(agent.__file__).read_text(encoding="utf-8")
@@ -161,13 +161,29 @@ class RemoteHost:
             out.append(result["text"] if "text" in result else _oserror(result["errno"], result["error"], path))
         return out
 
-    def write_value(self, path: Path, text: str) -> None:
-        """A single write(2) on the remote host; the kernel's errno comes back."""
-        self.request("write_value", path=str(path), text=text)
+    def read_value(self, root: Path, relative: str) -> str:
+        """A kernel parameter read beneath ``root`` by the agent (no link followed, never outside)."""
+        (result,) = self.request("read_beneath", root=str(root), relatives=[relative])["results"]
+        if "text" in result:
+            return str(result["text"])
+        raise _oserror(result["errno"], result["error"], root / relative)
 
-    def replace_file(self, path: Path, text: str, mode: int = 0o644) -> None:
-        """Atomic replace on the remote host."""
+    def write_value(self, root: Path, relative: str, text: str) -> None:
+        """A single write(2) beneath ``root`` on the remote host; the kernel's errno comes back."""
+        self.request("write_beneath", root=str(root), relative=relative, text=text)
+
+    def read_managed(self, path: Path) -> ManagedFile | None:
+        """A remote drop-in's text and mode (None when absent); the agent refuses a link."""
+        reply = self.request("read_managed", path=str(path))
+        return None if reply.get("absent") else ManagedFile(str(reply["text"]), int(reply["mode"]))
+
+    def replace_file(self, path: Path, text: str, mode: int = 0o600) -> None:
+        """Atomic replace on the remote host (``O_EXCL`` temp file; links and shared dirs refused)."""
         self.request("replace_file", path=str(path), text=text, mode=mode)
+
+    def check_private_dir(self, path: Path) -> None:
+        """The agent refuses a remote state dir that someone else could change."""
+        self.request("private_dir", path=str(path))
 
     def remove_file(self, path: Path) -> None:
         """Remove a remote file if present."""

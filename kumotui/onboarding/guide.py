@@ -28,7 +28,7 @@ from kumotui.bench.report import report_markdown
 from kumotui.bench.run import Benchmark, BenchOutcome, prepare_plan, run_and_record
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
-from kumotui.hosts.local import atomic_write
+from kumotui.hosts.local import atomic_write, require_private_dir
 from kumotui.onboarding.detect import Port25, kumomta_install, outbound_port25
 from kumotui.settings import Settings
 from kumotui.text.format import format_mmh, format_rate
@@ -85,7 +85,12 @@ def state_path(state_dir: Path) -> Path:
 
 
 def load_state(state_dir: Path) -> GuideState | None:
-    """The saved progress, or None on first run (no state yet)."""
+    """The saved progress, or None on first run (no state yet).
+
+    Raises:
+        RefusedPath: the state dir could be changed by someone else.
+    """
+    require_private_dir(state_dir)
     try:
         data = json.loads(state_path(state_dir).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -98,7 +103,8 @@ def load_state(state_dir: Path) -> GuideState | None:
 
 
 def save_state(state_dir: Path, state: GuideState) -> None:
-    """Save progress (small file, written whole)."""
+    """Save progress (small file, written whole; the state dir must be private)."""
+    require_private_dir(state_dir)
     if not state.started:
         state = replace(state, started=datetime.now(UTC).isoformat(timespec="seconds"))
     atomic_write(state_path(state_dir), json.dumps(asdict(state), indent=2) + "\n", mode=0o600)

@@ -21,7 +21,7 @@ from kumotui.tuning.journal import DropinChange, Entry, EntryKind, EntryStatus, 
 from kumotui.tuning.plan import Plan
 from kumotui.tuning.privilege import Writer, detect_privilege, writer_for
 from kumotui.tuning.sysctl import describe_errno
-from kumotui.tuning.target import Target, read_file
+from kumotui.tuning.target import Target, read_managed
 from kumotui.tuning.values import normalize, same_value
 
 
@@ -88,7 +88,9 @@ def apply_plan(plan: Plan, target: Target, *, writer: Writer | None = None) -> O
             notes=["Nothing to change: every value and the drop-in are already as planned."],
         )
     writer = writer or writer_for(detect_privilege(target), target.host)
-    dropin = DropinChange(str(plan.dropin), plan.dropin_before, plan.dropin_after) if plan.dropin_changed else None
+    dropin = None
+    if plan.dropin_changed:
+        dropin = DropinChange(str(plan.dropin), plan.dropin_before, plan.dropin_after, plan.dropin_mode)
     pairs = [(c.key, c.before, c.after) for c in plan.changes]
     entry = target.journal.save(_entry(target, EntryKind.APPLY, plan.profile, pairs, dropin))
     return _run(entry, pairs, dropin, target, writer, plan.overrides)
@@ -131,8 +133,15 @@ def rollback(target: Target, entry_id: str | None = None, *, writer: Writer | No
         pairs.append((change.key, now.value, change.before))
     dropin = None
     if original.dropin is not None:
-        current = read_file(target.host, Path(original.dropin.path))
-        dropin = DropinChange(original.dropin.path, current, original.dropin.before)
+        current = read_managed(target.host, Path(original.dropin.path))
+        restore_mode = original.dropin.before_mode
+        dropin = DropinChange(
+            original.dropin.path,
+            current.text if current else None,
+            original.dropin.before,
+            current.mode if current else None,
+            0o644 if restore_mode is None else restore_mode,
+        )
     writer = writer or writer_for(detect_privilege(target), target.host)
     entry = target.journal.save(
         _entry(target, EntryKind.ROLLBACK, original.profile, pairs, dropin, target=original.id, reload=original.reload)
@@ -157,12 +166,13 @@ def persist_file(
     rollback`` restores or removes it exactly like the sysctl drop-in, and
     ``reload`` (e.g. ``systemctl daemon-reload``) runs after either.
     """
-    before = read_file(target.host, path)
+    found = read_managed(target.host, path)
+    before = found.text if found else None
     if before == text:
         entry = _entry(target, EntryKind.APPLY, label, status=EntryStatus.APPLIED)
         return Outcome(entry, dropin=DropinState.UNCHANGED, notes=[f"{path} already has this content."])
     writer = writer or writer_for(detect_privilege(target), target.host)
-    dropin = DropinChange(str(path), before, text)
+    dropin = DropinChange(str(path), before, text, found.mode if found else None)
     entry = target.journal.save(_entry(target, EntryKind.APPLY, label, dropin=dropin, reload=reload))
     return _run(entry, [], dropin, target, writer, ())
 
@@ -197,7 +207,7 @@ def _run(
                 writer.remove_file(Path(dropin.path))
                 dropin_state = DropinState.REMOVED
             else:
-                writer.replace_file(Path(dropin.path), dropin.after)
+                writer.replace_file(Path(dropin.path), dropin.after, dropin.after_mode)
                 dropin_state = DropinState.WRITTEN
         except (OSError, KumotuiError) as error:
             reason = describe_errno(error.errno) if isinstance(error, OSError) else str(error)
@@ -217,7 +227,7 @@ def _run(
 def _write_and_verify(target: Target, writer: Writer, key: str, value: str) -> str | None:
     """Write one value and read it back; the reason in words, or None when kept."""
     try:
-        writer.write_value(target.tree.path(key), value + "\n")
+        target.tree.write(writer, key, value + "\n")
     except OSError as error:
         return describe_errno(error.errno)
     except KumotuiError as error:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from kumotui.errors import KumotuiError
 from kumotui.hosts import Host
-from kumotui.tuning.values import normalize
+from kumotui.tuning.profiles import is_valid_key, is_valid_name
+from kumotui.tuning.values import MAX_DIGITS, is_safe_value, longest_number, normalize
 
 # Searched in this order; for the same file name, the first directory wins.
 BOOT_DIRS = (
@@ -75,8 +77,22 @@ def parse_conf(text: str, path: Path) -> list[Setting]:
     return settings
 
 
+class UnsafeDropin(KumotuiError):
+    """A line kumotui would write to the drop-in that is not a plain ``key = value``."""
+
+
 def render_dropin(values: dict[str, str], profile: str, now: datetime | None = None) -> str:
-    """The drop-in's text: a header saying who wrote it and how to undo it."""
+    """The drop-in's text: a header saying who wrote it and how to undo it.
+
+    Rendered from validated data only, checked again here because the file
+    is read as root at every boot: every key a sysctl name, every value one
+    line of safe characters, the profile one short word. Keys and values
+    kept from an existing drop-in pass the same check.
+
+    Raises:
+        UnsafeDropin: naming the key or profile and what is valid.
+    """
+    _require_renderable(values, profile)
     stamp = (now or datetime.now().astimezone()).isoformat(timespec="seconds")
     header = [
         "# Written by kumotui; changes here are overwritten by `kumotui apply`.",
@@ -87,6 +103,22 @@ def render_dropin(values: dict[str, str], profile: str, now: datetime | None = N
         "",
     ]
     return "\n".join(header + [f"{key} = {value}" for key, value in values.items()]) + "\n"
+
+
+def _require_renderable(values: dict[str, str], profile: str) -> None:
+    if not is_valid_name(profile):
+        raise UnsafeDropin(f"profile name {profile!r} cannot go into a drop-in: one word of letters, digits, _ . + -")
+    for key, value in values.items():
+        if not is_valid_key(key):
+            raise UnsafeDropin(
+                f"{key!r} cannot go into a drop-in: not a sysctl name such as net.core.somaxconn "
+                "(if an existing drop-in has this line, fix or remove it)"
+            )
+        if not is_safe_value(value) or longest_number(value) > MAX_DIGITS:
+            raise UnsafeDropin(
+                f"{key}: the value {value!r} cannot go into a drop-in: one line of letters, digits, spaces "
+                "and _ . : , / % | @ + = - (if an existing drop-in has this line, fix or remove it)"
+            )
 
 
 def dropin_values(text: str | None, path: Path) -> dict[str, str]:

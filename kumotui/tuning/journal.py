@@ -33,6 +33,12 @@ class DropinChange:
     path: str
     before: str | None
     after: str | None
+    before_mode: int | None = None
+    """Permission bits of the file as it was (None: no file, or an entry older than this field),
+    so a rollback restores them too."""
+    after_mode: int = 0o644
+    """Permission bits ``after`` is written with: 0644 for a drop-in (other tools read it), the
+    original file's for a rollback."""
 
 
 class EntryKind(enum.StrEnum):

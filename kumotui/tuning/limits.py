@@ -17,6 +17,7 @@ import resource
 from dataclasses import dataclass
 from pathlib import Path
 
+from kumotui.errors import KumotuiError
 from kumotui.hosts import Host
 
 UNIT = "kumomta.service"
@@ -118,8 +119,21 @@ def limits_d(host: Host, user: str, etc: Path = Path("/etc")) -> NofileLimit | N
     return found
 
 
+MAX_NOFILE = 1 << 30
+"""The kernel's own ceiling for ``fs.nr_open`` (a hard limit above it cannot be set)."""
+
+
 def unit_dropin_text(limit: int) -> str:
-    """A systemd drop-in raising kumomta.service's open-file limit."""
+    """A systemd drop-in raising kumomta.service's open-file limit.
+
+    Only a whole number goes into the unit file, so nothing in it can add a
+    line (``ExecStartPre=``) that systemd would run as root.
+
+    Raises:
+        KumotuiError: ``limit`` is not a whole number from 1 to 2^30.
+    """
+    if type(limit) is not int or not 1 <= limit <= MAX_NOFILE:
+        raise KumotuiError(f"LimitNOFILE must be a whole number from 1 to {MAX_NOFILE}, got {limit!r}")
     return (
         "# Written by kumotui: kumod raises its soft open-file limit to this hard limit.\n"
         "# Undo: `kumotui rollback`, or delete this file and run `systemctl daemon-reload`.\n"

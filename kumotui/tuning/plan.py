@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kumotui.tuning.dropin import Override, dropin_values, overrides, render_dropin
 from kumotui.tuning.findings import Finding
-from kumotui.tuning.profiles import Profile
+from kumotui.tuning.profiles import Profile, is_valid_key
 from kumotui.tuning.target import Target
 from kumotui.tuning.validate import ValidationError, check_value
 from kumotui.tuning.values import Status, normalize, same_value
@@ -43,6 +43,8 @@ class Plan:
     dropin_after: str | None
     """None when not persisting."""
     overrides: tuple[Override, ...] = ()
+    dropin_mode: int | None = None
+    """The drop-in's permission bits before (None: no drop-in yet), journaled so a rollback restores them."""
 
     @property
     def dropin_changed(self) -> bool:
@@ -68,12 +70,21 @@ class Plan:
 
 
 def parse_sets(items: Iterable[str]) -> dict[str, str]:
-    """``--set KEY=VALUE`` items; a malformed one names itself."""
+    """``--set KEY=VALUE`` items; a malformed one, or a key that is not a sysctl name, names itself.
+
+    The key is checked here, before anything reads it: ``kernel.//.//.etc`` is
+    ``kernel/../../etc`` once translated, a path, not a name.
+    """
     sets: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValidationError(f"--set {item!r}: expected KEY=VALUE, e.g. --set net.core.somaxconn=4096")
+        if not is_valid_key(key.strip()):
+            raise ValidationError(
+                f"--set {key.strip()!r}: not a sysctl name; a key is dot-separated names of letters, digits "
+                "and _ - / : @ +, each starting with a letter, digit or _, e.g. net.core.somaxconn"
+            )
         sets[key.strip()] = value.strip() if "\n" not in value else value
     return sets
 
@@ -137,7 +148,8 @@ def make_plan(
     if errors:
         raise ValidationError("; ".join(errors) + ". Nothing was changed.")
 
-    before_text = target.read_dropin()
+    existing = target.read_dropin()
+    before_text = existing.text if existing else None
     after_text = None
     found: tuple[Override, ...] = ()
     if persist:
@@ -148,33 +160,65 @@ def make_plan(
             if before_text is not None and dropin_values(before_text, target.dropin) == values:
                 after_text = before_text  # idempotent: same settings, same file
             found = tuple(overrides(target.host, target.dropin, values, target.system_root))
-    return Plan(profile.name, tuple(changes), target.dropin, before_text, after_text, found)
+    return Plan(
+        profile.name, tuple(changes), target.dropin, before_text, after_text, found, existing.mode if existing else None
+    )
 
 
 def manual_steps(plan: Plan, target: Target) -> str:
     """The exact commands and file content for someone to run by hand.
 
     Shown when kumotui may not write (not root and no ``sudo -n``). Every
-    argument is shell-quoted, so the text can be pasted as it is. A simulated
-    tree gets commands that write into the tree, never the real kernel.
+    argument is shell-quoted and file content is given to ``printf`` one
+    quoted line per argument (:func:`print_file_command`), never in a
+    heredoc whose end marker data could write, so the text can be pasted as
+    it is whatever the values hold. A simulated tree gets commands that write
+    into the tree, never the real kernel.
     """
     lines = ["# Runtime values (take effect now):"]
     for c in plan.changes:
         if target.tree.simulated:
-            path = shlex.quote(str(target.tree.path(c.key)))
-            lines.append(f"printf '%s\\n' {shlex.quote(c.after)} | sudo tee {path} > /dev/null")
+            lines.append(print_file_command(c.after + "\n", target.tree.path(c.key)))
         else:
             lines.append(f"sudo sysctl -w {shlex.quote(f'{c.key}={c.after}')}")
     if plan.dropin_after is not None and plan.dropin_changed:
+        path = shlex.quote(str(plan.dropin))
         lines += [
             "",
-            f"# Persist across reboots: write {plan.dropin}",
-            f"sudo tee {shlex.quote(str(plan.dropin))} > /dev/null <<'KUMOTUI_EOF'",
-            plan.dropin_after.rstrip("\n"),
-            "KUMOTUI_EOF",
-            f"sudo chmod 0644 {shlex.quote(str(plan.dropin))}",
+            f"# Persist across reboots: write {path}",
+            print_file_command(plan.dropin_after, plan.dropin),
+            f"sudo chmod 0644 -- {path}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def print_file_command(text: str, path: Path) -> str:
+    """Shell text writing exactly ``text`` to ``path``: ``printf '%s\\n' 'line' ... | sudo tee -- PATH``.
+
+    Each line of ``text`` is one ``shlex.quote``d argument of a fixed
+    format, so quotes, ``$``, backquotes, ``%`` and would-be heredoc end
+    markers stay data. Several lines are shown one argument per line
+    (joined by ``\\``), so the file reads as itself; a last line without a
+    newline gets its own ``printf '%s'``.
+
+    Raises:
+        ValueError: ``text`` holds a NUL, which no command argument can carry
+            (validated values never do).
+    """
+    if "\0" in text:
+        raise ValueError("a NUL character cannot be passed to a shell command")
+    lines = text.split("\n")
+    last = lines.pop()  # "" when the text ends with a newline
+    quoted = [shlex.quote(line) for line in lines]
+    parts = []
+    if len(quoted) == 1:
+        parts.append(f"printf '%s\\n' {quoted[0]}")
+    elif quoted:
+        parts.append("printf '%s\\n' \\\n  " + " \\\n  ".join(quoted))
+    if last or not parts:
+        parts.append(f"printf '%s' {shlex.quote(last)}")
+    printed = parts[0] if len(parts) == 1 else "{ " + "; ".join(parts) + "; }"
+    return f"{printed} | sudo tee -- {shlex.quote(str(path))} > /dev/null"
 
 
 @dataclass(frozen=True)

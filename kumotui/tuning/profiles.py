@@ -2,11 +2,20 @@
 
 A profile is refused as a whole, with file, line and reason, when anything
 in it is wrong; a half-understood profile must never drive a write.
+
+Profiles are shared, so a file is read as hostile until proven otherwise:
+at most :data:`MAX_PROFILE_BYTES`; its YAML events are screened before any
+node is built (no anchors or aliases, which let a few hundred bytes expand
+into gigabytes; bounded nesting; no control characters or line breaks in
+any text, since names, reasons, keys and values end up in drop-ins, the
+journal, a terminal and commands shown to paste; no number longer than a
+kernel number, which Python's ``int()`` would refuse with a traceback).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -15,12 +24,28 @@ from typing import Any
 import yaml
 
 from kumotui.errors import ProfileError
-from kumotui.paths import user_profiles_dir
-from kumotui.tuning.values import Rule, parse_numbers
+from kumotui.hosts.local import require_private_dir
+from kumotui.paths import config_dir, user_profiles_dir
+from kumotui.tuning.values import MAX_DIGITS, Rule, longest_number, parse_numbers
 
-# A dotted sysctl name: at least two components. '/' may appear inside a
-# component, standing for a '.' in the /proc/sys path (procps convention).
-_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-/:@+]*(\.[A-Za-z0-9_\-/:@+]+)+$")
+# A dotted sysctl name: at least two components, each starting with a letter,
+# digit or '_' (so none is empty or made only of separators). '/' may appear
+# inside a component, standing for a '.' in the /proc/sys path (procps
+# convention: eth0/100 is eth0.100).
+_COMPONENT = r"[A-Za-z0-9_][A-Za-z0-9_\-/:@+]*"
+_KEY = re.compile(rf"^{_COMPONENT}(\.{_COMPONENT})+$")
+MAX_KEY_CHARS = 255
+# A profile's name (and what it extends): a file name stem, one short word.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+
+MAX_PROFILE_BYTES = 256 * 1024
+"""Largest profile read; the shipped ones are about 4 KB."""
+MAX_DEPTH = 5
+"""Deepest YAML nesting: profile > params > key > fields > a list value."""
+MAX_TEXT_CHARS = 4096
+"""Longest text in a profile (a long ``why`` is a few hundred)."""
+_INT_OR_FLOAT = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+_CHAR_NAMES = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab", "\x1b": "an escape (ESC)"}
 _TOP_FIELDS = {"name", "title", "source", "extends", "params"}
 _PARAM_FIELDS = {"value", "rule", "why"}
 
@@ -55,8 +80,25 @@ class Profile:
 
 
 def is_valid_key(key: str) -> bool:
-    """Whether ``key`` looks like a dotted sysctl name."""
-    return bool(_KEY.match(key))
+    """Whether ``key`` is a dotted sysctl name (never a path: no empty, ``.`` or ``..`` component)."""
+    return len(key) <= MAX_KEY_CHARS and bool(_KEY.match(key))
+
+
+def is_valid_name(name: str) -> bool:
+    """Whether ``name`` may name a profile: one short word of letters, digits and ``_ . + -``."""
+    return bool(_NAME.match(name))
+
+
+def unsafe_char(text: str) -> str | None:
+    """The first character that must not reach a file, terminal or shell line, described; else None.
+
+    Control characters (line breaks and tabs included), format characters
+    such as bidirectional overrides, line and paragraph separators.
+    """
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co"):
+            return _CHAR_NAMES.get(ch) or f"the character U+{ord(ch):04X}"
+    return None
 
 
 def shipped_profiles_dir() -> Path:
@@ -66,8 +108,16 @@ def shipped_profiles_dir() -> Path:
 
 
 def profile_dirs() -> list[Path]:
-    """Where profiles are looked up by name, first match wins."""
-    return [user_profiles_dir(), shipped_profiles_dir()]
+    """Where profiles are looked up by name, first match wins.
+
+    Raises:
+        KumotuiError: the user's config or profiles dir could be changed by
+            someone else (a profile planted there would drive writes as root).
+    """
+    user = user_profiles_dir()
+    for directory in (config_dir(), user):
+        require_private_dir(directory)
+    return [user, shipped_profiles_dir()]
 
 
 def available_profiles() -> list[tuple[str, Path]]:
@@ -81,7 +131,9 @@ def available_profiles() -> list[tuple[str, Path]]:
 
 def find_profile(name: str, *, skip: Path | None = None) -> Path | None:
     """The file for a profile name, skipping ``skip`` (so a user's ``kumomta``
-    may extend the shipped ``kumomta``)."""
+    may extend the shipped ``kumomta``); None for a name that is not one short word."""
+    if not is_valid_name(name):
+        return None
     for directory in profile_dirs():
         path = directory / f"{name}.yaml"
         if path.is_file() and (skip is None or path.resolve() != skip.resolve()):
@@ -111,10 +163,10 @@ def load_profile(spec: str) -> Profile:
 def _load(path: Path, chain: tuple[Path, ...]) -> Profile:
     raw, lines = _read_yaml(path)
     where = str(path)
-    name = _text(raw, "name", where, lines, required=True)
+    name = _name(raw, "name", where, lines, required=True)
     title = _text(raw, "title", where, lines) or name
     source = _text(raw, "source", where, lines)
-    extends = _text(raw, "extends", where, lines) or None
+    extends = _name(raw, "extends", where, lines) or None
 
     params_raw = raw.get("params")
     if not isinstance(params_raw, dict) or not params_raw:
@@ -152,24 +204,28 @@ def _parent(name: str, path: Path, chain: tuple[Path, ...], where: str, line: in
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
-    """Parse a YAML mapping, keeping the 1-based line of every key for messages."""
+    """Parse a YAML mapping, keeping the 1-based line of every key for messages.
+
+    The events are screened (:func:`_screen`) before one node is composed,
+    and the data is built from that node: the text is parsed once, and
+    nothing is built from a document that failed the screen.
+    """
     where = str(path)
+    text = _read_capped(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ProfileError(where, None, f"cannot read: {error}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        _screen(text, where)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(error, "problem", None) or str(error)
-        raise ProfileError(where, line, f"YAML syntax error: {problem}") from None
+        raise ProfileError(where, _error_line(error), f"YAML syntax error: {_problem(error)}") from None
     if not isinstance(data, dict):
         raise ProfileError(where, 1, "a profile must be a YAML mapping with name, title, source, params")
     lines: dict[tuple[str, ...], int] = {}
-    _collect_lines(node, (), lines)
+    _collect_lines(node, (), lines, where)
     for key in data:
         if key not in _TOP_FIELDS:
             allowed = ", ".join(sorted(_TOP_FIELDS))
@@ -177,12 +233,107 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     return data, lines
 
 
-def _collect_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
+def _read_capped(path: Path) -> str:
+    """The file's text, refusing anything larger than a profile could need before reading it all."""
+    where = str(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PROFILE_BYTES + 1)
+    except OSError as error:
+        raise ProfileError(where, None, f"cannot read: {error.strerror}") from None
+    if len(data) > MAX_PROFILE_BYTES:
+        raise ProfileError(
+            where,
+            None,
+            f"larger than {MAX_PROFILE_BYTES // 1024} KB; a profile is a few KB of YAML, refusing to parse it",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ProfileError(where, line, "not UTF-8 text") from None
+
+
+def _screen(text: str, where: str) -> None:
+    """Refuse, by the event stream alone, what must never be composed or constructed.
+
+    Raises:
+        ProfileError: an anchor or alias, nesting deeper than :data:`MAX_DEPTH`,
+            or a scalar refused by :func:`_screen_scalar`, with its line.
+        yaml.YAMLError: the text is not YAML.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = event.start_mark.line + 1 if event.start_mark else 1
+        if isinstance(event, yaml.AliasEvent):
+            raise ProfileError(where, line, f"YAML alias '*{event.anchor}': {_NO_ANCHORS}")
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            raise ProfileError(where, line, f"YAML anchor '&{event.anchor}': {_NO_ANCHORS}")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ProfileError(where, line, f"nested deeper than {MAX_DEPTH} levels; a profile is never that deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.ScalarEvent):
+            _screen_scalar(event, where, line)
+
+
+_NO_ANCHORS = (
+    "anchors and aliases are not allowed in a profile (a few of them can expand into gigabytes); write the value out"
+)
+_RESOLVER = yaml.resolver.Resolver()
+
+
+def _screen_scalar(event: yaml.ScalarEvent, where: str, line: int) -> None:
+    """Refuse a scalar that is too long, holds a control character, or is a number no kernel has."""
+    value = event.value
+    tag = event.tag if event.tag not in (None, "!") else _resolve(value, event.implicit)
+    if tag in _INT_OR_FLOAT and len(value.replace("_", "")) > MAX_DIGITS + 4:
+        raise ProfileError(
+            where,
+            line,
+            f"a number written with {len(value)} characters; kernel numbers have at most {MAX_DIGITS} digits",
+        )
+    if len(value) > MAX_TEXT_CHARS:
+        raise ProfileError(where, line, f"text of {len(value)} characters; at most {MAX_TEXT_CHARS} are accepted")
+    bad = unsafe_char(value)
+    if bad:
+        raise ProfileError(
+            where,
+            line,
+            f"{bad} in text; profile text must be one line of printable characters "
+            "(write a long 'why' as a folded block: why: >-)",
+        )
+
+
+def _resolve(value: str, implicit: tuple[bool, bool]) -> str:
+    """The tag YAML gives a plain scalar (int, float, bool, str...)."""
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, value, implicit)  # type: ignore[no-untyped-call]
+    return tag
+
+
+def _error_line(error: yaml.YAMLError) -> int | None:
+    mark = getattr(error, "problem_mark", None)
+    return mark.line + 1 if mark is not None else None
+
+
+def _problem(error: yaml.YAMLError) -> str:
+    return str(getattr(error, "problem", None) or error)
+
+
+def _collect_lines(
+    node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[str, ...], int], where: str
+) -> None:
+    """Every key's 1-based line, by its path; a key given twice is refused (the second would win unseen)."""
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             path = (*prefix, str(key_node.value))
-            out[path] = key_node.start_mark.line + 1
-            _collect_lines(value_node, path, out)
+            line = key_node.start_mark.line + 1
+            if path in out:
+                raise ProfileError(where, line, f"'{path[-1]}' is given twice (first on line {out[path]})")
+            out[path] = line
+            _collect_lines(value_node, path, out, where)
 
 
 def _text(
@@ -203,11 +354,31 @@ def _text(
     return value.strip()
 
 
+def _name(
+    raw: dict[str, Any], key: str, where: str, lines: dict[tuple[str, ...], int], *, required: bool = False
+) -> str:
+    """A profile name field: one short word, since it names files and lands in drop-ins and the journal."""
+    name = _text(raw, key, where, lines, required=required)
+    if name and not is_valid_name(name):
+        raise ProfileError(
+            where,
+            lines.get((key,)),
+            f"'{key}' must be one word of letters, digits and _ . + - (at most 64, starting with a letter "
+            f"or digit), got '{name}'",
+        )
+    return name
+
+
 def _param(key: Any, spec: Any, where: str, lines: dict[tuple[str, ...], int], origin: str) -> Param:
     key = str(key)
     line = lines.get(("params", key))
     if not is_valid_key(key):
-        raise ProfileError(where, line, f"'{key}' is not a dotted sysctl name such as net.core.somaxconn")
+        raise ProfileError(
+            where,
+            line,
+            f"'{key}' is not a dotted sysctl name such as net.core.somaxconn: names of letters, digits and "
+            "_ - / : @ +, each starting with a letter, digit or _, joined by dots",
+        )
     if not isinstance(spec, dict):
         raise ProfileError(where, line, f"{key}: expected a mapping with value, rule and why")
     for field_name in spec:
@@ -252,6 +423,12 @@ def _value_text(value: Any, key: str, where: str, line: int | None) -> str:
                 where,
                 line,
                 f"{key}: value must be a whole number, text or a list of them, got {item!r}",
+            )
+        if longest_number(str(item)) > MAX_DIGITS:
+            raise ProfileError(
+                where,
+                line,
+                f"{key}: a number of {longest_number(str(item))} digits; kernel numbers have at most {MAX_DIGITS}",
             )
         parts.extend(str(item).split())
     if not parts:

@@ -5,6 +5,12 @@ A simulated tree (``--sysctl-root DIR``) is laid out like ``/proc/sys``:
 follows procps: '.' separates components, and a '/' in a key stands for a
 '.' inside a component (``net.ipv4.conf.eth0/100.rp_filter`` is
 ``net/ipv4/conf/eth0.100/rp_filter``).
+
+A key is a name, never a path: :func:`key_to_relpath` refuses any key whose
+translation has an empty, ``.`` or ``..`` component (``a.//.b`` would be
+``a/../b``), and every read and write opens the file *beneath* the root,
+one component at a time, never through a symbolic link
+(:meth:`kumotui.hosts.Host.read_value`).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
@@ -22,9 +29,34 @@ from kumotui.paths import DEFAULT_SYSCTL_ROOT
 _SWAP = str.maketrans("./", "/.")
 
 
+class KeyNameError(KumotuiError):
+    """A key that is not a sysctl name and would name a path outside the tree."""
+
+
 def key_to_relpath(key: str) -> str:
-    """``net.ipv4.conf.eth0/100.rp_filter`` -> ``net/ipv4/conf/eth0.100/rp_filter``."""
-    return key.translate(_SWAP)
+    """``net.ipv4.conf.eth0/100.rp_filter`` -> ``net/ipv4/conf/eth0.100/rp_filter``.
+
+    Raises:
+        KeyNameError: a component is empty or only dots after translation
+            (``kernel.//.//.etc`` would be ``kernel/../../etc``).
+    """
+    relpath = key.translate(_SWAP)
+    for part in relpath.split("/"):
+        if not part or set(part) == {"."} or "\0" in part:
+            shown = key.encode("unicode_escape").decode("ascii")
+            raise KeyNameError(
+                f"'{shown}' is not a sysctl name: its component '{part.translate(_SWAP)}' would make the "
+                "path leave the parameter tree; a key is dot-separated names such as net.core.somaxconn"
+            )
+    return relpath
+
+
+class ValueWriter(Protocol):
+    """Whatever writes kernel values: a host, or a ``sudo -n`` writer for it."""
+
+    def write_value(self, root: Path, relative: str, text: str) -> None:
+        """Write an existing parameter beneath ``root``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -53,6 +85,11 @@ def describe_errno(code: int | None) -> str:
         errno.EROFS: "read-only file system (EROFS)",
         errno.ERANGE: "value out of range (ERANGE)",
         errno.EBUSY: "the parameter is busy (EBUSY)",
+        errno.ELOOP: "refused: a symbolic link in the tree; kumotui never follows links there (ELOOP)",
+        errno.EXDEV: "refused: the path would leave the parameter tree (EXDEV)",
+        errno.ENOTSUP: "refused: not a regular file (a device, FIFO or socket; ENOTSUP)",
+        errno.EMLINK: "refused: a hard link to another file (EMLINK)",
+        errno.EFBIG: "refused: far too large for a kernel value (EFBIG)",
     }
     if code in meanings:
         return meanings[code]
@@ -74,8 +111,17 @@ class SysctlTree:
         return self.root != DEFAULT_SYSCTL_ROOT
 
     def path(self, key: str) -> Path:
-        """The file that holds ``key``."""
+        """The file that holds ``key`` (for messages and commands; reads and writes go beneath the root)."""
         return self.root / key_to_relpath(key)
+
+    def write(self, writer: ValueWriter, key: str, text: str) -> None:
+        """Write ``text`` to ``key`` through ``writer``, beneath the root (never created, no link followed).
+
+        Raises:
+            KeyNameError: ``key`` is not a sysctl name.
+            OSError: the kernel (or the tree) refused, with its errno.
+        """
+        writer.write_value(self.root, key_to_relpath(key), text)
 
     def require_readable(self) -> None:
         """Fail clearly when the root itself cannot be listed (wrong path,
@@ -89,7 +135,9 @@ class SysctlTree:
     def read(self, key: str) -> Reading:
         """Read one parameter; never raises for an expected failure."""
         try:
-            text = self.host.read_text(self.path(key))
+            text = self.host.read_value(self.root, key_to_relpath(key))
+        except KeyNameError as error:
+            return Reading(key, None, str(error))
         except FileNotFoundError:
             return Reading(key, None, "missing")
         except IsADirectoryError:

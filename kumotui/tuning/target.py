@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from kumotui.errors import KumotuiError
-from kumotui.hosts import Host
+from kumotui.hosts import Host, ManagedFile
 from kumotui.hosts.local import LocalHost
 from kumotui.paths import DROP_IN_NAME
 from kumotui.settings import Settings, local_now
@@ -34,13 +34,22 @@ class Target:
 
     @classmethod
     def from_settings(cls, settings: Settings, host: Host | None = None) -> Target:
-        """Build the target the settings describe (local host by default)."""
+        """Build the target the settings describe (local host by default).
+
+        Raises:
+            RefusedPath: the state dir or its journal belongs to someone else
+                or others may write to it (a planted entry would be restored
+                as root): the message says how to fix it.
+        """
         host = host or LocalHost()
+        state_dir = settings.state_dir or host.default_state_dir()
+        for directory in (state_dir, state_dir / "journal"):
+            host.check_private_dir(directory)
         return cls(
             tree=SysctlTree(settings.sysctl_root, host),
             dropin=settings.sysctl_d / DROP_IN_NAME,
             system_root=settings.system_root,
-            journal=Journal(host, settings.state_dir or host.default_state_dir()),
+            journal=Journal(host, state_dir),
             read_only=settings.read_only,
             clock=settings.clock,
         )
@@ -50,16 +59,19 @@ class Target:
         """The machine being changed."""
         return self.tree.host
 
-    def read_dropin(self) -> str | None:
-        """The drop-in's current text, or None when there is none."""
-        return read_file(self.host, self.dropin)
+    def read_dropin(self) -> ManagedFile | None:
+        """The drop-in's current text and mode, or None when there is none; a link is refused."""
+        return read_managed(self.host, self.dropin)
 
 
-def read_file(host: Host, path: Path) -> str | None:
-    """A file's text on a host, or None when it does not exist."""
+def read_managed(host: Host, path: Path) -> ManagedFile | None:
+    """A file kumotui replaces (a drop-in) on a host: text and mode, or None when it does not exist.
+
+    Raises:
+        RefusedPath: it is a symbolic link (kumotui never writes through one).
+        KumotuiError: it cannot be read.
+    """
     try:
-        return host.read_text(path)
-    except FileNotFoundError:
-        return None
+        return host.read_managed(path)
     except OSError as error:
         raise KumotuiError(f"cannot read {path}: {error.strerror}") from None

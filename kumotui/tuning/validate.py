@@ -8,19 +8,21 @@ or a shell. Numeric parameters must look like the kernel's current value
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from kumotui.errors import KumotuiError
 from kumotui.tuning.catalog import info
 from kumotui.tuning.profiles import Param, is_valid_key
 from kumotui.tuning.sysctl import SysctlTree
-from kumotui.tuning.values import Rule, format_numbers, parse_numbers
-
-# Characters a text sysctl value may hold (congestion control names, paths,
-# core patterns); anything else, notably ';', '$', '`', quotes and newlines,
-# is refused outright.
-_SAFE_TEXT = re.compile(r"^[A-Za-z0-9_ .:,/%|@+=\-]+$")
+from kumotui.tuning.values import (
+    MAX_DIGITS,
+    MAX_VALUE_CHARS,
+    Rule,
+    format_numbers,
+    is_safe_value,
+    longest_number,
+    parse_numbers,
+)
 
 
 class ValidationError(KumotuiError):
@@ -55,10 +57,17 @@ def check_value(
     """
     if not is_valid_key(key):
         raise ValidationError(f"{key!r} is not a dotted sysctl name such as net.core.somaxconn")
-    shown = value.encode("unicode_escape").decode("ascii")
+    shown = value[:80].encode("unicode_escape").decode("ascii") + ("..." if len(value) > 80 else "")
     if not value.strip():
         raise ValidationError(f"{key}: the value is empty")
-    if any(ch in value for ch in "\n\r\x00") or not _SAFE_TEXT.match(value.strip()):
+    if longest_number(value) > MAX_DIGITS:
+        raise ValidationError(
+            f"{key}: refusing '{shown}': a number of {longest_number(value)} digits; kernel numbers have at most "
+            f"{MAX_DIGITS} digits (2^64 is 18446744073709551616)"
+        )
+    if len(value) > MAX_VALUE_CHARS:
+        raise ValidationError(f"{key}: refusing a value of {len(value)} characters (at most {MAX_VALUE_CHARS})")
+    if not is_safe_value(value.strip(" ")):
         raise ValidationError(
             f"{key}: refusing value '{shown}': only one line of letters, digits, spaces and "
             "_ . : , / % | @ + = - is accepted"

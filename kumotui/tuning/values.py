@@ -10,7 +10,18 @@ from __future__ import annotations
 import enum
 import re
 
-_INT = re.compile(r"^-?\d+$")
+MAX_DIGITS = 20
+"""Digits in the longest kernel number (2^64 - 1 has 20); a sign may come before them."""
+
+_INT = re.compile(rf"^-?\d{{1,{MAX_DIGITS}}}$")
+_DIGITS = re.compile(r"\d+")
+
+# Characters a text sysctl value may hold (congestion control names, paths,
+# core patterns); anything else, notably ';', '$', '`', quotes, control
+# characters and newlines, is refused outright.
+_SAFE_TEXT = re.compile(r"^[A-Za-z0-9_ .:,/%|@+=\-]+$")
+MAX_VALUE_CHARS = 4096
+"""Longest value accepted (the kernel's own limit for one write is a page)."""
 
 
 class Rule(enum.StrEnum):
@@ -52,8 +63,22 @@ def normalize(value: str) -> str:
     return " ".join(fields(value))
 
 
+def is_safe_value(value: str) -> bool:
+    """Whether ``value`` is one line of the characters a sysctl value may hold.
+
+    Nothing a file format or a shell reads specially: no quotes, ``$``, ``;``,
+    backquotes, control characters or line breaks.
+    """
+    return len(value) <= MAX_VALUE_CHARS and bool(_SAFE_TEXT.match(value)) and bool(value.strip())
+
+
+def longest_number(text: str) -> int:
+    """The most digits in a row in ``text`` (to refuse absurd numbers before ``int()`` sees them)."""
+    return max((len(run) for run in _DIGITS.findall(text)), default=0)
+
+
 def parse_numbers(value: str) -> tuple[int, ...] | None:
-    """The value's fields as ints, or None when any field is not an integer."""
+    """The value's fields as ints, or None when any field is not an integer of at most :data:`MAX_DIGITS` digits."""
     parts = fields(value)
     if not parts or not all(_INT.match(p) for p in parts):
         return None

@@ -53,7 +53,7 @@ def test_write_failing_mid_plan_restores_earlier_writes(sim_paths: dict[str, Pat
 
 
 def test_sudo_writer_applies_and_rolls_back(sim_paths: dict[str, Path]) -> None:
-    """The `sudo -n` path for real: values go to `tee` on stdin, the drop-in via temp file + mv."""
+    """The `sudo -n` path for real: each write is one request to kumotui's agent running as root."""
     if not shutil.which("sudo") or subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode != 0:
         if os.environ.get("CI"):
             pytest.fail("CI installs sudo; `sudo -n true` must work there")

@@ -217,7 +217,7 @@ async def test_read_only_shows_commands_and_writes_nothing(demo_dir: Path) -> No
         await settle(pilot)
         assert isinstance(app.screen, ApplyScreen) and app.screen.stage == "manual"
         commands = app.screen.query_one(TextArea).text
-        assert "sudo tee etc/sysctl.d/90-kumomta.conf" in commands
+        assert "| sudo tee -- etc/sysctl.d/90-kumomta.conf" in commands
         assert "vm.max_map_count = 768000" in commands
         assert app.screen.query_one(TextArea).read_only
         await pilot.press("escape")

@@ -179,10 +179,10 @@ def test_boot_precedence_warnings(sim_paths: dict[str, Path], cli: Cli) -> None:
 class ClampingHost(LocalHost):
     """A host whose 'kernel' keeps at most 10 huge pages, like one short of memory."""
 
-    def write_value(self, path: Path, text: str) -> None:
-        if path.name == "nr_hugepages" and int(text) > 10:
+    def write_value(self, root: Path, relative: str, text: str) -> None:
+        if relative.endswith("/nr_hugepages") and int(text) > 10:
             text = "10\n"
-        super().write_value(path, text)
+        super().write_value(root, relative, text)
 
 
 def test_value_read_back_differently_is_restored(sim_paths: dict[str, Path]) -> None:
@@ -226,10 +226,10 @@ def test_read_only_prints_exact_commands_and_changes_nothing(sim_paths: dict[str
     assert run.returncode == 2, run.stdout + run.stderr
     assert "kumotui cannot write here (--read-only was given)" in run.stdout
     tree = sim_paths["tree"]
-    assert f"printf '%s\\n' '5000 63000' | sudo tee {tree}/net/ipv4/ip_local_port_range > /dev/null" in run.stdout
-    assert f"printf '%s\\n' 768000 | sudo tee {tree}/vm/max_map_count > /dev/null" in run.stdout
+    assert f"printf '%s\\n' '5000 63000' | sudo tee -- {tree}/net/ipv4/ip_local_port_range > /dev/null" in run.stdout
+    assert f"printf '%s\\n' 768000 | sudo tee -- {tree}/vm/max_map_count > /dev/null" in run.stdout
     assert "sysctl -w" not in run.stdout  # a simulated tree never gets commands for the real kernel
-    assert f"sudo tee {sim_paths['sysctl_d']}/90-kumomta.conf > /dev/null <<'KUMOTUI_EOF'" in run.stdout
+    assert f"| sudo tee -- {sim_paths['sysctl_d']}/90-kumomta.conf > /dev/null" in run.stdout
     assert snapshot(sim_paths["tree"]) == before
     assert not sim_paths["state"].exists() and not sim_paths["sysctl_d"].exists()
 
@@ -247,4 +247,7 @@ def test_manual_steps_for_the_real_kernel_use_sysctl() -> None:
     )
     steps = manual_steps(plan, target)
     assert "sudo sysctl -w 'net.ipv4.ip_local_port_range=5000 63000'" in steps
-    assert "sudo tee /etc/sysctl.d/90-kumomta.conf > /dev/null <<'KUMOTUI_EOF'" in steps
+    assert (
+        "printf '%s\\n' 'net.ipv4.ip_local_port_range = 5000 63000' | sudo tee -- /etc/sysctl.d/90-kumomta.conf"
+        in steps
+    )

@@ -28,6 +28,7 @@ from textual.worker import Worker, WorkerState
 from kumotui.bench.records import RunRecord, list_runs
 from kumotui.bench.report import report_markdown
 from kumotui.errors import KumotuiError
+from kumotui.hosts.local import atomic_write
 from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
 from kumotui.ui.commands import ScreenCommands
@@ -133,7 +134,7 @@ class RunsScreen(Screen[None]):
     def write_report(self, path: Path, text: str) -> None:
         """Write the report file."""
         try:
-            path.write_text(text, encoding="utf-8")
+            atomic_write(path, text, private=False)
         except OSError as error:
             raise KumotuiError(f"cannot write {path}: {error.strerror}") from None
         self.post_message(self.ReportWritten(path))
