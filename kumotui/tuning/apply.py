@@ -265,7 +265,7 @@ def run_changes(
         for key, before, after in pairs:
             attempted.append((key, before))  # before the write: a timed-out write may still have landed
             error = _write_and_verify(target, writer, key, after)
-            results.append(KeyResult(key, before, after, target.tree.read(key).value, error is None, error))
+            results.append(KeyResult(key, before, after, _read(target, key), error is None, error))
             if error is not None:
                 raise _StepFailed(f"{key} = {after}: {error}")
         dropin_state = DropinState.UNTOUCHED
@@ -286,9 +286,11 @@ def run_changes(
             raise _StepFailed(f"the journal could not record the outcome: {error}") from None
     except _StepFailed as failure:
         _fail(entry, results, attempted, dropin if dropin_touched else None, target, writer, str(failure))
+    except Exception as error:  # a lost connection mid-read, a bug: restore all the same
+        _fail(entry, results, attempted, dropin if dropin_touched else None, target, writer, _reason(error))
     except BaseException as interrupt:
-        # Ctrl+C, or a bug: put the host back before letting it through.
-        why = "interrupted" if isinstance(interrupt, KeyboardInterrupt) else f"{type(interrupt).__name__}: {interrupt}"
+        # Ctrl+C: put the host back before letting it through.
+        why = "interrupted" if isinstance(interrupt, KeyboardInterrupt) else type(interrupt).__name__
         try:
             _fail(entry, results, attempted, dropin if dropin_touched else None, target, writer, why)
         except ApplyFailed as failed:
@@ -316,7 +318,7 @@ def _write_dropin(writer: Writer, dropin: DropinChange, restoring: bool) -> Drop
 def _reason(error: BaseException) -> str:
     """A failed write in words: the kernel's errno, a timeout, or the error's own message."""
     if isinstance(error, subprocess.TimeoutExpired):
-        return f"no answer within {error.timeout:g} s (timed out; stopped waiting)"
+        return f"no answer within {round(error.timeout, 1):g} s (timed out; stopped waiting)"
     if isinstance(error, OSError) and error.errno is not None:
         return describe_errno(error.errno)
     return str(error) or type(error).__name__
@@ -328,7 +330,10 @@ def _write_and_verify(target: Target, writer: Writer, key: str, value: str) -> s
         writer.write_value(target.tree.path(key), value + "\n")
     except Exception as error:  # a refusal, a timeout, a lost connection: all restore
         return _reason(error)
-    read_back = target.tree.read(key)
+    try:
+        read_back = target.tree.read(key)
+    except Exception as error:  # a lost connection: the write cannot be confirmed
+        return f"could not read it back: {_reason(error)}"
     if read_back.value is None:
         return f"could not read it back: {read_back.error}"
     if not same_value(read_back.value, value):
@@ -337,6 +342,14 @@ def _write_and_verify(target: Target, writer: Writer, key: str, value: str) -> s
             "or lack the resources, e.g. free memory for huge pages)"
         )
     return None
+
+
+def _read(target: Target, key: str) -> str | None:
+    """A value as it is now, or None when it cannot be read (missing, or the connection is gone)."""
+    try:
+        return target.tree.read(key).value
+    except Exception:  # restoring must go on for the other keys
+        return None
 
 
 def _fail(
@@ -352,7 +365,7 @@ def _fail(
     unrestored: list[str] = []
     restored: set[str] = set()
     for key, before in reversed(attempted):
-        now = target.tree.read(key).value
+        now = _read(target, key)
         if now is not None and same_value(now, before):
             continue  # never written (or the kernel refused it): nothing to undo
         try:
@@ -373,8 +386,8 @@ def _fail(
                 back = DropinChange(dropin.path, now_text, dropin.before)
                 _write_dropin(writer, back, restoring=True)
                 dropin_state = DropinState.RESTORED if dropin.before is not None else DropinState.REMOVED
-        except (_StepFailed, KumotuiError) as error:
-            unrestored.append(f"{dropin.path} ({error})")
+        except Exception as error:  # the drop-in too: report it, finish the journal
+            unrestored.append(f"{dropin.path} ({_reason(error)})")
     shown = [replace(r, restored=r.key in restored) for r in results]
     if unrestored:
         status = EntryStatus.FAILED
