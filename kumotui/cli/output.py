@@ -86,11 +86,13 @@ def print_results(outcome: Outcome) -> None:
     """Each key's verified result, then what happened to the drop-in (and its path)."""
     print()
     for r in outcome.results:
-        if r.restored:
+        if r.restored and r.ok:
             print(f"↺ {r.key} = {normalize(r.before)}  (restored)")
             continue
         mark = "✔" if r.ok else "✖"
         detail = "verified" if r.ok else r.error
+        if r.restored:
+            detail = f"{detail}; restored {normalize(r.before)}"
         print(f"{mark} {r.key} = {r.wanted}  ({detail})")
     if outcome.dropin is not DropinState.UNTOUCHED:
         where = f" {outcome.dropin_path}" if outcome.dropin_path else ""

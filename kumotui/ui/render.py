@@ -103,7 +103,7 @@ def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
     value_width = max((len(shown(r.read_back)) for r in outcome.results if r.ok), default=0)
     for result in outcome.results:
         read_back = shown(result.read_back)
-        if result.restored:
+        if result.restored and result.ok:
             parts.append(
                 Content.from_markup(
                     "[$text-warning]↺[/] $key  $value  [$text-muted]restored[/]",
@@ -124,7 +124,8 @@ def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
                 Content.from_markup(
                     "[$text-error b]✖[/] $key  [$text-error]$why[/]",
                     key=result.key.ljust(width),
-                    why=result.error or f"kept {read_back}",
+                    why=(result.error or f"kept {read_back}")
+                    + (f"; restored {normalize(result.before)}" if result.restored else ""),
                 )
             )
     dropin = {
