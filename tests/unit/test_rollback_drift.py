@@ -141,9 +141,12 @@ def test_an_interrupted_apply_rolls_back_only_what_it_wrote(sim_paths: dict[str,
     (sim_paths["sysctl_d"] / "90-kumomta.conf").unlink()
     entry["status"] = "pending"
     entry_file.write_text(json.dumps(entry))
-    check = cli("check", *host_flags(sim_paths))
-    assert f"was interrupted (journal entry {entry['id']}" in check.stderr
-    assert f"kumotui rollback {entry['id']}" in check.stderr
+    undo = f"undo it with: kumotui rollback {entry['id']} --sysctl-root {sim_paths['tree']}"
+    for command in ("check", "apply --dry-run", "apply --yes --only net.core.somaxconn"):
+        said = cli(*command.split(), *host_flags(sim_paths))
+        assert f"kumotui: warning: an apply on mta-sim was interrupted (journal entry {entry['id']}" in said.stderr
+        assert undo in said.stderr, command
+    assert "interrupted" in cli("journal", *host_flags(sim_paths)).stdout
     run = cli("rollback", "--yes", *host_flags(sim_paths))
     assert run.returncode == 0, run.stdout + run.stderr
     assert "(already as before)" in run.stdout and "interrupted" in run.stdout
