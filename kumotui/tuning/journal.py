@@ -268,8 +268,10 @@ class Journal:
             taken = set()
         stamp, _, number = entry.id.rpartition("-")
         serial = int(number)
-        while f"{stamp}-{serial:04d}.json" in taken and serial < 9999:
+        while f"{stamp}-{serial:04d}.json" in taken:
             serial += 1
+            if serial > 9999:
+                raise KumotuiError(f"cannot name a new journal entry in {self.directory}: every id of {stamp} is taken")
         return self.save(replace(entry, id=f"{stamp}-{serial:04d}"))
 
     def save(self, entry: Entry) -> Entry:
