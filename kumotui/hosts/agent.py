@@ -101,9 +101,12 @@ def _lock(req: Request) -> Request:
         holder = os.pread(fd, 4096, 0).decode("utf-8", errors="replace")
         os.close(fd)
         return {"held": False, "holder": holder}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, (str(req.get("info", "")) + "\n").encode(), 0)
     _LOCKS[path] = fd
+    try:  # who holds it, for the next one; a full disk loses only that
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (str(req.get("info", "")) + "\n").encode(), 0)
+    except OSError:
+        pass
     return {"held": True}
 
 

@@ -249,8 +249,9 @@ class _LocalHandle(_Handle):
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return Holder.parse(_read_fd(self.fd)) or Holder(None, "?", "?", "")
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, (json.dumps(holder.as_json()) + "\n").encode(), 0)
+        with contextlib.suppress(OSError):  # a full disk: the lock holds, only its description is lost
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, (json.dumps(holder.as_json()) + "\n").encode(), 0)
         return None
 
     def probe(self) -> Holder | None:
