@@ -16,6 +16,7 @@ from kumotui.text.table import table
 from kumotui.tuning.apply import DropinState, Outcome
 from kumotui.tuning.findings import Finding
 from kumotui.tuning.plan import Plan
+from kumotui.tuning.rollback import KeyState, RollbackPlan
 from kumotui.tuning.values import STATUS_ICON, Status, normalize
 
 
@@ -41,6 +42,27 @@ def confirm(question: str, assume_yes: bool) -> bool:
     return answer in ("y", "yes")
 
 
+def ask(question: str, answers: dict[str, str], otherwise: str) -> str | None:
+    """Ask on a terminal for one of ``answers`` (letter -> meaning); None for no.
+
+    Raises:
+        KumotuiError: stdin is not a terminal; ``otherwise`` says which flags answer instead.
+    """
+    if not sys.stdin.isatty():
+        raise KumotuiError(f"{question} needs an answer: {otherwise} (stdin is not a terminal)")
+    letters = "/".join([*answers, "N"])
+    answer = input(f"{question} [{letters}] ").strip().lower()
+    return answers.get(answer[:1]) if answer else None
+
+
+def print_missing(findings: list[Finding], only: list[str] | None = None) -> None:
+    """Say which of the profile's keys this host lacks (or cannot read): they are not applied."""
+    lacking = [f for f in findings if f.current is None and (only is None or f.key in only)]
+    if lacking:
+        names = ", ".join(f"{f.key} ({f.error or f.status})" for f in lacking)
+        print(f"note: this host lacks {len(lacking)} of the profile's keys, left out: {names}")
+
+
 def print_plan(plan: Plan) -> None:
     """The diff, the drop-in as it will be written, and the warnings."""
     if plan.changes:
@@ -61,16 +83,48 @@ def print_plan(plan: Plan) -> None:
 
 
 def print_results(outcome: Outcome) -> None:
-    """Each key's verified result, then what happened to the drop-in."""
+    """Each key's verified result, then what happened to the drop-in (and its path)."""
     print()
     for r in outcome.results:
+        if r.restored and r.ok:
+            print(f"↺ {r.key} = {normalize(r.before)}  (restored)")
+            continue
         mark = "✔" if r.ok else "✖"
         detail = "verified" if r.ok else r.error
+        if r.restored:
+            detail = f"{detail}; restored {normalize(r.before)}"
         print(f"{mark} {r.key} = {r.wanted}  ({detail})")
     if outcome.dropin is not DropinState.UNTOUCHED:
-        print(f"Drop-in: {outcome.dropin}")
+        where = f" {outcome.dropin_path}" if outcome.dropin_path else ""
+        print(f"Drop-in{where}: {outcome.dropin}")
     for note in outcome.notes:
         print(note)
+
+
+def print_rollback_plan(plans: list[RollbackPlan]) -> None:
+    """What each rollback would restore: live values, and those changed since the apply marked."""
+    for plan in plans:
+        entry = plan.entry
+        state = " (interrupted: restoring the values from before it)" if plan.interrupted else ""
+        print(f"Roll back {entry.id}: {entry.kind} of {entry.profile} on {entry.host}, {entry.time}{state}")
+        for key in plan.keys:
+            live = normalize(key.live)
+            if key.state is KeyState.ALREADY:
+                print(f"  {key.key}: {live} (already as before)")
+            elif key.state is KeyState.CHANGED:
+                restore = normalize(key.restore)
+                print(f"  {key.key}: {live} (changed since apply; journaled {normalize(key.applied)}) -> {restore}")
+            else:
+                print(f"  {key.key}: {live} -> {normalize(key.restore)}")
+        if plan.dropin is not None:
+            if plan.dropin_state is KeyState.ALREADY:
+                print(f"  drop-in {plan.dropin}: already as before")
+            elif plan.dropin_state is KeyState.CHANGED:
+                print(f"  drop-in {plan.dropin}: changed since apply; the rolled-back keys' lines are restored")
+            elif entry.dropin is not None and entry.dropin.before is None:
+                print(f"  drop-in {plan.dropin}: removed (there was none before)")
+            else:
+                print(f"  drop-in {plan.dropin}: restored to its previous content")
 
 
 def sink_line(kind: str, sample: Sample) -> dict[str, Any]:

@@ -8,25 +8,38 @@ core and prints through :mod:`kumotui.cli.output`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kumotui.cli.exit_codes import ExitStatus
 from kumotui.cli.options import add_command, add_global_options, whole
-from kumotui.cli.output import confirm, findings_table, print_plan, print_results
+from kumotui.cli.output import (
+    ask,
+    confirm,
+    findings_table,
+    print_missing,
+    print_plan,
+    print_results,
+    print_rollback_plan,
+)
 from kumotui.errors import KumotuiError
+from kumotui.hosts import Host
 from kumotui.hosts.connect import connected
-from kumotui.paths import DROP_IN_NAME
+from kumotui.paths import DEFAULT_SYSCTL_D, DEFAULT_SYSCTL_ROOT, DROP_IN_NAME
 from kumotui.settings import Settings
 from kumotui.text.table import table
 from kumotui.tuning import limits
-from kumotui.tuning.apply import ApplyFailed, DropinState, apply_plan, persist_file, rollback
+from kumotui.tuning.apply import ApplyFailed, DropinState, apply_plan, locked, persist_file, unit_dropin, verify_plan
 from kumotui.tuning.findings import evaluate, summary
-from kumotui.tuning.plan import make_plan, manual_steps, parse_sets
+from kumotui.tuning.lock import holder_now
+from kumotui.tuning.plan import Plan, make_plan, manual_steps, parse_sets
 from kumotui.tuning.privilege import Privilege, detect_privilege, writer_for
 from kumotui.tuning.profiles import load_profile
+from kumotui.tuning.rollback import Changed, Order, interruption_notices, journal_view, plan_rollback, rollback_all
 from kumotui.tuning.simulate import flags_for, make_simulated_host
 from kumotui.tuning.sysctl import SysctlTree
 from kumotui.tuning.target import Target
@@ -62,7 +75,7 @@ def register(commands: Commands) -> None:
         epilog="examples:\n  kumotui apply --dry-run\n"
         "  kumotui apply --only net.core.somaxconn --set vm.max_map_count=1048576",
     )
-    apply.add_argument("--only", metavar="KEY,...", help="apply only these keys of the profile")
+    apply.add_argument("--only", metavar="KEY,...", help="apply only these keys of the profile (at least one)")
     apply.add_argument(
         "--set",
         metavar="KEY=VALUE",
@@ -94,12 +107,31 @@ def register(commands: Commands) -> None:
         "rollback",
         help="undo an apply (default: the latest)",
         description="Restore the runtime values and the drop-in's previous content (or remove "
-        "a drop-in that did not exist before) for a journal entry.",
-        epilog="examples:\n  kumotui rollback\n  kumotui rollback 20261201-212423 --yes",
+        "a drop-in that did not exist before) for a journal entry, including an interrupted apply. "
+        "Keys changed since the apply (by a later apply or by hand) are shown with their live value and "
+        "need confirmation; an older entry with newer applies still in place needs --newest-first or --yes.",
+        epilog="examples:\n  kumotui rollback\n  kumotui rollback 20261201-212423 --yes\n"
+        "  kumotui rollback 20261201-212423 --newest-first --keep-changed",
         single_host=True,
     )
     undo.add_argument("id", nargs="?", metavar="ID", help="journal entry id or unique prefix")
-    undo.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    undo.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="do not ask: restore keys changed since the apply too, and roll back ID alone even when newer "
+        "applies are in place",
+    )
+    undo.add_argument(
+        "--keep-changed",
+        action="store_true",
+        help="keep keys changed since the apply (runtime and drop-in) and restore the rest",
+    )
+    undo.add_argument(
+        "--newest-first",
+        action="store_true",
+        help="first roll back newer applies that touch the same keys, newest first",
+    )
     add_global_options(undo, suppress=True)
     undo.set_defaults(handler=cmd_rollback)
 
@@ -146,6 +178,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         for host in hosts:
             tree = SysctlTree(settings.sysctl_root, host)
             tree.require_readable()
+            warn_interrupted(settings, host)
             checked.append((host, tree.facts(), evaluate(profile, tree)))
     if args.json:
         documents = [
@@ -166,73 +199,132 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> ExitStatus:
 
 
 def cmd_apply(args: argparse.Namespace, settings: Settings) -> ExitStatus:
-    """``kumotui apply``: plan every host, confirm once, then apply host by host.
+    """``kumotui apply``: plan every host, confirm once, then lock, check and apply host by host.
 
     Every host is reached and every plan validated before the first write
     anywhere, so an unreachable host or a bad value changes nothing at all.
+    After the confirmation every host's lock is taken and every plan checked
+    against the host again, so nothing changed meanwhile is overwritten.
     """
     profile = load_profile(settings.profile)
-    only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
+    only = only_keys(args.only)
     sets = parse_sets(args.sets)
     with connected(settings) as hosts:
         plans = []
         for host in hosts:
             target = Target.from_settings(settings, host)
             target.tree.require_readable()
+            warn_interrupted(settings, host, target)
             findings = evaluate(profile, target.tree)
             plan = make_plan(profile, findings, target, only=only, sets=sets, persist=not args.no_persist)
-            plans.append((target, plan, detect_privilege(target)))
-        for target, plan, _privilege in plans:
+            plans.append((target, plan, detect_privilege(target), findings))
+        for target, plan, _privilege, findings in plans:
             if settings.hosts:
                 print(f"== {target.host.name}")
             print_plan(plan)
-        if all(plan.empty for _t, plan, _p in plans):
+            print_missing(findings, only)
+        if all(plan.empty for _t, plan, _p, _f in plans):
             print("\nNothing to do: the host already matches the plan.")
             return ExitStatus.OK
         if args.dry_run:
             print("\nDry run: nothing was written.")
             return ExitStatus.OK
-        blocked = [(t, p) for t, p, privilege in plans if privilege is Privilege.READ_ONLY and not p.empty]
+        blocked = [(t, p) for t, p, privilege, _f in plans if privilege is Privilege.READ_ONLY and not p.empty]
         if blocked:
             why = "--read-only was given" if settings.read_only else "not root, and `sudo -n` is not allowed"
             print(f"\nkumotui cannot write here ({why}). Run these commands yourself:\n")
             for target, plan in blocked:
                 print((f"# On {target.host.name}\n" if settings.hosts else "") + manual_steps(plan, target), end="")
             return ExitStatus.ERROR
-        if any(plan.needs_confirmation for _t, plan, _p in plans) and not confirm(
+        if any(plan.needs_confirmation for _t, plan, _p, _f in plans) and not confirm(
             "Some --set values go below the profile's recommendation. Really lower them?", args.yes
         ):
             print("Nothing was changed.")
             return ExitStatus.NOT_OK
-        count = sum(len(plan.changes) for _t, plan, _p in plans)
+        count = sum(len(plan.changes) for _t, plan, _p, _f in plans)
         where = f" on {len(plans)} hosts" if len(plans) > 1 else ""
         if not confirm(f"Apply {count} change(s){where}?", args.yes):
             print("Nothing was changed.")
             return ExitStatus.NOT_OK
-        failed = 0
-        for target, plan, privilege in plans:
-            if settings.hosts:
-                print(f"\n== {target.host.name}")
-            try:
-                outcome = apply_plan(plan, target, writer=writer_for(privilege, target.host))
-            except ApplyFailed as failure:
-                print_results(failure.outcome)
-                print(f"kumotui: {target.host.name}: apply failed: {failure}", file=sys.stderr)
-                failed += 1
-                continue
-            print_results(outcome)
-            if outcome.results or outcome.dropin is not DropinState.UNCHANGED:
-                print(
-                    f"Journal entry {outcome.entry.id}. Undo with: kumotui rollback {outcome.entry.id}"
-                    + (f" --host {target.host.name}" if settings.hosts else "")
-                )
+        todo = [(target, plan, privilege) for target, plan, privilege, _f in plans if not plan.empty]
+        with contextlib.ExitStack() as held:
+            for target, _plan, _privilege in todo:  # every host locked and re-checked before the first write
+                held.enter_context(locked(target))
+            for target, plan, _privilege in todo:
+                verify_plan(plan, target)
+            return _apply_each(todo, settings)
+    return ExitStatus.OK
+
+
+def _apply_each(todo: list[tuple[Target, Plan, Privilege]], settings: Settings) -> ExitStatus:
+    """Apply each host's plan (locks held); a failure on one host is reported and the next goes on."""
+    failed = 0
+    for target, plan, privilege in todo:
+        if settings.hosts:
+            print(f"\n== {target.host.name}")
+        try:
+            outcome = apply_plan(plan, target, writer=writer_for(privilege, target.host))
+        except ApplyFailed as failure:
+            print_results(failure.outcome)
+            print(f"kumotui: {target.host.name}: apply failed: {failure}", file=sys.stderr)
+            failed += 1
+            continue
+        except KeyboardInterrupt as interrupt:
+            for note in getattr(interrupt, "__notes__", []):
+                print(note, file=sys.stderr)
+            raise
+        print_results(outcome)
+        if outcome.results or outcome.dropin is not DropinState.UNCHANGED:
+            print(
+                f"Journal entry {outcome.entry.id}. Undo with: kumotui rollback {outcome.entry.id}"
+                + undo_flags(settings, target.host)
+            )
     return ExitStatus.NOT_OK if failed else ExitStatus.OK
+
+
+def only_keys(text: str | None) -> list[str] | None:
+    """``--only KEY,...``: None when not given; at least one key when given."""
+    if text is None:
+        return None
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    if not keys:
+        raise KumotuiError(f"--only {text!r}: names no key; give KEY[,KEY...], e.g. --only net.core.somaxconn")
+    return keys
+
+
+def undo_flags(settings: Settings, host: Host) -> str:
+    """The flags a ``kumotui rollback`` needs to find this journal and these files again."""
+    flags: list[str] = []
+    if settings.hosts:
+        flags += ["--host", host.name]
+    if settings.sysctl_root != DEFAULT_SYSCTL_ROOT:
+        flags += ["--sysctl-root", str(settings.sysctl_root)]
+    if settings.sysctl_d != DEFAULT_SYSCTL_D:
+        flags += ["--sysctl-d", str(settings.sysctl_d)]
+    if settings.state_dir is not None:
+        flags += ["--state-dir", str(settings.state_dir)]
+    if settings.system_root != Path("/"):
+        flags += ["--system-root", str(settings.system_root)]
+    return "".join(f" {shlex.quote(flag)}" for flag in flags)
+
+
+def warn_interrupted(settings: Settings, host: Host, target: Target | None = None) -> None:
+    """One line on stderr per interrupted apply or rollback on ``host``, with the command that undoes it."""
+    try:
+        target = target or Target.from_settings(settings, host)
+        notices = interruption_notices(target, undo_flags=undo_flags(settings, host))
+    except KumotuiError as error:
+        notices = [f"cannot read the journal: {error}"]
+    for notice in notices:
+        print(f"kumotui: warning: {notice}", file=sys.stderr)
 
 
 def cmd_journal(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     """``kumotui journal``: list entries (of the one host given)."""
     with connected(settings) as (host,):
-        entries = Target.from_settings(settings, host).journal.entries()
+        journal = Target.from_settings(settings, host).journal
+        entries = journal.entries()
+        running = holder_now(host, journal.state_dir) is not None
     if args.json:
         print(json.dumps([e.as_json() for e in entries], indent=2))
         return ExitStatus.OK
@@ -240,8 +332,10 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         print("The journal is empty.")
         return ExitStatus.OK
     rows = []
-    for e in entries:
-        status = e.status + (f" (rolled back by {e.rolled_back_by})" if e.rolled_back_by else "")
+    for view in journal_view(entries, running=running):
+        e = view.entry
+        status = "interrupted" if view.interrupted and e.status == "pending" else str(e.status)
+        status += f" (rolled back by {view.rolled_back_by})" if view.rolled_back_by else ""
         what = e.kind + (f" of {e.target}" if e.target else "")
         keys = e.keys[0] + (f" (+{len(e.keys) - 1})" if len(e.keys) > 1 else "") if e.keys else "-"
         rows.append([e.id, e.time, e.host, e.profile, what, keys, status])
@@ -250,21 +344,63 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> ExitStatus:
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> ExitStatus:
-    """``kumotui rollback``: undo an apply entry."""
+    """``kumotui rollback``: show what an entry's rollback restores, confirm what needs it, roll back.
+
+    The entry is checked as data first (keys, values, the drop-in's path);
+    keys changed since the apply show their live value; newer applies in the
+    way are listed newest first. The rollback itself runs under the lock and
+    refuses when the host moved since what was shown.
+    """
+    order = Order.NEWEST_FIRST if args.newest_first else Order.REFUSE
     with connected(settings) as (host,):
         target = Target.from_settings(settings, host)
         privilege = detect_privilege(target)
-        if not confirm("Roll back " + (args.id or "the latest apply") + f" on {host.name}?", args.yes):
+        plans = plan_rollback(target, args.id, order=order)
+        chosen = plans[-1].entry
+        print_rollback_plan(plans)
+        first = plans[0]
+        if first.newer:
+            ids = [*(e.id for e in first.newer), chosen.id]
+            print("\nNewer applies touching the same keys are still in place. Roll back newest first:")
+            print("".join(f"  kumotui rollback {i}{undo_flags(settings, host)}\n" for i in ids), end="")
+            if not args.yes:
+                raise KumotuiError(
+                    f"{chosen.id} is not the newest apply of its keys: re-run with --newest-first to roll back "
+                    f"{', '.join(ids)} in that order, or --yes to roll back {chosen.id} alone"
+                )
+            order = Order.ALONE
+        changed = Changed.RESTORE
+        if args.keep_changed:
+            changed = Changed.KEEP
+        elif any(p.changed or p.dropin_changed for p in plans) and not args.yes:
+            answer = ask(
+                "Some keys changed since the apply. Restore them too (y), keep them as they are (k), or stop (N)?",
+                {"y": "yes", "k": "keep"},
+                "re-run with --yes to restore them too, or --keep-changed to keep them",
+            )
+            if answer is None:
+                print("Nothing was changed.")
+                return ExitStatus.NOT_OK
+            changed = Changed.RESTORE if answer == "yes" else Changed.KEEP
+        elif not confirm(f"Roll back {chosen.id} on {host.name}?", args.yes):
             print("Nothing was changed.")
             return ExitStatus.NOT_OK
         try:
-            outcome = rollback(target, args.id, writer=writer_for(privilege, target.host))
+            outcomes = rollback_all(
+                target,
+                chosen.id,
+                writer=writer_for(privilege, target.host),
+                changed=changed,
+                order=order,
+                expected=plans,
+            )
         except ApplyFailed as failure:
             print_results(failure.outcome)
             print(f"kumotui: rollback failed: {failure}", file=sys.stderr)
             return ExitStatus.NOT_OK
-    print_results(outcome)
-    print(f"\nRolled back {outcome.entry.target} (journal entry {outcome.entry.id}).")
+    for outcome in outcomes:
+        print_results(outcome)
+        print(f"Rolled back {outcome.entry.target} (journal entry {outcome.entry.id}).")
     return ExitStatus.OK
 
 
@@ -303,14 +439,13 @@ def cmd_limits(args: argparse.Namespace, settings: Settings) -> ExitStatus:
                 print(f"\nFix kumomta.service with: kumotui limits --concurrency {args.concurrency} --apply")
             enough = all(x.enough_for(args.concurrency) for x in found if x is not None)
             return ExitStatus.OK if enough else ExitStatus.NOT_OK
-        path = settings.system_root / limits.UNIT_DROPIN.relative_to("/")
+        path = unit_dropin(target)
         text = limits.unit_dropin_text(limits.recommended(args.concurrency))
         print(f"\n{path}:\n" + "".join(f"  {line}\n" for line in text.splitlines()), end="")
         if not confirm(f"Write {path}?", args.yes):
             print("Nothing was changed.")
             return ExitStatus.NOT_OK
-        reload = ("systemctl", "daemon-reload") if settings.system_root == Path("/") else ()
-        outcome = persist_file(target, path, text, "nofile", reload=reload)
+        outcome = persist_file(target, path, text, "nofile")
         print_results(outcome)
         if outcome.dropin is not DropinState.UNCHANGED:
             print(

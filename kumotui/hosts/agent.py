@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import pwd
@@ -417,6 +418,55 @@ def _run(req: Request) -> Request:
     return {"code": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
 
 
+_LOCKS: dict[str, int] = {}
+"""Apply locks this agent holds for kumotui (see kumotui.tuning.lock): path -> descriptor.
+The kernel drops them when the agent exits, i.e. when the SSH session ends."""
+
+
+def _lock(req: Request) -> Request:
+    path = req["path"]
+    if path in _LOCKS:
+        return {"held": False, "holder": "{}"}
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 4096, 0).decode("utf-8", errors="replace")
+        os.close(fd)
+        return {"held": False, "holder": holder}
+    _LOCKS[path] = fd
+    try:  # who holds it, for the next one; a full disk loses only that
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (str(req.get("info", "")) + "\n").encode(), 0)
+    except OSError:
+        pass
+    return {"held": True}
+
+
+def _unlock(req: Request) -> Request:
+    fd = _LOCKS.pop(req["path"], None)
+    if fd is not None:
+        os.close(fd)
+    return {}
+
+
+def _lock_probe(req: Request) -> Request:
+    try:
+        fd = os.open(req["path"], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return {"busy": False}
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return {"busy": True, "holder": os.pread(fd, 4096, 0).decode("utf-8", errors="replace")}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return {"busy": False}
+    finally:
+        os.close(fd)
+
+
 def _facts(req: Request) -> Request:
     memory = 0
     with open("/proc/meminfo") as handle:
@@ -447,6 +497,9 @@ OPS: dict[str, Any] = {
     "writable": _writable,
     "run": _run,
     "facts": _facts,
+    "lock": _lock,
+    "unlock": _unlock,
+    "lock_probe": _lock_probe,
 }
 
 

@@ -64,6 +64,12 @@ class Target:
         return read_managed(self.host, self.dropin)
 
 
+def read_file(host: Host, path: Path) -> str | None:
+    """The text of a file kumotui manages, or None when it does not exist (see :func:`read_managed`)."""
+    found = read_managed(host, path)
+    return found.text if found is not None else None
+
+
 def read_managed(host: Host, path: Path) -> ManagedFile | None:
     """A file kumotui replaces (a drop-in) on a host: text and mode, or None when it does not exist.
 

@@ -14,9 +14,10 @@ from kumotui.bench.records import RunRecord
 from kumotui.bench.report import compare_figures, parameter_differences
 from kumotui.text.format import format_count, format_mmh, format_ms, format_rate, format_size
 from kumotui.tuning.apply import Outcome
-from kumotui.tuning.journal import Entry, EntryKind, EntryStatus
+from kumotui.tuning.journal import EntryKind, EntryStatus
 from kumotui.tuning.plan import Plan
 from kumotui.tuning.profiles import Profile
+from kumotui.tuning.rollback import EntryView, KeyState, RollbackPlan
 from kumotui.tuning.values import normalize, takes_away
 
 
@@ -102,7 +103,15 @@ def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
     value_width = max((len(shown(r.read_back)) for r in outcome.results if r.ok), default=0)
     for result in outcome.results:
         read_back = shown(result.read_back)
-        if result.ok:
+        if result.restored and result.ok:
+            parts.append(
+                Content.from_markup(
+                    "[$text-warning]↺[/] $key  $value  [$text-muted]restored[/]",
+                    key=result.key.ljust(width),
+                    value=normalize(result.before).ljust(value_width),
+                )
+            )
+        elif result.ok:
             parts.append(
                 Content.from_markup(
                     "[$text-success]✔[/] $key  $value  [$text-muted]read back, as written[/]",
@@ -115,7 +124,8 @@ def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
                 Content.from_markup(
                     "[$text-error b]✖[/] $key  [$text-error]$why[/]",
                     key=result.key.ljust(width),
-                    why=result.error or f"kept {read_back}",
+                    why=(result.error or f"kept {read_back}")
+                    + (f"; restored {normalize(result.before)}" if result.restored else ""),
                 )
             )
     dropin = {
@@ -125,7 +135,7 @@ def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
         "unchanged": "unchanged",
         "untouched": "not touched",
     }.get(outcome.dropin, outcome.dropin)
-    path = outcome.entry.dropin.path if outcome.entry.dropin else "drop-in"
+    path = outcome.dropin_path or "drop-in"
     parts.append(Content(""))
     parts.append(Content.from_markup("[$text-muted]$path $d[/]", path=path, d=dropin))
     for override in outcome.overrides:
@@ -135,22 +145,15 @@ def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
     return Content("\n").join(parts)
 
 
-def can_roll_back(entry: Entry) -> bool:
-    """Whether the core would accept this entry for a rollback."""
-    return (
-        entry.kind is EntryKind.APPLY
-        and entry.status is EntryStatus.APPLIED
-        and entry.rolled_back_by is None
-        and bool(entry.changes or entry.dropin)
-    )
-
-
-def entry_label(entry: Entry) -> Content:
+def entry_label(view: EntryView) -> Content:
     """One line per journal entry: when, what, how many keys, and its state."""
+    entry = view.entry
     when = entry.time.replace("T", " ")[:19]
     keys = f"{len(entry.changes)} key{'s' if len(entry.changes) != 1 else ''}"
-    if entry.rolled_back_by:
+    if view.rolled_back_by:
         state = "rolled back"
+    elif view.interrupted:
+        state = "interrupted" if entry.status is EntryStatus.PENDING else "not restored"
     elif entry.kind is EntryKind.ROLLBACK:
         state = f"undid {entry.target}" if entry.target else "rollback"
     else:
@@ -165,18 +168,21 @@ def entry_label(entry: Entry) -> Content:
     )
 
 
-def render_entry(entry: Entry) -> Content:
-    """What rolling back ``entry`` would restore."""
+def render_entry(view: EntryView) -> Content:
+    """What rolling back an entry would restore, from its journal record."""
+    entry = view.entry
     parts = [Content.from_markup("[b]$id[/b] [$text-muted]on $host[/]", id=entry.id, host=entry.host)]
     if entry.error:
         parts.append(Content.from_markup("[$text-warning]$e[/]", e=entry.error))
-    if not can_roll_back(entry):
-        why = (
-            f"already rolled back by {entry.rolled_back_by}"
-            if entry.rolled_back_by
-            else "only a completed apply can be rolled back"
+    if view.interrupted and view.can_roll_back:
+        parts.append(
+            Content.from_markup(
+                "[$text-warning b]⚠ This apply did not finish: the host may be half-applied.[/] "
+                "[$text-muted]Enter restores the values from before it (those written so far).[/]"
+            )
         )
-        parts.append(Content.from_markup("[$text-muted]Cannot roll back: $why.[/]", why=why))
+    elif not view.can_roll_back:
+        parts.append(Content.from_markup("[$text-muted]Cannot roll back: $why.[/]", why=view.why_not))
     else:
         parts.append(Content.from_markup("[$text-muted]Enter restores these values:[/]"))
     width = min(max((len(c.key) for c in entry.changes), default=0), 34)
@@ -192,6 +198,71 @@ def render_entry(entry: Entry) -> Content:
     if entry.dropin is not None:
         action = "removed" if entry.dropin.before is None else "restored to its previous content"
         parts.append(Content.from_markup("  drop-in $path $action", path=entry.dropin.path, action=action))
+    return Content("\n").join(parts)
+
+
+def render_rollback_plan(plans: Sequence[RollbackPlan], *, newest_first: bool = False) -> Content:
+    """The second confirmation: live values against the journal, and newer applies in the way.
+
+    A key changed since the apply reads ``900000 (changed since apply) → 65530``.
+    """
+    parts: list[Content] = []
+    first = plans[0]
+    if first.newer and not newest_first:
+        ids = ", ".join(e.id for e in first.newer)
+        parts.append(
+            Content.from_markup(
+                "[$text-warning b]⚠ Newer applies of these keys are still in place: $ids.[/]\n"
+                "[$text-muted]Rolling back newest first keeps runtime and drop-in consistent: "
+                "n rolls back $ids, then $id; Enter rolls back $id alone.[/]",
+                ids=ids,
+                id=first.entry.id,
+            )
+        )
+        parts.append(Content(""))
+    for plan in plans:
+        parts.append(
+            Content.from_markup("[b]Roll back $id[/b] [$text-muted]on $host[/]", id=plan.entry.id, host=plan.entry.host)
+        )
+        width = _key_width([k.key for k in plan.keys])
+        for key in plan.keys:
+            live = normalize(key.live)
+            if key.state is KeyState.CHANGED:
+                line = Content.from_markup(
+                    "  $key  [$text-warning b]$live (changed since apply)[/] [$text-muted]→[/] "
+                    "[$text-accent b]$restore[/]",
+                    key=key.key.ljust(width),
+                    live=live,
+                    restore=normalize(key.restore),
+                )
+            elif key.state is KeyState.ALREADY:
+                line = Content.from_markup(
+                    "  $key  $live [$text-muted](already as before)[/]", key=key.key.ljust(width), live=live
+                )
+            else:
+                line = Content.from_markup(
+                    "  $key  [$text-muted]$live →[/] [$text-accent b]$restore[/]",
+                    key=key.key.ljust(width),
+                    live=live,
+                    restore=normalize(key.restore),
+                )
+            parts.append(line)
+        if plan.dropin is not None and plan.dropin_state is KeyState.CHANGED:
+            parts.append(
+                Content.from_markup(
+                    "  [$text-warning]drop-in $path changed since apply:[/] [$text-muted]only the rolled-back "
+                    "keys' lines change[/]",
+                    path=str(plan.dropin),
+                )
+            )
+    if any(p.changed or p.dropin_changed for p in plans):
+        parts.append(Content(""))
+        parts.append(
+            Content.from_markup(
+                "[$text-warning b]Some values changed since the apply.[/] [$text-muted]Enter restores them "
+                "anyway; k keeps them (runtime and drop-in) and restores the rest; Esc goes back.[/]"
+            )
+        )
     return Content("\n").join(parts)
 
 

@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from kumotui.settings import Settings
-from kumotui.tuning.apply import apply_plan, rollback
+from kumotui.tuning.apply import apply_plan
 from kumotui.tuning.findings import evaluate
 from kumotui.tuning.plan import make_plan
 from kumotui.tuning.privilege import SudoWriter
 from kumotui.tuning.profiles import load_profile
+from kumotui.tuning.rollback import rollback
 from kumotui.tuning.target import Target
 from tests.support.cli import Cli, kumotui
 from tests.support.trees import host_flags, read_tree, snapshot

@@ -110,7 +110,7 @@ def test_apply_and_rollback_in_a_network_namespace(tmp_path: Path, netns_ready: 
     assert after["net.ipv4.tcp_tw_reuse"] == "1"
     assert after["net.ipv4.tcp_syn_retries"] == initial["net.ipv4.tcp_syn_retries"]
     assert steps["check"]["code"] == 0
-    assert "Drop-in: written" in steps["applied"]["out"]
+    assert f"Drop-in {tmp_path / 'sysctl.d' / '90-kumomta.conf'}: written" in steps["applied"]["out"]
 
     assert steps["rolled_back"]["code"] == 0, steps["rolled_back"]
     assert steps["after_rollback"] == initial

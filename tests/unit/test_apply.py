@@ -16,10 +16,11 @@ import pytest
 
 from kumotui.hosts.local import LocalHost
 from kumotui.settings import Settings
-from kumotui.tuning.apply import ApplyFailed, apply_plan, rollback
+from kumotui.tuning.apply import ApplyFailed, apply_plan
 from kumotui.tuning.findings import evaluate
 from kumotui.tuning.plan import make_plan
 from kumotui.tuning.profiles import load_profile
+from kumotui.tuning.rollback import rollback
 from kumotui.tuning.target import Target
 from kumotui.tuning.validate import ValidationError
 from tests.support.cli import Cli

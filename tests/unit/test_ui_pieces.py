@@ -9,8 +9,9 @@ from kumotui.tuning.dropin import Override
 from kumotui.tuning.findings import Finding
 from kumotui.tuning.journal import DropinChange, Entry, KeyChange
 from kumotui.tuning.plan import Plan, PlanRow
+from kumotui.tuning.rollback import journal_view
 from kumotui.tuning.values import Rule, Status
-from kumotui.ui.render import can_roll_back, entry_label, render_entry, render_outcome, render_preview
+from kumotui.ui.render import entry_label, render_entry, render_outcome, render_preview
 from kumotui.ui.widgets.param_details import Explanation, explain, hanging
 from kumotui.ui.widgets.param_table import ellipsize, fit_widths
 
@@ -120,10 +121,12 @@ def test_journal_entries_say_what_rollback_would_restore() -> None:
         DropinChange("etc/sysctl.d/90-kumomta.conf", None, "x = 1\n"),
         status="applied",
     )
-    assert can_roll_back(applied)
-    assert "2026-03-14 09:30:00" in entry_label(applied).plain
-    text = render_entry(applied).plain
+    (view,) = journal_view([applied])
+    assert view.can_roll_back
+    assert "2026-03-14 09:30:00" in entry_label(view).plain
+    text = render_entry(view).plain
     assert "768000 → 65530" in text and "removed" in text
     undone = Entry(**{**applied.__dict__, "rolled_back_by": "20260314-094000-cd34"})
-    assert not can_roll_back(undone)
-    assert "already rolled back" in render_entry(undone).plain
+    (view,) = journal_view([undone])
+    assert not view.can_roll_back
+    assert "already rolled back" in render_entry(view).plain

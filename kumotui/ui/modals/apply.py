@@ -141,7 +141,7 @@ class ApplyScreen(ModalScreen[str | None]):
     @work(thread=True, group="write", exit_on_error=False)
     def write(self, plan: Plan) -> None:
         """Journal, write, verify; the core restores everything on a failure."""
-        self.post_message(self.ChangesApplied(apply_plan(plan, self.target)))
+        self.post_message(self.ChangesApplied(apply_plan(plan, self.target, command="kumotui (app: apply)")))
 
     def on_apply_screen_plan_made(self, message: PlanMade) -> None:
         """Show the preview (or the commands, read-only)."""

@@ -25,6 +25,7 @@ from kumotui.tuning.findings import Finding, evaluate, summary
 from kumotui.tuning.plan import PlanRow, plan_rows
 from kumotui.tuning.privilege import Privilege, detect_privilege
 from kumotui.tuning.profiles import Profile, load_profile
+from kumotui.tuning.rollback import interruption_notices
 from kumotui.tuning.target import Target
 from kumotui.tuning.values import normalize, takes_away
 from kumotui.ui.commands import ScreenCommands
@@ -40,6 +41,7 @@ from kumotui.ui.widgets.param_table import ParamTable
 WORKER_TITLES = {
     "read": "Reading kernel parameters failed",
     "host": "Opening the host failed",
+    "journal": "Reading the journal failed",
 }
 """How a failed worker group is named in the error notice."""
 
@@ -100,6 +102,13 @@ class TuningScreen(Screen[None]):
             self.profile = profile
             self.findings = findings
 
+    class JournalChecked(Message):
+        """What the journal says needs attention: interrupted applies or rollbacks, unreadable entries."""
+
+        def __init__(self, notices: list[str]) -> None:
+            super().__init__()
+            self.notices = notices
+
     class HostRead(Message):
         """The host's facts and what kumotui may do there are known."""
 
@@ -152,6 +161,8 @@ class TuningScreen(Screen[None]):
         """Values the operator typed, by key (validated by the core on entry)."""
         self.excluded: set[str] = set()
         """Keys the operator took out of the plan."""
+        self.notices: list[str] = []
+        """Interrupted applies and the like, from the journal (see :class:`JournalChecked`)."""
 
     def compose(self) -> ComposeResult:
         """Header, summary, filter, table beside (or above) details, footer."""
@@ -200,6 +211,16 @@ class TuningScreen(Screen[None]):
         if not get_current_worker().is_cancelled:
             self.post_message(self.HostRead(target, facts, privilege))
 
+    @work(thread=True, group="journal", exclusive=True, exit_on_error=False)
+    def check_journal(self, target: Target) -> None:
+        """Look for interrupted applies (a kill, a lost connection) and say how to undo them."""
+        try:
+            notices = interruption_notices(target)
+        except KumotuiError as error:
+            notices = [f"cannot read the journal: {error}"]
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.JournalChecked(notices))
+
     @work(thread=True, group="read", exclusive=True, exit_on_error=False)
     def read_findings(self, target: Target, spec: str) -> None:
         """Load ``spec`` and judge every parameter against the host."""
@@ -234,8 +255,17 @@ class TuningScreen(Screen[None]):
         header.mode = str(message.privilege)
         if first:
             self.reread()
+        self.check_journal(message.target)
         self.update_summary()
         self.refresh_bindings()
+
+    def on_tuning_screen_journal_checked(self, message: JournalChecked) -> None:
+        """Warn about each new interrupted change; the summary line keeps saying so until it is undone."""
+        for notice in message.notices:
+            if notice not in self.notices:
+                self.notify(notice, title="Interrupted change", severity="warning", timeout=30, markup=False)
+        self.notices = message.notices
+        self.update_summary()
 
     def on_tuning_screen_findings_read(self, message: FindingsRead) -> None:
         """Show fresh values; edits and exclusions survive a re-read of the same profile."""
@@ -276,6 +306,8 @@ class TuningScreen(Screen[None]):
     def update_summary(self) -> None:
         """The line above the table: verdict, plan size, filter, activity."""
         parts: list[str] = []
+        if self.notices:
+            parts.append("⚠ journal needs attention (r: rollback)")
         if self.findings:
             parts.append(summary(self.findings).rstrip("."))
             count = len(self.pending)
@@ -453,6 +485,8 @@ class TuningScreen(Screen[None]):
                 self.edits.clear()  # now the current values; exclusions stay chosen
             if result is not None:
                 self.reread()
+                if self.target is not None:
+                    self.check_journal(self.target)
 
         self.app.push_screen(screen, done)
 
@@ -468,6 +502,8 @@ class TuningScreen(Screen[None]):
         def done(wrote: bool | None) -> None:
             if wrote:
                 self.reread()
+                if self.target is not None:
+                    self.check_journal(self.target)
 
         if self.target is not None:
             self.app.push_screen(RollbackScreen(self.target), done)
