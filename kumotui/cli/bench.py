@@ -33,6 +33,7 @@ from kumotui.cli.options import (
     add_command,
     add_global_options,
     add_sink_answer_options,
+    host,
     per_second,
     seconds,
     size,
@@ -151,7 +152,9 @@ def _bench_parser(commands: Commands) -> None:
         "--local-sink", action="store_true", help="start a sink with the chosen backend and stop it afterwards"
     )
     add_backend_option(where, "kumod and traffic-gen are")
-    where.add_argument("--sink-host", metavar="[USER@]HOST[:PORT]", help="start the --local-sink on this host over SSH")
+    where.add_argument(
+        "--sink-host", metavar="[USER@]HOST[:PORT]", type=host, help="start the --local-sink on this host over SSH"
+    )
     where.add_argument(
         "--listen",
         metavar="ADDR:PORT",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from kumotui.backends import Backend
 from kumotui.backends.lines import parse_size
 from kumotui.errors import KumotuiError
+from kumotui.hosts.address import HostSpec
 from kumotui.paths import DEFAULT_SYSCTL_D, DEFAULT_SYSCTL_ROOT
 from kumotui.settings import DEFAULT_PROFILE, Settings
 
@@ -111,6 +112,19 @@ def size(text: str) -> int:
 PORT = whole(1, 65535)
 """A TCP port."""
 
+
+def host(text: str) -> str:
+    """``[user@]host[:port]`` for ``--host`` and ``--sink-host``, checked while parsing.
+
+    A malformed host, or one that ssh would read as an option (``-F...``),
+    is refused here with exit 2, before any screen opens or connection starts.
+    Returns the canonical spelling, which parses back to the same host.
+    """
+    try:
+        return str(HostSpec.parse(text))
+    except KumotuiError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--host ")) from None
+
 # --- global options ------------------------------------------------------------------
 
 
@@ -136,6 +150,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         "--host",
         metavar="[USER@]HOST[:PORT]",
         action="append",
+        type=host,
         default=default(None),
         help="work on a remote host over SSH (OpenSSH: your keys, agent and ~/.ssh/config apply)",
     )
