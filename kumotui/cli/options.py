@@ -125,6 +125,7 @@ def host(text: str) -> str:
     except KumotuiError as error:
         raise argparse.ArgumentTypeError(str(error).removeprefix("--host ")) from None
 
+
 # --- global options ------------------------------------------------------------------
 
 
