@@ -20,6 +20,7 @@ import abc
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Protocol
 
 from kumotui.backends.process import Launcher
@@ -37,10 +38,16 @@ class Job(abc.ABC):
     """The port a sink listens on once ready (0 for a generator, or a sink not ready yet)."""
 
     def __init__(
-        self, launcher: Launcher, argv: list[str], *, env: dict[str, str] | None = None, name: str = ""
+        self,
+        launcher: Launcher,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        name: str = "",
+        remove_after: Path | None = None,
     ) -> None:
         self.launcher = launcher
-        self.process = launcher.process(argv, env=env, name=name)
+        self.process = launcher.process(argv, env=env, name=name, remove_after=remove_after)
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._ended = threading.Event()
