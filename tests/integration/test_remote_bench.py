@@ -3,8 +3,8 @@
 The sshd runs on loopback; the "remote" side is this machine reached through
 SSH, where kumotui ships its stdlib-only engines and watchdog and runs them.
 
-``SshLauncher`` ships them into ``<tempdir>/kumotui-engines-<hash>``; each test
-points the temp dir at its own ``tmp_path``, so the remote engines it looks
+``SshLauncher`` ships them into a private ``<tempdir>/kumotui-engines-XXXXXXXX`` per
+job; each test points that temp dir at its own ``tmp_path``, so the remote engines it looks
 for are its own, found by their command line even once orphaned (a process
 whose SSH session died is re-parented, so ancestry would not find it), and
 tests running side by side cannot see each other's.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.run import Benchmark, BenchPlan, run_and_record
+from kumotui.hosts import launch
 from kumotui.hosts.address import HostSpec
 from kumotui.hosts.launch import launcher_for
 from kumotui.hosts.local import LocalHost
@@ -48,7 +48,7 @@ def remote_engines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RemoteEng
     """This test's engine processes on the 'remote' side: command lines that run its shipped copies."""
     shipped = tmp_path / "remote-tmp"
     shipped.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(shipped))
+    monkeypatch.setattr(launch, "REMOTE_TMPDIR", str(shipped))
     prefix = f"{shipped}/kumotui-engines-"
 
     def running() -> list[str]:
