@@ -46,6 +46,7 @@ from kumotui.hosts.connect import open_host
 from kumotui.hosts.launch import launcher_for
 from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
+from kumotui.text.escape import printable
 from kumotui.text.format import format_mmh, format_ms, format_rate
 
 if TYPE_CHECKING:
@@ -302,7 +303,7 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
 def _echo(line: str) -> None:
     """Print a line; if our reader went away (``| head``), stop like on SIGTERM."""
     try:
-        print(line, flush=True)
+        print(printable(line), flush=True)  # an engine's line, maybe from another host
     except BrokenPipeError:
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -418,7 +419,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> ExitStatus:
             raise KumotuiError(f"--output {args.output}: {error.strerror}") from None
         print(f"Wrote {args.output}")
     else:
-        print(text, end="")
+        print(printable(text, keep="\t\n"), end="")  # host names and targets in it came from hosts
     return ExitStatus.OK
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.widget import Widget
 
 from kumotui.errors import KumotuiError
+from kumotui.text.escape import printable
 
 
 def describe_error(error: BaseException | None) -> str:
@@ -28,7 +29,8 @@ def describe_error(error: BaseException | None) -> str:
 def notify_error(node: Widget, error: BaseException | str | None, title: str, *, timeout: float = 12) -> None:
     """Show ``error`` (an exception, or a message already in words) as an error notice titled ``title``.
 
-    Markup is off: messages quote paths and values such as ``[::1]:2026``.
+    Markup is off: messages quote paths and values such as ``[::1]:2026``; control
+    characters in them (a remote host's words) are shown escaped.
     """
-    message = error if isinstance(error, str) else describe_error(error)
+    message = printable(error if isinstance(error, str) else describe_error(error), keep="\n")
     node.notify(message, title=title, severity="error", timeout=timeout, markup=False)
