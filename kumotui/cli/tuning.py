@@ -16,18 +16,17 @@ from typing import TYPE_CHECKING
 from kumotui.cli.exit_codes import ExitStatus
 from kumotui.cli.options import add_command, add_global_options, whole
 from kumotui.cli.output import confirm, findings_table, print_plan, print_results
-from kumotui.errors import KumotuiError
 from kumotui.hosts.connect import connected
 from kumotui.paths import DROP_IN_NAME
 from kumotui.settings import Settings
 from kumotui.text.table import table
-from kumotui.tuning import limits
+from kumotui.tuning import limits, simulate
 from kumotui.tuning.apply import ApplyFailed, DropinState, apply_plan, persist_file, rollback
 from kumotui.tuning.findings import evaluate, summary
 from kumotui.tuning.plan import make_plan, manual_steps, parse_sets
 from kumotui.tuning.privilege import Privilege, detect_privilege, writer_for
 from kumotui.tuning.profiles import load_profile
-from kumotui.tuning.simulate import flags_for, make_simulated_host
+from kumotui.tuning.simulate import flags_for
 from kumotui.tuning.sysctl import SysctlTree
 from kumotui.tuning.target import Target
 from kumotui.tuning.values import Status
@@ -270,9 +269,7 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> ExitStatus:
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     """``kumotui simulate DIR``: a practice host."""
-    if args.dir.exists() and any(args.dir.iterdir()):
-        raise KumotuiError(f"{args.dir}: not empty; choose a new directory")
-    settings = make_simulated_host(args.dir.resolve())
+    settings = simulate.create(args.dir)
     flags = " ".join(flags_for(settings))
     print(f"Wrote a simulated host in {args.dir}. Try:\n  kumotui {flags}\n  kumotui check {flags}")
     return ExitStatus.OK
