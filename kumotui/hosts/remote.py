@@ -308,7 +308,7 @@ class RemoteHost:
                 if deadline.expired.is_set():
                     raise self._connect_timed_out("looking for Python") from None
                 raise
-            self._start_agent(deadline.seconds - (time.monotonic() - started))
+            self._start_agent(deadline, started)
         finally:
             deadline.cancel()
 
@@ -318,17 +318,19 @@ class RemoteHost:
             "(the SSH server or the network is not responding; $KUMOTUI_SSH_TIMEOUT sets the limit)"
         )
 
-    def _start_agent(self, seconds_left: float) -> None:
+    def _start_agent(self, deadline: _Deadline, started: float) -> None:
         """Start the agent and wait for its first line, within what is left of the connect deadline."""
         self._agent: Any = self.python["-u", "-c", AGENT_SOURCE].popen()  # plumbum's Popen
         assert self._agent.stdin is not None and self._agent.stdout is not None and self._agent.stderr is not None
         self._lines = _Lines(self._agent.stdout, MAX_REPLY_BYTES)
         self._stderr = _Tail(self._agent.stderr)
         try:
-            hello = self._lines.get(seconds_left)
+            hello = self._lines.get(deadline.seconds - (time.monotonic() - started))
         except queue.Empty:
+            hello = None
+        if hello is None or (hello is _Lines.END and deadline.expired.is_set()):
             self.close()
-            raise self._connect_timed_out("starting the agent") from None
+            raise self._connect_timed_out("starting the agent")
         if not isinstance(hello, bytes) or not _is_hello(hello):
             shown = hello if isinstance(hello, bytes) else b""
             said = _snippet(shown) or self._stderr_line() or "no output"
