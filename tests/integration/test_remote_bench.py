@@ -70,7 +70,7 @@ def options(messages: int) -> BenchOptions:
     return BenchOptions(target=None, local_sink=True, messages=messages, concurrency=10, body_size=1000)
 
 
-def test_sink_on_remote_host_generator_local(remote: RemoteHost, remote_engines: RemoteEngines) -> None:
+def test_sink_on_remote_host_generator_local(remote: RemoteHost, remote_engines: RemoteEngines, tmp_path: Path) -> None:
     bench = Benchmark(BenchPlan(options(3000)), sink_launcher=launcher_for(remote))
     outcome = run_and_record(bench, LocalHost().facts(), None)
     assert outcome.generator is not None and outcome.generator.ok and outcome.generator.count == 3000
@@ -78,6 +78,7 @@ def test_sink_on_remote_host_generator_local(remote: RemoteHost, remote_engines:
     assert bench.sink is not None and bench.sink.process.argv[0] == "ssh"
     assert "/remote-tmp/kumotui-engines-" in " ".join(bench.sink.process.argv)  # what remote_engines looks for
     assert wait_until(lambda: not remote_engines()), remote_engines()
+    assert wait_until(lambda: not any((tmp_path / "remote-tmp").iterdir())), "the job's private directory is removed"
 
 
 def test_generator_on_remote_host(remote: RemoteHost, remote_engines: RemoteEngines) -> None:
@@ -90,7 +91,7 @@ def test_generator_on_remote_host(remote: RemoteHost, remote_engines: RemoteEngi
 
 
 def test_killing_the_ssh_connection_mid_run_leaves_nothing_remote(
-    remote: RemoteHost, remote_engines: RemoteEngines
+    remote: RemoteHost, remote_engines: RemoteEngines, tmp_path: Path
 ) -> None:
     bench = Benchmark(BenchPlan(options(50_000_000)), sink_launcher=launcher_for(remote))
     bench.start()
@@ -101,8 +102,11 @@ def test_killing_the_ssh_connection_mid_run_leaves_nothing_remote(
         # Mid-run: the generator has sent mail through the remote sink.
         assert wait_until(lambda: any(s.role == "generator" and s.count > 0 for s in bench.series)), bench.series[-2:]
         assert bench.sink is not None and bench.sink.pid is not None
+        (private,) = (tmp_path / "remote-tmp").iterdir()  # the sink's, made by mkdtemp over there
+        assert private.stat().st_mode & 0o777 == 0o700
         os.kill(bench.sink.pid, signal.SIGKILL)  # the local ssh client dies: the connection drops
         assert wait_until(lambda: not remote_engines(), timeout=15), remote_engines()
+        assert wait_until(lambda: not private.exists()), "the remote watchdog removes the job's directory"
     finally:
         bench.request_stop()
         bench.stop()
