@@ -14,8 +14,12 @@ def describe_error(error: BaseException | None) -> str:
     The core's :class:`KumotuiError` messages already name the key, file or
     flag and what would be valid, so they are shown as they are; an OS error
     becomes its reason and file; anything else (a bug) shows its type and
-    message, never a traceback.
+    message, never a traceback. Control characters are shown escaped.
     """
+    return printable(_describe(error), keep="\n")  # messages quote values and hosts' own words
+
+
+def _describe(error: BaseException | None) -> str:
     if error is None:
         return "unknown error"
     if isinstance(error, KumotuiError):
