@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from kumotui import __version__
 from kumotui.cli import bench, tuning
 from kumotui.cli.exit_codes import ExitStatus
-from kumotui.cli.options import HelpFormatter, add_global_options, settings_from
+from kumotui.cli.options import HelpFormatter, Parser, add_global_options, settings_from
 from kumotui.errors import KumotuiError
 from kumotui.settings import Settings
 from kumotui.text.escape import printable
@@ -30,7 +30,7 @@ Handler = Callable[[argparse.Namespace, Settings], ExitStatus]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command line, shared by :func:`main` and the docs."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="kumotui",
         description="Tune a KumoMTA host's kernel and prove it with a live SMTP benchmark. "
         "With no command, opens the terminal app.",
@@ -79,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_gone()
     except OSError as error:
-        where = f"{error.filename}: " if error.filename is not None else ""
+        name = os.fsdecode(error.filename) if isinstance(error.filename, (str, bytes)) else None
+        where = "" if name is None else f"{name if len(name) <= 200 else name[:200] + '…'}: "
         return _fail(f"{where}{error.strerror or error}")
 
 

@@ -23,7 +23,21 @@ from kumotui.settings import DEFAULT_PROFILE, Settings
 
 if TYPE_CHECKING:
     # argparse names no public type for what add_subparsers() returns.
-    Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+    Commands: TypeAlias = "argparse._SubParsersAction[Parser]"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, minus one quirk: ``--flag=--`` is refused instead of becoming ``[]``.
+
+    Python 3.11's argparse drops a ``--`` given as an option's value and then
+    hands the option an empty list, unconverted by its ``type``; every path
+    and number option would then receive a list. Its subparsers are this class too.
+    """
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> object:
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected one argument, got '--'")
+        return super()._get_values(action, arg_strings)
 
 
 class HelpFormatter(argparse.HelpFormatter):
