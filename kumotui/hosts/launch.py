@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 ENGINES_DIR = Path(str(resources.files("kumotui.engines")))
 """The stdlib-only engines and the watchdog, shipped to remote hosts as they are."""
-SHIPPED = ("smtp_common.py", "smtp_gen.py", "smtp_sink.py", "watchdog.py")
+SHIPPED = (*sorted(p.name for p in ENGINES_DIR.glob("smtp_*.py")), "watchdog.py")
 """What a job's private directory holds."""
 REMOTE_TMPDIR: str | None = None
 """Where on the remote host private directories are made: None for the remote
