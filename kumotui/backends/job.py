@@ -9,9 +9,9 @@ forceful, by PID) and ``summary()``; its raw output is kept in a bounded
 log. The CLI and the UI use only this model.
 
 Processes are started from argument lists, never shell text, by a
-:class:`~kumotui.backends.process.Launcher`: here, or over SSH under a
-watchdog that stops the job when the channel closes, so stopping, quitting
-or a dropped connection leaves nothing behind there.
+:class:`~kumotui.backends.process.Launcher`, here or over SSH, always under a
+watchdog that stops the job when kumotui's end of its stdin closes, so
+stopping, quitting, a crash or a dropped connection leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import abc
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Protocol
 
 from kumotui.backends.process import Launcher
@@ -37,10 +38,16 @@ class Job(abc.ABC):
     """The port a sink listens on once ready (0 for a generator, or a sink not ready yet)."""
 
     def __init__(
-        self, launcher: Launcher, argv: list[str], *, env: dict[str, str] | None = None, name: str = ""
+        self,
+        launcher: Launcher,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        name: str = "",
+        remove_after: Path | None = None,
     ) -> None:
         self.launcher = launcher
-        self.process = launcher.process(argv, env=env, name=name)
+        self.process = launcher.process(argv, env=env, name=name, remove_after=remove_after)
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._ended = threading.Event()
@@ -49,7 +56,7 @@ class Job(abc.ABC):
 
     @property
     def pid(self) -> int | None:
-        """The local PID of the job's process (ssh for a remote job)."""
+        """The local PID of the job's process: its watchdog here (signal it to stop the job), ssh for a remote job."""
         return self.process.pid
 
     @property

@@ -3,7 +3,17 @@
 :class:`ChildProcess` is one OS process with reader threads and a bounded
 log; a :class:`Launcher` turns an argument list into one, on this machine.
 Remote launchers (:mod:`kumotui.hosts.launch`) wrap the same argument
-lists in SSH, so backends never know where their jobs run."""
+lists in SSH, so backends never know where their jobs run.
+
+Every job runs under the watchdog (:mod:`kumotui.engines.watchdog`), here as
+on a remote host: kumotui holds the watchdog's stdin, so when kumotui ends in
+any way, SIGKILL included, the watchdog stops the job's whole process group
+and removes the job's temporary directory. The built-in engines would stop
+on stdin's end by themselves; kumod, traffic-gen and Postfix's tools would
+not. (A parent-death signal, ``PR_SET_PDEATHSIG``, was the other candidate:
+it reaches only the direct child, not the workers it forks, cannot remove a
+directory, and fires when the *thread* that started the child ends, which
+for the app is a short-lived worker thread.)"""
 
 from __future__ import annotations
 
@@ -18,11 +28,14 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from kumotui import engines
 from kumotui.backends.lines import LineSplitter
 from kumotui.errors import KumotuiError
 
 LOG_LINES = 2000
 """Raw output lines kept per job: enough to read an error, bounded for long runs."""
+WATCHDOG = Path(engines.__file__).resolve().parent / "watchdog.py"
+"""Every job's lifeline (stdlib only, so it is shipped to remote hosts with the engines)."""
 
 
 class ChildProcess:
@@ -163,9 +176,14 @@ class Launcher:
         """A local launcher; ``log_lines`` bounds each process's log (the live screen keeps fewer)."""
         self.log_lines = log_lines
 
-    def wrap(self, argv: list[str]) -> list[str]:
-        """The argv that runs ``argv`` where this launcher runs things."""
-        return argv
+    def wrap(self, argv: list[str], remove_after: Path | None = None) -> list[str]:
+        """The argv that runs ``argv`` where this launcher runs things: under the watchdog.
+
+        ``remove_after`` is a directory (where the job runs) that the watchdog
+        removes once the job has ended, however kumotui ended.
+        """
+        cleanup = ["--remove-dir", str(remove_after)] if remove_after is not None else []
+        return [sys.executable, str(WATCHDOG), *cleanup, "--", *argv]
 
     def engine(self, module: str) -> list[str]:
         """The command that runs one of kumotui's engines (``smtp_sink``, ``smtp_gen``)."""
@@ -180,8 +198,15 @@ class Launcher:
         """Whether jobs run as root where this launcher runs them (kumod then needs ``--user``)."""
         return os.geteuid() == 0
 
-    def process(self, argv: list[str], env: dict[str, str] | None = None, name: str = "") -> ChildProcess:
-        """A child for ``argv`` (not started yet)."""
-        child = ChildProcess(self.wrap(argv), env=env, name=name or Path(argv[0]).name, log_lines=self.log_lines)
+    def close(self) -> None:
+        """Release what the launcher keeps between jobs (nothing here)."""
+
+    def process(
+        self, argv: list[str], env: dict[str, str] | None = None, name: str = "", remove_after: Path | None = None
+    ) -> ChildProcess:
+        """A child for ``argv`` (not started yet); see :meth:`wrap` for ``remove_after``."""
+        child = ChildProcess(
+            self.wrap(argv, remove_after), env=env, name=name or Path(argv[0]).name, log_lines=self.log_lines
+        )
         child.remote = self.remote
         return child

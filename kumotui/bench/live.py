@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from kumotui.backends import available
+from kumotui.backends.lines import strip_ansi
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Sample, eta_seconds, mmh
 from kumotui.bench.hints import Hint, HintInputs, evaluate, port_range_width
@@ -28,6 +29,7 @@ from kumotui.bench.options import BenchOptions
 from kumotui.bench.published import PUBLISHED_BODY_SIZE, versus_published
 from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
 from kumotui.hosts.address import parse_address
+from kumotui.text.escape import printable
 from kumotui.text.format import format_mmh, format_ms, format_rate, format_size
 
 DEFAULT_DURATION = 60.0
@@ -330,7 +332,9 @@ class LiveWatch:
             self._cursors[name] = cursor
             if lines:
                 with self._log_lock:
-                    self._log.extend(f"{name:<4} │ {line}" for line in lines)
+                    # A job's output is another program's (maybe another host's) bytes:
+                    # colours dropped, any other control character shown escaped.
+                    self._log.extend(f"{name:<4} │ {printable(strip_ansi(line), keep='')}" for line in lines)
 
     def take_log(self) -> list[str]:
         """Job log lines not yet shown, oldest first (called from the UI thread)."""

@@ -33,6 +33,7 @@ from kumotui.cli.options import (
     add_command,
     add_global_options,
     add_sink_answer_options,
+    host,
     per_second,
     seconds,
     size,
@@ -46,6 +47,7 @@ from kumotui.hosts.launch import launcher_for
 from kumotui.hosts.local import atomic_write
 from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
+from kumotui.text.escape import printable
 from kumotui.text.format import format_mmh, format_ms, format_rate
 
 if TYPE_CHECKING:
@@ -152,7 +154,9 @@ def _bench_parser(commands: Commands) -> None:
         "--local-sink", action="store_true", help="start a sink with the chosen backend and stop it afterwards"
     )
     add_backend_option(where, "kumod and traffic-gen are")
-    where.add_argument("--sink-host", metavar="[USER@]HOST[:PORT]", help="start the --local-sink on this host over SSH")
+    where.add_argument(
+        "--sink-host", metavar="[USER@]HOST[:PORT]", type=host, help="start the --local-sink on this host over SSH"
+    )
     where.add_argument(
         "--listen",
         metavar="ADDR:PORT",
@@ -300,7 +304,7 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
 def _echo(line: str) -> None:
     """Print a line; if our reader went away (``| head``), stop like on SIGTERM."""
     try:
-        print(line, flush=True)
+        print(printable(line), flush=True)  # an engine's line, maybe from another host
     except BrokenPipeError:
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -416,7 +420,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> ExitStatus:
             raise KumotuiError(f"--output {args.output}: {error.strerror}") from None
         print(f"Wrote {args.output}")
     else:
-        print(text, end="")
+        print(printable(text, keep="\t\n"), end="")  # host names and targets in it came from hosts
     return ExitStatus.OK
 
 

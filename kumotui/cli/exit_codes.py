@@ -18,3 +18,6 @@ class ExitStatus(enum.IntEnum):
     (including read-only access when writing was asked for). Nothing was changed."""
     INTERRUPTED = 130
     """Stopped by Ctrl+C or SIGTERM (a benchmark keeps its partial record)."""
+    BROKEN_PIPE = 141
+    """The reader of stdout went away (``kumotui check | head -1``): stopped quietly,
+    with the status a shell shows for a command ended by SIGPIPE (128 + 13)."""

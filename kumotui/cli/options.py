@@ -17,12 +17,27 @@ from typing import TYPE_CHECKING, TypeAlias
 from kumotui.backends import Backend
 from kumotui.backends.lines import parse_size
 from kumotui.errors import KumotuiError
+from kumotui.hosts.address import HostSpec
 from kumotui.paths import DEFAULT_SYSCTL_D, DEFAULT_SYSCTL_ROOT
 from kumotui.settings import DEFAULT_PROFILE, Settings
 
 if TYPE_CHECKING:
     # argparse names no public type for what add_subparsers() returns.
-    Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+    Commands: TypeAlias = "argparse._SubParsersAction[Parser]"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, minus one quirk: ``--flag=--`` is refused instead of becoming ``[]``.
+
+    Python 3.11's argparse drops a ``--`` given as an option's value and then
+    hands the option an empty list, unconverted by its ``type``; every path
+    and number option would then receive a list. Its subparsers are this class too.
+    """
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> object:
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected one argument, got '--'")
+        return super()._get_values(action, arg_strings)
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -111,6 +126,20 @@ def size(text: str) -> int:
 PORT = whole(1, 65535)
 """A TCP port."""
 
+
+def host(text: str) -> str:
+    """``[user@]host[:port]`` for ``--host`` and ``--sink-host``, checked while parsing.
+
+    A malformed host, or one that ssh would read as an option (``-F...``),
+    is refused here with exit 2, before any screen opens or connection starts.
+    Returns the canonical spelling, which parses back to the same host.
+    """
+    try:
+        return str(HostSpec.parse(text))
+    except KumotuiError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--host ")) from None
+
+
 # --- global options ------------------------------------------------------------------
 
 
@@ -136,6 +165,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         "--host",
         metavar="[USER@]HOST[:PORT]",
         action="append",
+        type=host,
         default=default(None),
         help="work on a remote host over SSH (OpenSSH: your keys, agent and ~/.ssh/config apply)",
     )

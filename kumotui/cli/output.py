@@ -11,6 +11,7 @@ from typing import Any
 from kumotui.backends.samples import Sample, Summary
 from kumotui.bench.run import BenchOutcome
 from kumotui.errors import KumotuiError
+from kumotui.text.escape import printable
 from kumotui.text.format import format_mb_rate, format_mmh, format_ms, format_rate, format_seconds
 from kumotui.text.table import table
 from kumotui.tuning.apply import DropinState, Outcome
@@ -69,17 +70,17 @@ def print_plan(plan: Plan) -> None:
         print("Runtime changes:")
         for c in plan.changes:
             note = "  (--set)" if c.source == "--set" else ""
-            print(f"  {c.key}: {normalize(c.before)} -> {c.after}{note}")
+            print(f"  {c.key}: {printable(normalize(c.before))} -> {printable(c.after)}{note}")
     else:
         print("Runtime changes: none (every value already passes).")
     if plan.dropin_after is not None:
         state = "unchanged" if not plan.dropin_changed else ("new file" if plan.dropin_before is None else "updated")
         print(f"\nDrop-in {plan.dropin} ({state}):")
-        print("".join(f"  {line}\n" for line in plan.dropin_after.splitlines()), end="")
+        print("".join(f"  {printable(line)}\n" for line in plan.dropin_after.splitlines()), end="")
     for override in plan.overrides:
-        print(f"warning: boot precedence: {override}")
+        print(f"warning: boot precedence: {printable(str(override))}")
     for warning in plan.warnings:
-        print(f"warning: {warning}")
+        print(f"warning: {printable(warning)}")
 
 
 def print_results(outcome: Outcome) -> None:
@@ -87,18 +88,23 @@ def print_results(outcome: Outcome) -> None:
     print()
     for r in outcome.results:
         if r.restored and r.ok:
-            print(f"↺ {r.key} = {normalize(r.before)}  (restored)")
+            print(f"↺ {r.key} = {printable(normalize(r.before))}  (restored)")
             continue
         mark = "✔" if r.ok else "✖"
         detail = "verified" if r.ok else r.error
         if r.restored:
             detail = f"{detail}; restored {normalize(r.before)}"
-        print(f"{mark} {r.key} = {r.wanted}  ({detail})")
+        print(f"{mark} {r.key} = {printable(r.wanted)}  ({printable(str(detail))})")
     if outcome.dropin is not DropinState.UNTOUCHED:
         where = f" {outcome.dropin_path}" if outcome.dropin_path else ""
         print(f"Drop-in{where}: {outcome.dropin}")
     for note in outcome.notes:
-        print(note)
+        print(printable(note))
+
+
+def _say(line: str) -> None:
+    """Print a line built from journal fields and live values: data, shown through :func:`printable`."""
+    print(printable(line))
 
 
 def print_rollback_plan(plans: list[RollbackPlan]) -> None:
@@ -106,25 +112,25 @@ def print_rollback_plan(plans: list[RollbackPlan]) -> None:
     for plan in plans:
         entry = plan.entry
         state = " (interrupted: restoring the values from before it)" if plan.interrupted else ""
-        print(f"Roll back {entry.id}: {entry.kind} of {entry.profile} on {entry.host}, {entry.time}{state}")
+        _say(f"Roll back {entry.id}: {entry.kind} of {entry.profile} on {entry.host}, {entry.time}{state}")
         for key in plan.keys:
             live = normalize(key.live)
             if key.state is KeyState.ALREADY:
-                print(f"  {key.key}: {live} (already as before)")
+                _say(f"  {key.key}: {live} (already as before)")
             elif key.state is KeyState.CHANGED:
                 restore = normalize(key.restore)
-                print(f"  {key.key}: {live} (changed since apply; journaled {normalize(key.applied)}) -> {restore}")
+                _say(f"  {key.key}: {live} (changed since apply; journaled {normalize(key.applied)}) -> {restore}")
             else:
-                print(f"  {key.key}: {live} -> {normalize(key.restore)}")
+                _say(f"  {key.key}: {live} -> {normalize(key.restore)}")
         if plan.dropin is not None:
             if plan.dropin_state is KeyState.ALREADY:
-                print(f"  drop-in {plan.dropin}: already as before")
+                _say(f"  drop-in {plan.dropin}: already as before")
             elif plan.dropin_state is KeyState.CHANGED:
-                print(f"  drop-in {plan.dropin}: changed since apply; the rolled-back keys' lines are restored")
+                _say(f"  drop-in {plan.dropin}: changed since apply; the rolled-back keys' lines are restored")
             elif entry.dropin is not None and entry.dropin.before is None:
-                print(f"  drop-in {plan.dropin}: removed (there was none before)")
+                _say(f"  drop-in {plan.dropin}: removed (there was none before)")
             else:
-                print(f"  drop-in {plan.dropin}: restored to its previous content")
+                _say(f"  drop-in {plan.dropin}: restored to its previous content")
 
 
 def sink_line(kind: str, sample: Sample) -> dict[str, Any]:
@@ -179,13 +185,13 @@ def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
 def format_outcome(outcome: BenchOutcome) -> str:
     """The final report for people: counts, rates, latency, the sink's view, the run id."""
     gen, sink = outcome.generator, outcome.sink
-    lines = [f"backend     {outcome.record.config.backend}", f"target      {outcome.target}"]
+    lines = [f"backend     {outcome.record.config.backend}", f"target      {printable(str(outcome.target))}"]
     if gen is not None:
         lat = gen.latency_ms
         lines += [
             f"sent        {gen.count:,}",
             f"failed      {gen.failed:,}"
-            + (f"  ({', '.join(f'{k} {v:,}' for k, v in gen.failures.items())})" if gen.failures else ""),
+            + (f"  ({', '.join(f'{printable(k)} {v:,}' for k, v in gen.failures.items())})" if gen.failures else ""),
             f"elapsed     {format_seconds(gen.elapsed)}",
             f"rate        {format_rate(gen.msgs_per_s)} msgs/s  {format_mmh(gen.mmh)} MMH"
             + (f"  {format_mb_rate(gen.mb_per_s)} MB/s" if gen.mb_per_s is not None else ""),
@@ -193,7 +199,7 @@ def format_outcome(outcome: BenchOutcome) -> str:
         if lat:
             lines.append("latency     " + "  ".join(f"{k} {format_ms(v)} ms" for k, v in lat.items()))
         if not gen.ok:
-            lines.append(f"not ok      {gen.reason}")
+            lines.append(f"not ok      {printable(str(gen.reason))}")
     if sink is not None:
         lines.append(
             f"sink        received {sink.count:,}, rejected {sink.failed:,}, "

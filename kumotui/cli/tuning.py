@@ -32,7 +32,7 @@ from kumotui.hosts.connect import connected
 from kumotui.paths import DEFAULT_SYSCTL_D, DEFAULT_SYSCTL_ROOT, DROP_IN_NAME
 from kumotui.settings import Settings
 from kumotui.text.table import table
-from kumotui.tuning import limits
+from kumotui.tuning import limits, simulate
 from kumotui.tuning.apply import ApplyFailed, DropinState, apply_plan, locked, persist_file, unit_dropin, verify_plan
 from kumotui.tuning.findings import evaluate, summary
 from kumotui.tuning.lock import holder_now
@@ -40,7 +40,7 @@ from kumotui.tuning.plan import Plan, make_plan, manual_steps, parse_sets
 from kumotui.tuning.privilege import Privilege, detect_privilege, writer_for
 from kumotui.tuning.profiles import load_profile
 from kumotui.tuning.rollback import Changed, Order, interruption_notices, journal_view, plan_rollback, rollback_all
-from kumotui.tuning.simulate import flags_for, make_simulated_host
+from kumotui.tuning.simulate import flags_for
 from kumotui.tuning.sysctl import SysctlTree
 from kumotui.tuning.target import Target
 from kumotui.tuning.values import Status
@@ -406,9 +406,7 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> ExitStatus:
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     """``kumotui simulate DIR``: a practice host."""
-    if args.dir.exists() and any(args.dir.iterdir()):
-        raise KumotuiError(f"{args.dir}: not empty; choose a new directory")
-    settings = make_simulated_host(args.dir.resolve())
+    settings = simulate.create(args.dir)
     flags = " ".join(flags_for(settings))
     print(f"Wrote a simulated host in {args.dir}. Try:\n  kumotui {flags}\n  kumotui check {flags}")
     return ExitStatus.OK

@@ -92,10 +92,12 @@ def parse_size(text: str, flag: str = "--body-size") -> int:
     A fraction rounds to the nearest byte (``1.001KB`` is 1001, where
     truncating the float product would give 1000).
     """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
+    # ASCII digits, a bounded count: float() of 5000 nines is infinity, and round() of that a crash.
+    match = re.fullmatch(r"\s*([0-9]{1,15}(?:\.[0-9]{1,15})?)\s*([A-Za-z]*)\s*", str(text))
     unit = match.group(2).upper() if match else ""
     if not match or unit not in SIZE_UNITS:
-        raise StartError(f"{flag} {text!r}: expected a size like 1000, 1KB, 100KB or 1MiB")
+        shown = str(text) if len(str(text)) <= 40 else str(text)[:40] + "…"
+        raise StartError(f"{flag} {shown!r}: expected a size like 1000, 1KB, 100KB or 1MiB")
     value = round(float(match.group(1)) * SIZE_UNITS[unit])
     if value < 1:
         raise StartError(f"{flag} {text!r}: must be at least 1 byte")

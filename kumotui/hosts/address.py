@@ -13,13 +13,20 @@ from kumotui.engines import smtp_common
 from kumotui.errors import KumotuiError
 
 _SPEC = re.compile(
-    r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(?P<port>\d{1,5}))?$"
+    r"^(?:(?P<user>(?!-)[A-Za-z0-9._-]{1,64})@)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|(?!-)[A-Za-z0-9._-]{1,253})(?::(?P<port>\d{1,5}))?$"
 )
+"""``[user@]host[:port]``. Neither the user nor the host may begin with ``-``:
+OpenSSH would read such a word as an option (``-F``, ``-E``, ``-J``...)."""
 
 
 @dataclass(frozen=True)
 class HostSpec:
-    """``[user@]host[:port]`` as the user typed it, plus an optional identity."""
+    """``[user@]host[:port]`` as the user typed it, plus an optional identity.
+
+    Only :meth:`parse` makes one, so a host and a user are always plain
+    names; the commands that use them still put ``--`` before the destination.
+    """
 
     host: str
     user: str | None = None
@@ -29,15 +36,25 @@ class HostSpec:
     @classmethod
     def parse(cls, text: str, identity: Path | None = None) -> HostSpec:
         """Parse ``--host``; refuse anything that is not a plain host name."""
-        match = _SPEC.match(text.strip())
+        stripped = text.strip()
+        if stripped.startswith("-") or "@-" in stripped:
+            raise KumotuiError(
+                f"--host {_shown(text)}: a host or user name cannot begin with '-' (ssh would read it as an option)"
+            )
+        match = _SPEC.match(stripped)
         if not match or (match["port"] and not 0 < int(match["port"]) < 65536):
-            raise KumotuiError(f"--host {text!r}: expected [user@]host[:port], e.g. root@mta1.example.net:2222")
+            raise KumotuiError(f"--host {_shown(text)}: expected [user@]host[:port], e.g. root@mta1.example.net:2222")
         return cls(match["host"].strip("[]"), match["user"], int(match["port"]) if match["port"] else None, identity)
 
     def __str__(self) -> str:
         user = f"{self.user}@" if self.user else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{user}{host}" + (f":{self.port}" if self.port else "")
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """The refused text as the error quotes it: repr, and cut when long."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def parse_address(text: str, default_port: int | None = None, *, allow_zero: bool = False) -> tuple[str, int]:

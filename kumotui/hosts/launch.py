@@ -3,36 +3,83 @@
 Backends build argument lists and hand them to a launcher
 (:class:`~kumotui.backends.process.Launcher` runs them here); this one runs
 them over SSH under the watchdog, shipping kumotui's stdlib-only engines
-first, so a host with Python 3 and nothing else can run a benchmark."""
+first, so a host with Python 3 and nothing else can run a benchmark.
+
+Where the files go is a security decision: a directory with a name anyone
+can predict (``/tmp/kumotui-engines-<hash>``) can be made first by another
+local user, with a ``signal.py`` beside our ``watchdog.py`` that Python would
+import as root. So each job gets its own directory, made by ``mkdtemp`` on
+the remote host (a fresh random name, created atomically, mode 0700) and
+checked there before anything is copied in: it must be a directory owned by
+the remote account and closed to everyone else, in a parent where nobody
+else can rename it away (not group- or world-writable unless sticky, owned
+by root or the account). The job's watchdog removes the directory when the
+job ends, kumotui's death and a dropped connection included; the launcher
+removes any that no job took, when it is closed.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shlex
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from kumotui.backends.process import LOG_LINES, Launcher
+from kumotui.errors import KumotuiError
 from kumotui.hosts import Host
 
 if TYPE_CHECKING:
     from kumotui.hosts.remote import RemoteHost
 
 ENGINES_DIR = Path(str(resources.files("kumotui.engines")))
-"""The stdlib-only engines, shipped to remote hosts as they are."""
-WATCHDOG = Path(str(resources.files("kumotui.hosts") / "watchdog.py"))
-"""The lifeline that stops a remote job when its SSH channel closes."""
+"""The stdlib-only engines and the watchdog, shipped to remote hosts as they are."""
+SHIPPED = (*sorted(p.name for p in ENGINES_DIR.glob("smtp_*.py")), "watchdog.py")
+"""What a job's private directory holds."""
+REMOTE_TMPDIR: str | None = None
+"""Where on the remote host private directories are made: None for the remote
+Python's own ``tempfile.gettempdir()`` (``$TMPDIR`` or /tmp). Tests point it
+at a directory of their own."""
+
+MAKE_PRIVATE_DIR = r"""
+import os, stat, sys, tempfile
+parent = sys.argv[1] or tempfile.gettempdir()
+me = os.geteuid()
+info = os.stat(parent)
+if not stat.S_ISDIR(info.st_mode):
+    sys.exit("not a directory: " + parent)
+if info.st_uid not in (0, me):
+    sys.exit("owned by another account (uid %d): %s" % (info.st_uid, parent))
+if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+    sys.exit("writable by others without the sticky bit: " + parent)
+path = tempfile.mkdtemp(prefix="kumotui-engines-", dir=parent)
+info = os.lstat(path)
+if not stat.S_ISDIR(info.st_mode) or info.st_uid != me or stat.S_IMODE(info.st_mode) != 0o700:
+    sys.exit("not private after mkdtemp: " + path)
+print(path)
+"""
+"""Run by the remote Python in isolated mode (``-I``: no current directory or
+user site on its path): make a private directory and check it, or say why not."""
+
+REMOVE_PRIVATE_DIRS = r"""
+import os, shutil, stat, sys
+for path in sys.argv[1:]:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        continue
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and "/kumotui-engines-" in path:
+        shutil.rmtree(path, ignore_errors=True)
+"""
+"""Removes private directories this launcher made (and nothing that merely looks like one)."""
 
 
 class SshLauncher(Launcher):
     """Runs argument lists on a remote host through the system ssh client.
 
     kumotui's engines and the watchdog are stdlib-only files: they are
-    copied to a directory named by their content hash on the remote host
-    (once per content), so a host with Python 3 but no kumotui can run them.
+    copied into a private directory per job on the remote host (see the
+    module's docstring), so a host with Python 3 but no kumotui can run them.
     """
 
     remote = True
@@ -44,7 +91,7 @@ class SshLauncher(Launcher):
         super().__init__(log_lines=log_lines)
         self.host = host
         self.name = host.name
-        self._options = ssh_options()
+        self._options = ssh_options(host.connect_timeout)
         spec = host.spec
         if spec.port:
             self._options += ["-p", str(spec.port)]
@@ -52,28 +99,57 @@ class SshLauncher(Launcher):
             self._options += ["-l", spec.user]
         if spec.identity:
             self._options += ["-i", str(spec.identity), "-o", "IdentitiesOnly=yes"]
-        self._dir: str | None = None
+        self._made: list[str] = []
+        """Every private directory made, until :meth:`close` removes those still there."""
+        self._unclaimed: list[str] = []
+        """Directories made by :meth:`engine` that no :meth:`wrap` has used yet."""
+        host.on_close(self.close)
 
-    def _shipped(self) -> str:
-        """Copy the engines and the watchdog over once; return the remote directory."""
-        if self._dir is None:
-            files = {p.name: p.read_text(encoding="utf-8") for p in (*ENGINES_DIR.glob("smtp_*.py"), WATCHDOG)}
-            digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
-            directory = f"{tempfile.gettempdir()}/kumotui-engines-{digest}"
-            for name, text in files.items():
-                self.host.replace_file(Path(directory) / name, text, mode=0o644)
-            self._dir = directory
-        return self._dir
+    @property
+    def _python(self) -> str:
+        return str(self.host.python.executable)
 
-    def wrap(self, argv: list[str]) -> list[str]:
-        """``ssh HOST -- python3 watchdog.py ARGV``; the remote command is quoted word by word."""
-        python = str(self.host.python.executable)
-        remote = [python, "-u", f"{self._shipped()}/watchdog.py", "--", *argv]
-        return ["ssh", *self._options, self.host.spec.host, "--", shlex.join(remote)]
+    def _private_dir(self) -> str:
+        """A fresh private directory on the remote host with the engines and the watchdog in it."""
+        made = self.host.run([self._python, "-I", "-c", MAKE_PRIVATE_DIR, REMOTE_TMPDIR or ""])
+        path = made.stdout.strip()
+        if made.code != 0 or not path.startswith("/") or "\n" in path:
+            reason = made.stderr.strip().splitlines()[-1] if made.stderr.strip() else f"exit status {made.code}"
+            raise KumotuiError(f"{self.host.spec}: cannot make a private directory for kumotui's engines: {reason}")
+        self._made.append(path)
+        for name in SHIPPED:
+            self.host.replace_file(Path(path) / name, (ENGINES_DIR / name).read_text(encoding="utf-8"), mode=0o600)
+        return path
+
+    def wrap(self, argv: list[str], remove_after: Path | None = None) -> list[str]:
+        """``ssh OPTIONS -- HOST 'python3 DIR/watchdog.py --remove-dir DIR -- ARGV'``, quoted word by word.
+
+        DIR is the private directory :meth:`engine` made for this job's
+        engine, or a new one for the watchdog alone; ``remove_after`` is a
+        further directory on the remote host for the watchdog to remove.
+        """
+        directory = next((d for d in self._unclaimed if any(arg.startswith(d + "/") for arg in argv)), None)
+        if directory is not None:
+            self._unclaimed.remove(directory)
+        else:
+            directory = self._private_dir()
+        cleanup = ["--remove-dir", directory]
+        if remove_after is not None:
+            cleanup += ["--remove-dir", str(remove_after)]
+        remote = [self._python, "-u", f"{directory}/watchdog.py", *cleanup, "--", *argv]
+        return ["ssh", *self._options, "--", self.host.spec.host, shlex.join(remote)]
 
     def engine(self, module: str) -> list[str]:
-        """The shipped engine file, run by the remote Python."""
-        return [str(self.host.python.executable), "-u", f"{self._shipped()}/{module}.py"]
+        """The engine's file in a new private directory, run by the remote Python."""
+        directory = self._private_dir()
+        self._unclaimed.append(directory)
+        return [self._python, "-u", f"{directory}/{module}.py"]
+
+    def close(self) -> None:
+        """Remove the private directories still there (a job's watchdog removes its own when it ends)."""
+        made, self._made, self._unclaimed = self._made, [], []
+        if made:
+            self.host.run([self._python, "-I", "-c", REMOVE_PRIVATE_DIRS, *made])
 
     @property
     def address(self) -> str:

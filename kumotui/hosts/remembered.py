@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from kumotui.errors import KumotuiError
+from kumotui.hosts.address import HostSpec
 from kumotui.hosts.local import atomic_write, require_private_dir
 from kumotui.paths import config_dir
 
@@ -54,6 +55,13 @@ def load_config(path: Path | None = None) -> UserConfig:
     hosts = data.get("hosts", []) if isinstance(data, dict) else None
     if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
         raise KumotuiError(f"{path}: 'hosts' must be a list of [user@]host[:port] strings")
+    for index, host in enumerate(hosts):
+        # Each one as strictly as --host: this file is data, and a host ssh would
+        # read as an option (-F..., -oProxyCommand=...) must never reach it.
+        try:
+            HostSpec.parse(host)
+        except KumotuiError as error:
+            raise KumotuiError(f"{path}: hosts[{index}]: {str(error).removeprefix('--host ')}") from None
     return UserConfig(hosts=tuple(hosts))
 
 
@@ -67,8 +75,6 @@ def save_config(config: UserConfig, path: Path | None = None) -> None:
 
 def remember_host(spec: str, path: Path | None = None) -> UserConfig:
     """Add a host (validated) to the remembered list; returns the new settings."""
-    from kumotui.hosts.address import HostSpec
-
     canonical = str(HostSpec.parse(spec))
     config = load_config(path)
     if canonical not in config.hosts:

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from kumotui.text.escape import printable
+
 _ANSI = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
 
 
@@ -26,8 +28,13 @@ def table(
     colours: Sequence[Sequence[str | None]] | None = None,
     stream: TextIO = sys.stdout,
 ) -> str:
-    """Left-aligned columns separated by two spaces; colours per cell."""
-    cells = [[cell.expandtabs(8) for cell in row] for row in rows]
+    """Left-aligned columns separated by two spaces; colours per cell.
+
+    Cells are data (values read from a host, journal fields): control
+    characters in them are shown escaped (:func:`~kumotui.text.escape.printable`),
+    never sent to the terminal.
+    """
+    cells = [[printable(cell).expandtabs(8) for cell in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     colour_on = use_colour(stream)
     lines = ["  ".join(paint(h.ljust(w), "bold", colour_on) for h, w in zip(headers, widths, strict=True)).rstrip()]

@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 
 from kumotui.errors import KumotuiError
 from kumotui.ids import new_id
+from kumotui.text.escape import printable
 from kumotui.tuning import lock
 from kumotui.tuning.dropin import Override
 from kumotui.tuning.journal import DropinChange, Entry, EntryKind, EntryStatus, KeyChange
@@ -443,13 +444,18 @@ def entry_for(
     status: EntryStatus = EntryStatus.PENDING,
     **extra: Any,
 ) -> Entry:
-    """A journal entry stamped by the target's clock and naming its host (``extra``: the other fields)."""
+    """A journal entry stamped by the target's clock and naming its host (``extra``: the other fields).
+
+    The host's name is what its ``kernel.hostname`` says, so control
+    characters in it are stored escaped: the journal accepts one-line names
+    only, and an entry it could not read back would be an apply without undo.
+    """
     now = on.clock()
     return Entry(
         new_id(now),
         kind,
         now.isoformat(timespec="seconds"),
-        on.tree.facts().hostname,
+        printable(on.tree.facts().hostname, keep="")[:1024],
         profile,
         tuple(KeyChange(*pair) for pair in pairs),
         dropin,

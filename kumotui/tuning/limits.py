@@ -110,6 +110,8 @@ def limits_d(host: Host, user: str, etc: Path = Path("/etc")) -> NofileLimit | N
         for number, line in enumerate(text.splitlines(), start=1):
             fields = line.split("#", 1)[0].split()
             if len(fields) == 4 and fields[0] in (user, "*") and fields[1] in ("hard", "-") and fields[2] == "nofile":
+                if fields[3] not in ("unlimited", "infinity") and not re.fullmatch(r"-?[0-9]{1,19}", fields[3]):
+                    raise KumotuiError(f"{path}:{number}: nofile limit {fields[3][:40]!r} is not a number")
                 hard = None if fields[3] in ("unlimited", "infinity") else int(fields[3])
                 # A line naming the user beats a wildcard, whatever the order.
                 if found is None or fields[0] == user or not found.source.endswith(f"({user})"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kumotui.errors import KumotuiError
 from kumotui.settings import Settings
 from kumotui.tuning.sysctl import key_to_relpath
 
@@ -50,11 +51,35 @@ def write_tree(root: Path, values: dict[str, str]) -> Path:
     return root
 
 
+def create(base: Path) -> Settings:
+    """``kumotui simulate DIR``: a new simulated host in a new or empty directory.
+
+    Refused with a clear error (never a traceback): a path that is a file, a
+    symbolic link (a link planted under a predictable name would send the
+    tree somewhere else), a directory that is not empty, or one that cannot
+    be made.
+    """
+    if base.is_symlink():
+        raise KumotuiError(f"{base}: a symbolic link; give the real directory")
+    if base.exists() and not base.is_dir():
+        raise KumotuiError(f"{base}: not a directory; choose a new directory")
+    try:
+        if base.is_dir() and any(base.iterdir()):
+            raise KumotuiError(f"{base}: not empty; choose a new directory")
+        base.mkdir(mode=0o755, parents=True, exist_ok=True)
+    except OSError as error:
+        raise KumotuiError(f"{base}: cannot make the directory: {error.strerror}") from None
+    return make_simulated_host(base.resolve())
+
+
 def make_simulated_host(base: Path, values: dict[str, str] | None = None, *, read_only: bool = False) -> Settings:
     """A whole simulated host under ``base``: ``proc/sys``, ``etc/sysctl.d``,
     ``var/lib/kumotui``; returns settings that point every read and write there."""
-    write_tree(base / "proc" / "sys", values or MODERN_KERNEL)
-    (base / "etc" / "sysctl.d").mkdir(parents=True, exist_ok=True)
+    try:
+        write_tree(base / "proc" / "sys", values or MODERN_KERNEL)
+        (base / "etc" / "sysctl.d").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise KumotuiError(f"{error.filename or base}: cannot write a simulated host: {error.strerror}") from None
     return Settings(
         sysctl_root=base / "proc" / "sys",
         sysctl_d=base / "etc" / "sysctl.d",

@@ -12,6 +12,7 @@ from textual.content import Content
 from kumotui.bench.published import versus_published
 from kumotui.bench.records import RunRecord
 from kumotui.bench.report import compare_figures, parameter_differences
+from kumotui.text.escape import printable
 from kumotui.text.format import format_count, format_mmh, format_ms, format_rate, format_size
 from kumotui.tuning.apply import Outcome
 from kumotui.tuning.journal import EntryKind, EntryStatus
@@ -19,6 +20,16 @@ from kumotui.tuning.plan import Plan
 from kumotui.tuning.profiles import Profile
 from kumotui.tuning.rollback import EntryView, KeyState, RollbackPlan
 from kumotui.tuning.values import normalize, takes_away
+
+
+def _markup(template: str, **values: object) -> Content:
+    """``Content.from_markup`` with every substituted value shown through :func:`printable`.
+
+    The values are data (journal fields, kernel values, host names, file
+    lines): markup in them is already inert, and control characters are
+    escaped here, so nothing read from a host reaches the terminal raw.
+    """
+    return Content.from_markup(template, **{name: printable(str(value), keep="") for name, value in values.items()})
 
 
 def _key_width(keys: Sequence[str]) -> int:
@@ -34,49 +45,43 @@ def render_preview(plan: Plan, profile: Profile | None = None) -> Content:
     parts: list[Content] = []
     if plan.changes:
         width = _key_width([c.key for c in plan.changes])
-        parts.append(
-            Content.from_markup(f"[b]Runtime[/b] [$text-muted]({len(plan.changes)} written now, each read back)[/]")
-        )
+        parts.append(_markup(f"[b]Runtime[/b] [$text-muted]({len(plan.changes)} written now, each read back)[/]"))
         for change in plan.changes:
             param = profile.param(change.key) if profile else None
             lowers = param is not None and takes_away(param.rule, change.before, change.after)
-            line = Content.from_markup(
+            line = _markup(
                 "  $key  [$text-muted]$before →[/] [$text-accent b]$after[/]",
                 key=change.key.ljust(width),
                 before=normalize(change.before),
                 after=change.after,
             )
             if lowers:
-                line += Content.from_markup("  [$text-warning]⚠ lower than now[/]")
+                line += _markup("  [$text-warning]⚠ lower than now[/]")
             parts.append(line)
     else:
-        parts.append(Content.from_markup("[b]Runtime[/b] [$text-muted]nothing to write: values already match[/]"))
+        parts.append(_markup("[b]Runtime[/b] [$text-muted]nothing to write: values already match[/]"))
     # Warnings come before the file text: at 80x24 they must be visible
     # without scrolling, right above the key that confirms.
     if plan.overrides:
         parts.append(Content(""))
-        parts.append(Content.from_markup("[$text-warning b]⚠ At boot another file wins:[/]"))
+        parts.append(_markup("[$text-warning b]⚠ At boot another file wins:[/]"))
         for override in plan.overrides:
-            parts.append(Content.from_markup("  [$text-warning]$o[/]", o=str(override)))
+            parts.append(_markup("  [$text-warning]$o[/]", o=str(override)))
     if plan.warnings:
         parts.append(Content(""))
         for warning in plan.warnings:
-            parts.append(Content.from_markup("[$text-warning b]⚠[/] [$text-warning]$w[/]", w=warning))
+            parts.append(_markup("[$text-warning b]⚠[/] [$text-warning]$w[/]", w=warning))
     parts.append(Content(""))
     if plan.dropin_after is None:
-        parts.append(Content.from_markup("[b]At boot[/b] [$text-muted]not persisted[/]"))
+        parts.append(_markup("[b]At boot[/b] [$text-muted]not persisted[/]"))
     elif not plan.dropin_changed:
-        parts.append(
-            Content.from_markup("[b]Drop-in[/b] $path [$text-muted](already up to date)[/]", path=str(plan.dropin))
-        )
+        parts.append(_markup("[b]Drop-in[/b] $path [$text-muted](already up to date)[/]", path=str(plan.dropin)))
     else:
         what = "new file" if plan.dropin_before is None else "replaces the current file"
-        parts.append(
-            Content.from_markup("[b]Drop-in[/b] $path [$text-muted]($what)[/]", path=str(plan.dropin), what=what)
-        )
+        parts.append(_markup("[b]Drop-in[/b] $path [$text-muted]($what)[/]", path=str(plan.dropin), what=what))
         for text in plan.dropin_after.rstrip("\n").splitlines():
             style = "$text-muted" if text.startswith("#") or not text else "$text"
-            parts.append(Content.from_markup(f"  [{style}]$text[/]", text=text))
+            parts.append(_markup(f"  [{style}]$text[/]", text=text))
     return Content("\n").join(parts)
 
 
@@ -84,15 +89,13 @@ def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
     """Each key's verified result, the drop-in, and how to undo."""
     parts: list[Content] = []
     if error:
-        parts.append(Content.from_markup("[$text-error b]✖ $e[/]", e=error))
+        parts.append(_markup("[$text-error b]✖ $e[/]", e=error))
         parts.append(Content(""))
     elif outcome.ok:
         entry = outcome.entry
         undo = " (r rolls it back)" if entry.kind is EntryKind.APPLY and (entry.changes or entry.dropin) else ""
         parts.append(
-            Content.from_markup(
-                f"[$text-success b]✔ Done[/] [$text-muted]journal entry $id{undo}[/]", id=outcome.entry.id
-            )
+            _markup(f"[$text-success b]✔ Done[/] [$text-muted]journal entry $id{undo}[/]", id=outcome.entry.id)
         )
         parts.append(Content(""))
     width = _key_width([r.key for r in outcome.results])
@@ -105,7 +108,7 @@ def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
         read_back = shown(result.read_back)
         if result.restored and result.ok:
             parts.append(
-                Content.from_markup(
+                _markup(
                     "[$text-warning]↺[/] $key  $value  [$text-muted]restored[/]",
                     key=result.key.ljust(width),
                     value=normalize(result.before).ljust(value_width),
@@ -113,7 +116,7 @@ def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
             )
         elif result.ok:
             parts.append(
-                Content.from_markup(
+                _markup(
                     "[$text-success]✔[/] $key  $value  [$text-muted]read back, as written[/]",
                     key=result.key.ljust(width),
                     value=read_back.ljust(value_width),
@@ -121,7 +124,7 @@ def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
             )
         else:
             parts.append(
-                Content.from_markup(
+                _markup(
                     "[$text-error b]✖[/] $key  [$text-error]$why[/]",
                     key=result.key.ljust(width),
                     why=(result.error or f"kept {read_back}")
@@ -137,11 +140,11 @@ def render_outcome(outcome: Outcome, error: str | None = None) -> Content:
     }.get(outcome.dropin, outcome.dropin)
     path = outcome.dropin_path or "drop-in"
     parts.append(Content(""))
-    parts.append(Content.from_markup("[$text-muted]$path $d[/]", path=path, d=dropin))
+    parts.append(_markup("[$text-muted]$path $d[/]", path=path, d=dropin))
     for override in outcome.overrides:
-        parts.append(Content.from_markup("[$text-warning b]⚠[/] [$text-warning]$o[/]", o=str(override)))
+        parts.append(_markup("[$text-warning b]⚠[/] [$text-warning]$o[/]", o=str(override)))
     for note in outcome.notes:
-        parts.append(Content.from_markup("[$text-muted]$n[/]", n=note))
+        parts.append(_markup("[$text-muted]$n[/]", n=note))
     return Content("\n").join(parts)
 
 
@@ -158,7 +161,7 @@ def entry_label(view: EntryView) -> Content:
         state = f"undid {entry.target}" if entry.target else "rollback"
     else:
         state = entry.status
-    return Content.from_markup(
+    return _markup(
         "$when  [b]$kind[/b]  $profile  $keys  [$text-muted]$state[/]",
         when=when,
         kind=entry.kind.ljust(8),
@@ -171,24 +174,24 @@ def entry_label(view: EntryView) -> Content:
 def render_entry(view: EntryView) -> Content:
     """What rolling back an entry would restore, from its journal record."""
     entry = view.entry
-    parts = [Content.from_markup("[b]$id[/b] [$text-muted]on $host[/]", id=entry.id, host=entry.host)]
+    parts = [_markup("[b]$id[/b] [$text-muted]on $host[/]", id=entry.id, host=entry.host)]
     if entry.error:
-        parts.append(Content.from_markup("[$text-warning]$e[/]", e=entry.error))
+        parts.append(_markup("[$text-warning]$e[/]", e=entry.error))
     if view.interrupted and view.can_roll_back:
         parts.append(
-            Content.from_markup(
+            _markup(
                 "[$text-warning b]⚠ This apply did not finish: the host may be half-applied.[/] "
                 "[$text-muted]Enter restores the values from before it (those written so far).[/]"
             )
         )
     elif not view.can_roll_back:
-        parts.append(Content.from_markup("[$text-muted]Cannot roll back: $why.[/]", why=view.why_not))
+        parts.append(_markup("[$text-muted]Cannot roll back: $why.[/]", why=view.why_not))
     else:
-        parts.append(Content.from_markup("[$text-muted]Enter restores these values:[/]"))
+        parts.append(_markup("[$text-muted]Enter restores these values:[/]"))
     width = min(max((len(c.key) for c in entry.changes), default=0), 34)
     for change in entry.changes:
         parts.append(
-            Content.from_markup(
+            _markup(
                 "  $key  [$text-muted]$after →[/] [$text-accent b]$before[/]",
                 key=change.key.ljust(width),
                 after=normalize(change.after),
@@ -197,7 +200,7 @@ def render_entry(view: EntryView) -> Content:
         )
     if entry.dropin is not None:
         action = "removed" if entry.dropin.before is None else "restored to its previous content"
-        parts.append(Content.from_markup("  drop-in $path $action", path=entry.dropin.path, action=action))
+        parts.append(_markup("  drop-in $path $action", path=entry.dropin.path, action=action))
     return Content("\n").join(parts)
 
 
@@ -211,7 +214,7 @@ def render_rollback_plan(plans: Sequence[RollbackPlan], *, newest_first: bool = 
     if first.newer and not newest_first:
         ids = ", ".join(e.id for e in first.newer)
         parts.append(
-            Content.from_markup(
+            _markup(
                 "[$text-warning b]⚠ Newer applies of these keys are still in place: $ids.[/]\n"
                 "[$text-muted]Rolling back newest first keeps runtime and drop-in consistent: "
                 "n rolls back $ids, then $id; Enter rolls back $id alone.[/]",
@@ -221,14 +224,12 @@ def render_rollback_plan(plans: Sequence[RollbackPlan], *, newest_first: bool = 
         )
         parts.append(Content(""))
     for plan in plans:
-        parts.append(
-            Content.from_markup("[b]Roll back $id[/b] [$text-muted]on $host[/]", id=plan.entry.id, host=plan.entry.host)
-        )
+        parts.append(_markup("[b]Roll back $id[/b] [$text-muted]on $host[/]", id=plan.entry.id, host=plan.entry.host))
         width = _key_width([k.key for k in plan.keys])
         for key in plan.keys:
             live = normalize(key.live)
             if key.state is KeyState.CHANGED:
-                line = Content.from_markup(
+                line = _markup(
                     "  $key  [$text-warning b]$live (changed since apply)[/] [$text-muted]→[/] "
                     "[$text-accent b]$restore[/]",
                     key=key.key.ljust(width),
@@ -236,11 +237,9 @@ def render_rollback_plan(plans: Sequence[RollbackPlan], *, newest_first: bool = 
                     restore=normalize(key.restore),
                 )
             elif key.state is KeyState.ALREADY:
-                line = Content.from_markup(
-                    "  $key  $live [$text-muted](already as before)[/]", key=key.key.ljust(width), live=live
-                )
+                line = _markup("  $key  $live [$text-muted](already as before)[/]", key=key.key.ljust(width), live=live)
             else:
-                line = Content.from_markup(
+                line = _markup(
                     "  $key  [$text-muted]$live →[/] [$text-accent b]$restore[/]",
                     key=key.key.ljust(width),
                     live=live,
@@ -249,7 +248,7 @@ def render_rollback_plan(plans: Sequence[RollbackPlan], *, newest_first: bool = 
             parts.append(line)
         if plan.dropin is not None and plan.dropin_state is KeyState.CHANGED:
             parts.append(
-                Content.from_markup(
+                _markup(
                     "  [$text-warning]drop-in $path changed since apply:[/] [$text-muted]only the rolled-back "
                     "keys' lines change[/]",
                     path=str(plan.dropin),
@@ -258,7 +257,7 @@ def render_rollback_plan(plans: Sequence[RollbackPlan], *, newest_first: bool = 
     if any(p.changed or p.dropin_changed for p in plans):
         parts.append(Content(""))
         parts.append(
-            Content.from_markup(
+            _markup(
                 "[$text-warning b]Some values changed since the apply.[/] [$text-muted]Enter restores them "
                 "anyway; k keeps them (runtime and drop-in) and restores the rest; Esc goes back.[/]"
             )
@@ -286,7 +285,7 @@ def render_run(run: RunRecord) -> Content:
     """One run's details: configuration, results of both sides, and KumoMTA's figures for scale."""
     config, gen, sink = run.config, run.generator, run.sink
     lines = [
-        Content.from_markup(
+        _markup(
             "[b]$id[/b]$label [$text-muted]on $host · $backend → $target[/]",
             id=run.id,
             label=f" ({run.label})" if run.label else "",
@@ -306,7 +305,7 @@ def render_run(run: RunRecord) -> Content:
     )
     if gen is not None:
         lines.append(
-            Content.from_markup(
+            _markup(
                 "sent [b]$sent[/b] · failed $failed · [b]$rate[/b] msgs/s · [$text-accent b]$mmh MMH[/]"
                 " · p50 $p50 · p99 $p99 ms",
                 sent=format_count(gen.count),
@@ -318,16 +317,14 @@ def render_run(run: RunRecord) -> Content:
             )
         )
         if not gen.ok and gen.reason:
-            lines.append(Content.from_markup("[$text-warning]not ok: $reason[/]", reason=gen.reason))
+            lines.append(_markup("[$text-warning]not ok: $reason[/]", reason=gen.reason))
     if sink is not None:
         lines.append(Content(f"sink received {sink.count:,} · {format_rate(sink.msgs_per_s)} msgs/s while busy"))
     if gen is not None:
         lines.append(
-            Content.from_markup(
-                "[$text-muted]KumoMTA published: $versus[/]", versus=versus_published(gen.mmh, run.host.cpus)
-            )
+            _markup("[$text-muted]KumoMTA published: $versus[/]", versus=versus_published(gen.mmh, run.host.cpus))
         )
-    lines.append(Content.from_markup("[$text-muted]space picks it for a comparison · e exports its report[/]"))
+    lines.append(_markup("[$text-muted]space picks it for a comparison · e exports its report[/]"))
     return Content("\n").join(lines)
 
 
@@ -343,14 +340,14 @@ def render_comparison(before: RunRecord, after: RunRecord, *, compact: bool = Fa
     b_w = max(len("B"), *(len(b) for _, _, b, _ in rows))
     header = f"{'Result':<{label_w}}  {'A':>{a_w}}  {'B':>{b_w}}  Change"
     lines = [
-        Content.from_markup("[b]A[/b] $a", a=run_title(before)),
-        Content.from_markup("[b]B[/b] $b", b=run_title(after)),
+        _markup("[b]A[/b] $a", a=run_title(before)),
+        _markup("[b]B[/b] $b", b=run_title(after)),
         Content(header).stylize("bold"),
     ]
     for label, a, b, change in rows:
         style = "$text-success" if "better" in change else "$text-error" if "worse" in change else "$text-muted"
         lines.append(
-            Content.from_markup(
+            _markup(
                 f"$label  $a  $b  [{style}]$change[/]",
                 label=label.ljust(label_w),
                 a=a.rjust(a_w),
@@ -360,14 +357,14 @@ def render_comparison(before: RunRecord, after: RunRecord, *, compact: bool = Fa
         )
     if not compact:
         lines.append(Content(""))
-    lines.append(Content.from_markup("[b]Kernel parameters that differed[/b]"))
+    lines.append(_markup("[b]Kernel parameters that differed[/b]"))
     differences = parameter_differences(before, after)
     if not differences:
-        lines.append(Content.from_markup("[$text-muted]none: both started with the same recorded values[/]"))
+        lines.append(_markup("[$text-muted]none: both started with the same recorded values[/]"))
     key_w = max((len(key) for key, _, _ in differences), default=0)
     for key, a_value, b_value in differences:
         lines.append(
-            Content.from_markup(
+            _markup(
                 "$key  $a [$text-muted]→[/] [$text-accent b]$b[/]",
                 key=key.ljust(key_w),
                 a=a_value if a_value is not None else "(not recorded)",

@@ -48,7 +48,7 @@ def test_sink_stops_cleanly_with_summary_and_no_process_left(sig: signal.Signals
             progress
         )
         family = children(proc.pid)
-        assert len(family) == 3  # the engine and its two workers
+        assert len(family) == 4  # the watchdog, the engine and its two workers
         proc.send_signal(sig)
         assert proc.wait(10) == 0
         last = json.loads(proc.stdout.read().strip().splitlines()[-1])

@@ -3,8 +3,8 @@
 The sshd runs on loopback; the "remote" side is this machine reached through
 SSH, where kumotui ships its stdlib-only engines and watchdog and runs them.
 
-``SshLauncher`` ships them into ``<tempdir>/kumotui-engines-<hash>``; each test
-points the temp dir at its own ``tmp_path``, so the remote engines it looks
+``SshLauncher`` ships them into a private ``<tempdir>/kumotui-engines-XXXXXXXX`` per
+job; each test points that temp dir at its own ``tmp_path``, so the remote engines it looks
 for are its own, found by their command line even once orphaned (a process
 whose SSH session died is re-parented, so ancestry would not find it), and
 tests running side by side cannot see each other's.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.run import Benchmark, BenchPlan, run_and_record
+from kumotui.hosts import launch
 from kumotui.hosts.address import HostSpec
 from kumotui.hosts.launch import launcher_for
 from kumotui.hosts.local import LocalHost
@@ -48,7 +48,7 @@ def remote_engines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RemoteEng
     """This test's engine processes on the 'remote' side: command lines that run its shipped copies."""
     shipped = tmp_path / "remote-tmp"
     shipped.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(shipped))
+    monkeypatch.setattr(launch, "REMOTE_TMPDIR", str(shipped))
     prefix = f"{shipped}/kumotui-engines-"
 
     def running() -> list[str]:
@@ -70,7 +70,7 @@ def options(messages: int) -> BenchOptions:
     return BenchOptions(target=None, local_sink=True, messages=messages, concurrency=10, body_size=1000)
 
 
-def test_sink_on_remote_host_generator_local(remote: RemoteHost, remote_engines: RemoteEngines) -> None:
+def test_sink_on_remote_host_generator_local(remote: RemoteHost, remote_engines: RemoteEngines, tmp_path: Path) -> None:
     bench = Benchmark(BenchPlan(options(3000)), sink_launcher=launcher_for(remote))
     outcome = run_and_record(bench, LocalHost().facts(), None)
     assert outcome.generator is not None and outcome.generator.ok and outcome.generator.count == 3000
@@ -78,6 +78,7 @@ def test_sink_on_remote_host_generator_local(remote: RemoteHost, remote_engines:
     assert bench.sink is not None and bench.sink.process.argv[0] == "ssh"
     assert "/remote-tmp/kumotui-engines-" in " ".join(bench.sink.process.argv)  # what remote_engines looks for
     assert wait_until(lambda: not remote_engines()), remote_engines()
+    assert wait_until(lambda: not any((tmp_path / "remote-tmp").iterdir())), "the job's private directory is removed"
 
 
 def test_generator_on_remote_host(remote: RemoteHost, remote_engines: RemoteEngines) -> None:
@@ -90,7 +91,7 @@ def test_generator_on_remote_host(remote: RemoteHost, remote_engines: RemoteEngi
 
 
 def test_killing_the_ssh_connection_mid_run_leaves_nothing_remote(
-    remote: RemoteHost, remote_engines: RemoteEngines
+    remote: RemoteHost, remote_engines: RemoteEngines, tmp_path: Path
 ) -> None:
     bench = Benchmark(BenchPlan(options(50_000_000)), sink_launcher=launcher_for(remote))
     bench.start()
@@ -101,8 +102,11 @@ def test_killing_the_ssh_connection_mid_run_leaves_nothing_remote(
         # Mid-run: the generator has sent mail through the remote sink.
         assert wait_until(lambda: any(s.role == "generator" and s.count > 0 for s in bench.series)), bench.series[-2:]
         assert bench.sink is not None and bench.sink.pid is not None
+        (private,) = (tmp_path / "remote-tmp").iterdir()  # the sink's, made by mkdtemp over there
+        assert private.stat().st_mode & 0o777 == 0o700
         os.kill(bench.sink.pid, signal.SIGKILL)  # the local ssh client dies: the connection drops
         assert wait_until(lambda: not remote_engines(), timeout=15), remote_engines()
+        assert wait_until(lambda: not private.exists()), "the remote watchdog removes the job's directory"
     finally:
         bench.request_stop()
         bench.stop()

@@ -64,11 +64,18 @@ def kumotui(
     stdin: str | None = None,
     prefix: list[str] | None = None,
     timeout: float = 60,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m kumotui ARGS`` in a fresh interpreter (optionally behind ``prefix``, e.g. unshare)."""
     command = [*(prefix or []), sys.executable, "-m", "kumotui", *map(str, args)]
     return subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, input=stdin, env={**os.environ, **(env or {})}
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
 
 

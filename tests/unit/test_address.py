@@ -76,3 +76,17 @@ def test_host_specs(text: str, host: str, user: str | None, port: int | None) ->
 def test_bad_host_specs_name_the_flag(text: str) -> None:
     with pytest.raises(KumotuiError, match=r"^--host .*expected \[user@\]host\[:port\]"):
         HostSpec.parse(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["-Fevil", "-oProxyCommand=touch /tmp/x", "-Fevil@localhost", "root@-Fevil", " -J attacker", "x" * 254]
+)
+def test_host_specs_ssh_would_read_as_options_are_refused(text: str) -> None:
+    with pytest.raises(KumotuiError, match=r"^--host '"):
+        HostSpec.parse(text)
+
+
+def test_a_refused_host_is_quoted_short() -> None:
+    with pytest.raises(KumotuiError) as refused:
+        HostSpec.parse("-" + "F" * 5000)
+    assert len(str(refused.value)) < 200

@@ -123,7 +123,8 @@ class KumodSinkJob(Job):
     initializing`` line fails the start with its text. Counters come from
     ``/metrics``, polled by :meth:`reading` (about once a second is enough).
     The policy and kumod's spools live in a private temporary directory the
-    job removes when it stops.
+    job removes when it stops, and its watchdog removes when kumod ends,
+    however kumotui ended.
     """
 
     role: Role = "sink"
@@ -133,7 +134,9 @@ class KumodSinkJob(Job):
         self, launcher: Launcher, kumod: str | Path, request: SinkRequest, http_host: str = "127.0.0.1"
     ) -> None:
         self.port = request.port or SINK_PORT
-        self._tempdir: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(prefix="kumotui-sink-")
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(
+            prefix="kumotui-sink-", ignore_cleanup_errors=True
+        )
         owner = request.kumod_user if os.geteuid() == 0 else None  # the policy file is written here
         try:
             policy = write_sink_policy(
@@ -147,7 +150,10 @@ class KumodSinkJob(Job):
             self._remove_tempdir()
             raise
         argv = kumod_command(kumod, policy, as_root=launcher.is_root(), user=request.kumod_user)
-        super().__init__(launcher, argv, name="kumod")
+        # The watchdog removes the directory even if kumotui is SIGKILLed; only a
+        # local one (on a remote host the same path would name something else).
+        here = None if launcher.remote else Path(self._tempdir.name)
+        super().__init__(launcher, argv, name="kumod", remove_after=here)
         self.http = (http_host, request.http_port)
         self._stderr_parser = KumodStderr()
         self._sampler = KumodSinkSampler()

@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from kumotui.text.escape import printable
 from kumotui.tuning.profiles import Param
 from kumotui.tuning.sysctl import SysctlTree
 from kumotui.tuning.validate import Checked, ValidationError, check_value
@@ -75,7 +76,7 @@ class EditScreen(ModalScreen[str | None]):
         with Vertical(id="edit-dialog"):
             yield Static(Content.from_markup("Edit [b]$key[/b]", key=request.key), id="edit-title")
             facts = [
-                ("Current", " ".join(request.current.split())),
+                ("Current", printable(" ".join(request.current.split()), keep="")),
                 ("Recommended", f"{request.recommended}" + (f" ({request.param.rule})" if request.param else "")),
             ]
             if request.units:

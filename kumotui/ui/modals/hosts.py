@@ -26,6 +26,7 @@ from kumotui.errors import KumotuiError
 from kumotui.hosts.connect import open_host
 from kumotui.hosts.remembered import forget_host, load_config, remember_host
 from kumotui.settings import Settings
+from kumotui.text.escape import printable
 from kumotui.tuning.findings import Finding, evaluate
 from kumotui.tuning.profiles import load_profile
 from kumotui.tuning.sysctl import SysctlTree
@@ -221,7 +222,7 @@ class HostsScreen(ModalScreen[str | None]):
                 if finding is None:
                     cells.append("–")
                 else:
-                    current = " ".join((finding.current or "").split())[:14]
+                    current = printable(" ".join((finding.current or "").split()), keep="")[:14]
                     cells.append(f"{STATUS_ICON[finding.status]} {finding.status} {current}".rstrip())
             table.add_row(key, *cells, key=key)
         for name, result in message.results.items():

@@ -7,6 +7,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from kumotui.hosts import HostFacts
+from kumotui.text.escape import printable
 from kumotui.text.format import format_bytes
 
 
@@ -50,16 +51,17 @@ class HostHeader(Widget):
             left = Content.from_markup("[$text-muted]reading host facts…[/]")
         else:
             room = width - 1 - (right.cell_length + 3 if tail else 0)
+            kernel = printable(facts.kernel, keep="")
             memory = format_bytes(facts.memory_bytes)
             # Shed words before cutting the host name: it is what tells hosts apart.
             for details in (
-                f" · Linux {facts.kernel} · {facts.cpus} CPUs · {memory} RAM",
-                f" · {facts.kernel} · {facts.cpus} CPUs · {memory}",
-                f" · {facts.kernel} · {facts.cpus}c · {memory}",
+                f" · Linux {kernel} · {facts.cpus} CPUs · {memory} RAM",
+                f" · {kernel} · {facts.cpus} CPUs · {memory}",
+                f" · {kernel} · {facts.cpus}c · {memory}",
             ):
-                if len(facts.hostname) + len(details) <= room:
+                if len(printable(facts.hostname, keep="")) + len(details) <= room:
                     break
-            host = facts.hostname
+            host = printable(facts.hostname, keep="")  # a name read from the host: data, shown escaped
             if len(host) + len(details) > room:
                 host = host[: max(room - len(details) - 1, 4)] + "…"
             left = Content.from_markup("[b]$host[/b]$details", host=host, details=details)

@@ -10,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
+from kumotui.text.escape import printable
 from kumotui.tuning.plan import PlanRow
 from kumotui.tuning.values import STATUS_ICON, Rule, Status
 
@@ -81,16 +82,16 @@ def explain(info: Explanation, width: int | None = None) -> Content:
         ),
     ]
     if info.action:
-        lines.append(Content.from_markup("[b]Apply:[/b] $action", action=info.action))
+        lines.append(Content.from_markup("[b]Apply:[/b] $action", action=printable(info.action, keep="")))
     for warning in info.warnings:
-        lines.append(Content.from_markup("[$text-warning b]⚠ $warning[/]", warning=warning))
+        lines.append(Content.from_markup("[$text-warning b]⚠ $warning[/]", warning=printable(warning, keep="")))
     if finding.why:
         lines += [Content(""), Content(finding.why)]
     lines.append(Content(""))
 
     def field(label: str, value: str, style: str = "") -> None:
         markup = f"[$text-muted]{label:<{LABEL_WIDTH}}[/] " + (f"[{style}]$value[/]" if style else "$value")
-        lines.append(Content.from_markup(markup, value=hanging(value, width)))
+        lines.append(Content.from_markup(markup, value=hanging(printable(value, keep=""), width)))
 
     current = finding.current if finding.current is not None else f"({finding.error})"
     field("Current", " ".join(current.split()))

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual import events
 from textual.widgets import DataTable
 
+from kumotui.text.escape import printable
 from kumotui.tuning.plan import PlanRow
 from kumotui.tuning.values import STATUS_ICON, Status, normalize
 
@@ -222,12 +223,12 @@ class ParamTable(DataTable[Text]):
         else:
             proposed = ("✎ " if row.edited else "") + row.write
         current = normalize(finding.current) if finding.current is not None else "—"
-        return {
-            "key": finding.key,
-            "current": current,
-            "recommended": finding.recommended,
+        return {  # values read from the host (or typed) are data: control characters escaped
+            "key": printable(finding.key, keep=""),
+            "current": printable(current, keep=""),
+            "recommended": printable(finding.recommended, keep=""),
             "status": f"{STATUS_ICON[status]} {status}",
-            "proposed": proposed,
+            "proposed": printable(proposed, keep=""),
         }
 
     def _style(self, name: str) -> Style:
