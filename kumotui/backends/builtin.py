@@ -132,6 +132,7 @@ class EngineJob(Job):
             rate=self._rates.add(elapsed, count),
             latency_ms=last.get("latency_ms"),
             bytes=last.get("bytes"),
+            clock=last.get("elapsed"),
         )
 
     def failed_in(self, line: ProgressLine) -> int:
