@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 from kumotui.backends import Backend, LoadRequest, SinkRequest
 from kumotui.backends.job import Job
@@ -43,11 +43,19 @@ class ProgressLine(TypedDict, total=False):
     received: int
     """Sink: messages accepted."""
     failed: int
-    rejected: int
-    rejected_4xx: int
-    rejected_5xx: int
+    """Generator: messages the server refused or that a dropped session cut short."""
+    rejected_mail: int
+    """Sink: messages refused at MAIL."""
+    rejected_rcpt: int
+    """Sink: recipients refused at RCPT."""
+    rejected_data: int
+    """Sink: messages refused at DATA or at the end of data."""
     aborted: int
+    """Sink: transactions the client cut short."""
     timeouts: int
+    """Sink: sessions closed for making no progress."""
+    refusals: dict[str, int]
+    """Sink: refusals by stage and code (``"data 451"``)."""
     failed_by: dict[str, int]
     connect_errors: dict[str, int]
     unsent: int
@@ -65,7 +73,6 @@ class EngineJob(Job):
     """The engine's module in :mod:`kumotui.engines`."""
     count_field: Literal["sent", "received"] = "sent"
     """The engine's cumulative counter: ``received`` (sink) or ``sent`` (generator)."""
-    failed_field: Literal["failed", "rejected"] = "failed"
 
     def __init__(self, launcher: Launcher, args: list[str]) -> None:
         super().__init__(
@@ -120,12 +127,21 @@ class EngineJob(Job):
             role=self.role,
             elapsed=elapsed,
             count=count,
-            failed=int(last.get(self.failed_field, 0)),
+            failed=self.failed_in(last),
             connections=last.get("connections"),
             rate=self._rates.add(elapsed, count),
             latency_ms=last.get("latency_ms"),
             bytes=last.get("bytes"),
+            clock=last.get("elapsed"),
         )
+
+    def failed_in(self, line: ProgressLine) -> int:
+        """Messages that failed, by the engine's own count in ``line``."""
+        return int(line.get("failed", 0))
+
+
+SINK_FAILURES: tuple[str, ...] = ("rejected_mail", "rejected_rcpt", "rejected_data", "aborted", "timeouts")
+"""The sink's refusal counters, each in its own unit, as a run's summary lists them."""
 
 
 class BuiltinSinkJob(EngineJob):
@@ -135,18 +151,16 @@ class BuiltinSinkJob(EngineJob):
     backend = Backend.BUILTIN
     module = "smtp_sink"
     count_field = "received"
-    failed_field = "rejected"
+
+    def failed_in(self, line: ProgressLine) -> int:
+        """Messages the sink refused (at MAIL, DATA or end of data); refused recipients are not messages."""
+        return int(line.get("rejected_mail", 0)) + int(line.get("rejected_data", 0))
 
     def summary(self, series: list[Sample]) -> Summary | None:
         if not series:
             return None
-        failures = {}
-        if self.final:
-            failures = {
-                k: int(self.final[k])
-                for k in ("rejected_4xx", "rejected_5xx", "aborted", "timeouts")
-                if self.final.get(k)
-            }
+        final: dict[str, Any] = dict(self.final or {})
+        failures = {key: int(final[key]) for key in SINK_FAILURES if final.get(key)}
         return active_summary("sink", series, failures=failures)
 
 
@@ -157,7 +171,6 @@ class BuiltinGenJob(EngineJob):
     backend = Backend.BUILTIN
     module = "smtp_gen"
     count_field = "sent"
-    failed_field = "failed"
 
     def failures_so_far(self) -> dict[str, int]:
         with self._lock:

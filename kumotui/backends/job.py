@@ -53,6 +53,8 @@ class Job(abc.ABC):
         self._ended = threading.Event()
         self._error: str | None = None
         self._started_at = 0.0
+        self.ended_at: float | None = None
+        """When the process's output ended (it exited), on the monotonic clock; None while it runs."""
 
     @property
     def pid(self) -> int | None:
@@ -86,12 +88,19 @@ class Job(abc.ABC):
         self.process.start(self._stdout, self._stderr)
         return self
 
+    @property
+    def started_at(self) -> float:
+        """When :meth:`start` launched the process, on the monotonic clock."""
+        return self._started_at
+
     def elapsed(self) -> float:
         """Seconds since start on our clock."""
         return time.monotonic() - self._started_at
 
     def _stdout(self, data: bytes) -> None:
         if not data:
+            if self.ended_at is None:
+                self.ended_at = time.monotonic()
             self._ended.set()
             self._ready.set()  # wake a waiter: it will see the exit
             return

@@ -52,6 +52,9 @@ class Sample:
     """Transaction latency percentiles (``p50``, ``p99``, ...) when the source gives them."""
     bytes: int | None = None
     """Message bytes moved so far, when known."""
+    clock: float | None = None
+    """Seconds on the source's own clock when it counted (an engine's ``elapsed``), when it says:
+    rates over a window use it, so the poll's jitter does not enter them."""
 
     def as_json(self) -> dict[str, Any]:
         """A compact JSON shape: fields that are None are left out."""

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kumotui.bench.records import RunRecord
 
 
 @dataclass(frozen=True)
@@ -71,3 +75,27 @@ def versus_published(mmh_value: float, cpus: int) -> str:
     KumoMTA's closest published results, one per study."""
     parts = [f"{mmh_value / r.mmh * 100:.0f}% of {r.mmh:g} MMH ({r.setup})" for r in closest_published(cpus, "KumoMTA")]
     return ", ".join(parts)
+
+
+def comparability(run: RunRecord) -> str:
+    """Why ``run`` cannot be set against the published figures, in one line; empty when it can.
+
+    The published table measures an MTA relaying 100 KB messages to a sink
+    (KumoMTA's procedure), over a run long enough to be steady. A run of
+    kumotui's (or Postfix's, or traffic-gen's) generator straight into a sink
+    measures the harness, not an MTA: a calibration, never a result to rate.
+    """
+    reasons = []
+    if not run.config.through:
+        reasons.append(f"no MTA in the path (the {run.backend} generator sent straight to a sink: a calibration)")
+    size = run.config.body_size
+    if size is not None and size != PUBLISHED_BODY_SIZE:
+        reasons.append(f"{size:,}-byte messages (published: {PUBLISHED_BODY_SIZE:,})")
+    measured = run.measurement
+    if measured is None:
+        reasons.append("no steady-state window recorded")
+    elif measured.too_short:
+        reasons.append(measured.too_short)
+    if run.stopped:
+        reasons.append("stopped early")
+    return ("Not comparable with KumoMTA's published figures: " + "; ".join(reasons) + ".") if reasons else ""

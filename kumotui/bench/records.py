@@ -10,6 +10,7 @@ atomically.
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kumotui.backends.samples import Sample, Summary, thin_series
+from kumotui.bench.measure import Measurement
 from kumotui.errors import KumotuiError
 from kumotui.hosts import HostFacts, RefusedPath
 from kumotui.hosts.local import atomic_write, require_private_dir
@@ -34,6 +36,18 @@ MAX_SERIES = 3600
 # --- records -------------------------------------------------------------------
 
 
+class RunStatus(enum.StrEnum):
+    """How a run ended, as the runs list and reports say it."""
+
+    OK = "ok"
+    STOPPED = "stopped"
+    """Stopped early: partial counts."""
+    FAILED = "failed"
+    """A side failed or reported failures (see the summaries' reasons)."""
+    TOO_SHORT = "too short"
+    """Finished, but its steady state is too short to compare (see the measurement)."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """What the user asked the benchmark to do."""
@@ -48,6 +62,12 @@ class RunConfig:
     """Seconds; None when the message count alone bounded the run."""
     body_size: int | None = None
     """Message body bytes."""
+    workers: int | None = None
+    """Generator processes (built-in generator)."""
+    sink_workers: int | None = None
+    """Processes of a sink kumotui started (built-in sink)."""
+    through: str | None = None
+    """``host:port`` of the MTA under test the messages went through, or None (generator → sink)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +89,21 @@ class RunRecord:
     """The tuning profile the parameters were judged by, if any."""
     label: str = ""
     """A note such as ``before tuning``."""
+    measurement: Measurement | None = None
+    """The steady-state window and the whole run (None in records from before windows existed)."""
+    stopped: bool = False
+    """Stopped early (a key, Ctrl+C, a signal): its counts are partial."""
+
+    @property
+    def status(self) -> RunStatus:
+        """``ok``, ``stopped``, ``failed`` or ``too short``, in that order of precedence."""
+        if self.stopped:
+            return RunStatus.STOPPED
+        if not self.ok:
+            return RunStatus.FAILED
+        if self.measurement is None or self.measurement.too_short:
+            return RunStatus.TOO_SHORT
+        return RunStatus.OK
 
     @property
     def backend(self) -> str:
@@ -95,6 +130,8 @@ class RunRecord:
             "generator": self.generator.as_json() if self.generator else None,
             "sink": self.sink.as_json() if self.sink else None,
             "series": [s.as_json() for s in self.series],
+            "measurement": self.measurement.as_json() if self.measurement else None,
+            "stopped": self.stopped,
         }
 
     @classmethod
@@ -117,6 +154,8 @@ class RunRecord:
             generator=Summary.from_json(data["generator"]) if data.get("generator") else None,
             sink=Summary.from_json(data["sink"]) if data.get("sink") else None,
             series=tuple(Sample.from_json(s) for s in data.get("series", [])),
+            measurement=Measurement.from_json(data["measurement"]) if data.get("measurement") else None,
+            stopped=bool(data.get("stopped", False)),
         )
 
 

@@ -1,20 +1,28 @@
-"""Run reports: the ``runs`` listing and the Markdown of one run or two compared."""
+"""Run reports: the ``runs`` listing and the Markdown of one run or two compared.
+
+Every figure says what it is: the steady-state window leads, the whole run
+(wall time) beside it, and a run too short to compare is marked so. Two runs
+are compared setup first: any difference in backend, MTA, message size,
+concurrency, amount, workers or host makes them "not like for like", and the
+kernel parameters that differed come after. KumoMTA's published figures are
+set against a run only where :func:`~kumotui.bench.published.comparability` allows.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
 from kumotui.backends.samples import Summary
+from kumotui.bench.measure import Rate
 from kumotui.bench.published import (
     PLANNING_GUIDANCE,
-    PUBLISHED_BODY_SIZE,
     PUBLISHED_RESULTS,
     PUBLISHED_STUDIES,
     closest_published,
+    comparability,
     versus_published,
 )
-from kumotui.bench.records import RunConfig, RunRecord
-from kumotui.hosts import HostFacts
+from kumotui.bench.records import RunRecord, RunStatus
 from kumotui.text.format import (
     DASH,
     format_bytes,
@@ -24,6 +32,7 @@ from kumotui.text.format import (
     format_ms,
     format_rate,
     format_seconds,
+    format_size,
 )
 from kumotui.text.table import table
 
@@ -34,6 +43,51 @@ def _status(summary: Summary | None) -> str:
     return "ok" if summary.ok else f"not ok: {summary.reason}" if summary.reason else "not ok"
 
 
+def what_was_measured(run: RunRecord) -> str:
+    """The path the messages took, in words: what the run's numbers are numbers of."""
+    if run.config.through:
+        return f"{run.backend} generator → MTA under test {run.config.through} → sink"
+    return f"{run.backend} generator → sink {run.config.target}, no MTA in the path (a calibration of the harness)"
+
+
+def headline(run: RunRecord) -> list[str]:
+    """The run's rates as lines, each labelled: window first, whole run beside it, the verdict on length."""
+    measured = run.measurement
+    if measured is None:
+        gen = run.generator
+        return [f"Rate over the generator's own clock: {format_rate(gen.msgs_per_s)} msgs/s"] if gen else []
+    lines = []
+    window = measured.window
+    if window is not None:
+        lines.append(
+            f"Steady state ({format_seconds(measured.window_start)} to {format_seconds(measured.window_end)}, "
+            f"after a {measured.warmup:g} s warm-up): {format_rate(window.msgs_per_s)} msgs/s = "
+            f"{format_mmh(window.mmh)} MMH"
+        )
+    whole = measured.whole_run
+    lines.append(
+        f"Whole run: {format_count(whole.messages)} messages in {format_seconds(whole.seconds)} of wall time = "
+        f"{format_rate(whole.msgs_per_s)} msgs/s"
+    )
+    if measured.too_short:
+        lines.append(measured.too_short.capitalize() + "; not compared with anything.")
+    return lines
+
+
+def window_mmh(run: RunRecord) -> float | None:
+    """The run's headline MMH: its window's, else the generator's own."""
+    if run.measurement is not None:
+        return run.measurement.headline.mmh
+    return run.generator.mmh if run.generator else None
+
+
+def window_rate(run: RunRecord) -> float | None:
+    """The run's headline msgs/s: its window's, else the generator's own."""
+    if run.measurement is not None:
+        return run.measurement.headline.msgs_per_s
+    return run.generator.msgs_per_s if run.generator else None
+
+
 def format_runs_table(runs: Sequence[RunRecord]) -> str:
     """The ``kumotui runs`` listing: one line per run, oldest first."""
     if not runs:
@@ -41,23 +95,40 @@ def format_runs_table(runs: Sequence[RunRecord]) -> str:
     rows = []
     for run in runs:
         gen = run.generator
+        config = run.config
         rows.append(
             [
                 run.id,
                 run.started.replace("T", " ").replace("+00:00", "Z"),
                 run.backend,
                 run.host.hostname,
-                run.config.target,
+                format_size(config.body_size) if config.body_size else DASH,
+                format_count(config.concurrency),
+                format_seconds(run.measurement.whole_run.seconds) if run.measurement else DASH,
                 format_count(gen.count) if gen else DASH,
-                format_rate(gen.msgs_per_s) if gen else DASH,
-                format_mmh(gen.mmh) if gen else DASH,
+                format_rate(window_rate(run)),
+                format_mmh(window_mmh(run)),
                 format_ms(gen.latency_p99_ms) if gen else DASH,
-                "ok" if run.ok else "not ok",
+                str(run.status),
                 run.label,
             ]
         )
-    headers = ["ID", "STARTED", "BACKEND", "HOST", "TARGET", "SENT", "MSGS/S", "MMH", "P99 MS", "STATUS", "LABEL"]
-    return table(headers, rows)
+    headers = [
+        "ID",
+        "STARTED",
+        "BACKEND",
+        "HOST",
+        "BODY",
+        "CONC",
+        "WALL",
+        "SENT",
+        "MSGS/S",
+        "MMH",
+        "P99 MS",
+        "STATUS",
+        "LABEL",
+    ]
+    return table(headers, rows) + "\nMSGS/S and MMH are over the steady-state window (see `kumotui report RUN`)."
 
 
 def _cell(text: str) -> str:
@@ -74,14 +145,13 @@ def _md_table(headers: Sequence[str], rows: Iterable[Sequence[str]], align: str 
 
 
 def _summary_rows(summary: Summary | None) -> list[tuple[str, str]]:
-    """Label and value for each result figure of one side."""
+    """Label and value for each result figure of one side (its own clock)."""
     s = summary
     return [
         ("Messages", format_count(s.count) if s else DASH),
         ("Failed", format_count(s.failed) if s else DASH),
-        ("Elapsed", format_seconds(s.elapsed) if s else DASH),
-        ("Rate (msgs/s)", format_rate(s.msgs_per_s) if s else DASH),
-        ("MMH", format_mmh(s.mmh) if s else DASH),
+        ("Elapsed (own clock)", format_seconds(s.elapsed) if s else DASH),
+        ("Rate, own clock (msgs/s)", format_rate(s.msgs_per_s) if s else DASH),
         ("MB/s", format_mb_rate(s.mb_per_s) if s else DASH),
         ("Latency p50 (ms)", format_ms(s.latency_p50_ms) if s else DASH),
         ("Latency p90 (ms)", format_ms(s.latency_p90_ms) if s else DASH),
@@ -92,24 +162,63 @@ def _summary_rows(summary: Summary | None) -> list[tuple[str, str]]:
     ]
 
 
-def _config_rows(config: RunConfig) -> list[tuple[str, str]]:
+SETUP_THAT_MATTERS = (
+    "Backend",
+    "MTA under test",
+    "Body size",
+    "Concurrency",
+    "Messages",
+    "Duration",
+    "Workers",
+    "Sink workers",
+    "Host",
+    "CPUs",
+)
+"""Setup rows that, when they differ, make two runs "not like for like"."""
+
+
+def setup_rows(run: RunRecord) -> list[tuple[str, str]]:
+    """What a run was asked to do and where it ran, as label and value."""
+    config, host = run.config, run.host
     return [
         ("Backend", config.backend),
-        ("Target", config.target),
+        ("MTA under test", config.through or "none (generator → sink)"),
+        ("Body size", f"{config.body_size:,} bytes" if config.body_size is not None else DASH),
         ("Concurrency", format_count(config.concurrency)),
         ("Messages", format_count(config.messages)),
         ("Duration", format_seconds(config.duration)),
-        ("Body size", f"{config.body_size:,} bytes" if config.body_size is not None else DASH),
-    ]
-
-
-def _host_rows(host: HostFacts) -> list[tuple[str, str]]:
-    return [
-        ("Hostname", host.hostname),
-        ("Kernel", host.kernel),
+        ("Workers", format_count(config.workers)),
+        ("Sink workers", format_count(config.sink_workers)),
+        ("Host", host.hostname),
         ("CPUs", str(host.cpus)),
         ("Memory", format_bytes(host.memory_bytes)),
+        ("Kernel", host.kernel),
+        ("Target", config.target),
     ]
+
+
+def setup_differences(before: RunRecord, after: RunRecord) -> list[tuple[str, str, str]]:
+    """The setup rows that differ between two runs (label, A, B), in the order :func:`setup_rows` gives."""
+    return [(label, a, b) for (label, a), (_, b) in zip(setup_rows(before), setup_rows(after), strict=True) if a != b]
+
+
+def not_like_for_like(before: RunRecord, after: RunRecord) -> str:
+    """Why two runs' difference is not the kernel's alone, in one line; empty when only the kernel differed."""
+    differing = [label for label, _, _ in setup_differences(before, after) if label in SETUP_THAT_MATTERS]
+    if not differing:
+        return ""
+    return f"Not like for like: {', '.join(differing)} differ, so the change is not the kernel's alone."
+
+
+def not_compared(before: RunRecord, after: RunRecord) -> str:
+    """Why the two runs' rates are not set against each other (a run too short, or stopped); empty when they are."""
+    reasons = []
+    for name, run in (("A", before), ("B", after)):
+        if run.status is RunStatus.TOO_SHORT:
+            reasons.append(f"{name} is too short")
+        elif run.status is RunStatus.STOPPED:
+            reasons.append(f"{name} was stopped early")
+    return ("Rates not compared: " + ", ".join(reasons) + ".") if reasons else ""
 
 
 def _title(run: RunRecord) -> str:
@@ -125,13 +234,13 @@ def report_markdown(run: RunRecord, other: RunRecord | None = None) -> str:
 
 def _single(run: RunRecord) -> list[str]:
     lines = [f"# kumotui benchmark run {_title(run)}", ""]
-    lines += [f"Started {run.started} on {run.host.hostname} with the {run.backend} backend.", ""]
-    lines += ["## Results", ""]
+    lines += [f"Started {run.started} on {run.host.hostname}: {what_was_measured(run)}. Status: {run.status}.", ""]
+    lines += ["## Headline", "", *(f"- {line}" for line in headline(run))]
+    lines += ["", "## Results (each side's own count and clock)", ""]
     gen_rows, sink_rows = _summary_rows(run.generator), _summary_rows(run.sink)
     rows = [(label, g, s) for (label, g), (_, s) in zip(gen_rows, sink_rows, strict=True)]
     lines += _md_table(["", "Generator", "Sink"], rows)
-    lines += ["", "## Configuration", "", *_md_table(["Setting", "Value"], _config_rows(run.config), align="ll")]
-    lines += ["", "## Host", "", *_md_table(["Fact", "Value"], _host_rows(run.host), align="ll")]
+    lines += ["", "## Setup", "", *_md_table(["Setting", "Value"], setup_rows(run), align="ll")]
     lines += ["", "## Kernel parameters at start", ""]
     if run.parameters:
         lines += _md_table(["Parameter", "Value"], sorted(run.parameters.items()), align="ll")
@@ -152,16 +261,14 @@ def _change(before: float | None, after: float | None, higher_is_better: bool) -
 
 
 _COMPARED: tuple[tuple[str, str, str, bool], ...] = (
-    ("generator", "msgs_per_s", "Generator rate (msgs/s)", True),
-    ("generator", "mmh", "Generator MMH", True),
+    ("generator", "msgs_per_s", "Generator rate, own clock (msgs/s)", True),
     ("generator", "mb_per_s", "Generator MB/s", True),
     ("generator", "latency_p50_ms", "Latency p50 (ms)", False),
     ("generator", "latency_p90_ms", "Latency p90 (ms)", False),
     ("generator", "latency_p95_ms", "Latency p95 (ms)", False),
     ("generator", "latency_p99_ms", "Latency p99 (ms)", False),
     ("generator", "latency_max_ms", "Latency max (ms)", False),
-    ("sink", "msgs_per_s", "Sink rate (msgs/s)", True),
-    ("sink", "mmh", "Sink MMH", True),
+    ("sink", "msgs_per_s", "Sink rate, own clock (msgs/s)", True),
 )
 
 
@@ -194,24 +301,67 @@ def parameter_differences(before: RunRecord, after: RunRecord) -> list[tuple[str
 def compare_figures(before: RunRecord, after: RunRecord) -> list[tuple[str, str, str, str]]:
     """Label, A, B and the change for every result figure either run has, then failures and status.
 
-    The report's results table and the app's side-by-side view are built from these rows.
+    The window leads; a change is given only when both runs can be compared
+    (neither too short nor stopped). The report's results table and the
+    app's side-by-side view are built from these rows.
     """
-    rows = []
+    compared = not not_compared(before, after)
+
+    def change(a: float | None, b: float | None, higher: bool) -> str:
+        return _change(a, b, higher) if compared else "not compared"
+
+    a_window, b_window = _window(before), _window(after)
+    rows = [
+        (
+            "Window rate (msgs/s)",
+            format_rate(a_window.msgs_per_s if a_window else None),
+            format_rate(b_window.msgs_per_s if b_window else None),
+            change(a_window.msgs_per_s if a_window else None, b_window.msgs_per_s if b_window else None, True),
+        ),
+        (
+            "Window MMH",
+            format_mmh(a_window.mmh if a_window else None),
+            format_mmh(b_window.mmh if b_window else None),
+            change(a_window.mmh if a_window else None, b_window.mmh if b_window else None, True),
+        ),
+        (
+            "Whole run (msgs/s, wall time)",
+            format_rate(before.measurement.whole_run.msgs_per_s if before.measurement else None),
+            format_rate(after.measurement.whole_run.msgs_per_s if after.measurement else None),
+            "",
+        ),
+    ]
     for role, name, label, higher in _COMPARED:
         a, b = _figure(before, role, name), _figure(after, role, name)
         if a is None and b is None:
             continue
-        rows.append((label, _format_figure(name, a), _format_figure(name, b), _change(a, b, higher)))
+        rows.append((label, _format_figure(name, a), _format_figure(name, b), change(a, b, higher)))
     rows.append(("Failed (generator)", format_count(_failed(before)), format_count(_failed(after)), ""))
-    rows.append(("Status", "ok" if before.ok else "not ok", "ok" if after.ok else "not ok", ""))
+    rows.append(("Status", str(before.status), str(after.status), ""))
     return rows
+
+
+def _window(run: RunRecord) -> Rate | None:
+    return run.measurement.window if run.measurement is not None else None
 
 
 def _comparison(before: RunRecord, after: RunRecord) -> list[str]:
     lines = [f"# kumotui benchmark comparison: {_title(before)} vs {_title(after)}", ""]
-    lines += [f"A: {_title(before)}, started {before.started} on {before.host.hostname} ({before.backend}).", ""]
-    lines += [f"B: {_title(after)}, started {after.started} on {after.host.hostname} ({after.backend}).", ""]
-    lines += ["## Results", ""]
+    lines += [f"A: {_title(before)}, started {before.started}: {what_was_measured(before)}.", ""]
+    lines += [f"B: {_title(after)}, started {after.started}: {what_was_measured(after)}.", ""]
+    lines += ["## Setup", ""]
+    differing = setup_differences(before, after)
+    if differing:
+        lines += _md_table(["Setting", "A", "B"], differing, align="lll")
+    else:
+        lines.append("Same setup: backend, MTA, message size, concurrency, amount, workers and host.")
+    verdict = not_like_for_like(before, after)
+    if verdict:
+        lines += ["", f"**{verdict}**"]
+    lines += ["", "## Results", ""]
+    reason = not_compared(before, after)
+    if reason:
+        lines += [reason, ""]
     lines += _md_table(["", "A", "B", "Change"], compare_figures(before, after))
     lines += ["", "## Kernel parameters that differed", ""]
     differences = parameter_differences(before, after)
@@ -223,7 +373,6 @@ def _comparison(before: RunRecord, after: RunRecord) -> list[str]:
         lines += _md_table(["Parameter", "A", "B"], shown, align="lll")
     else:
         lines.append("None: both runs started with the same recorded values.")
-    lines += ["", *_setup_differences(before, after)]
     return lines
 
 
@@ -231,39 +380,24 @@ def _failed(run: RunRecord) -> int | None:
     return run.generator.failed if run.generator else None
 
 
-def _setup_differences(before: RunRecord, after: RunRecord) -> list[str]:
-    """Configuration and host side by side, with a warning when they are not like for like."""
-    lines = ["## Configuration and host", ""]
-    rows = [
-        (label, a, b, "" if a == b else "differs")
-        for (label, a), (_, b) in zip(
-            _config_rows(before.config) + _host_rows(before.host),
-            _config_rows(after.config) + _host_rows(after.host),
-            strict=True,
-        )
-    ]
-    lines += _md_table(["", "A", "B", ""], rows, align="llll")
-    differing = [row[0] for row in rows if row[3] and row[0] not in ("Kernel", "Memory")]
-    if differing:
-        lines += ["", f"Not like for like: {', '.join(differing)} differ, so the change is not the kernel's alone."]
-    return lines
-
-
 def _published_section(runs: Sequence[RunRecord]) -> list[str]:
-    lines = ["## Published figures for context", ""]
+    """KumoMTA's figures beside each run that can be set against them; the reason for each that cannot."""
+    lines = ["## KumoMTA's published figures", ""]
+    comparable = []
     for run in runs:
-        gen = run.generator
-        if gen is not None:
-            lines.append(
-                f"- {_title(run)}: {format_mmh(gen.mmh)} MMH from the generator on {run.host.cpus} CPUs "
-                f"({run.backend} backend): {versus_published(gen.mmh, run.host.cpus)}."
-            )
-    if any(r.config.body_size not in (None, PUBLISHED_BODY_SIZE) for r in runs):
+        reason = comparability(run)
+        if reason:
+            lines.append(f"- {_title(run)}: {reason}")
+            continue
+        comparable.append(run)
+        mmh_value = window_mmh(run) or 0.0
         lines.append(
-            f"- The published figures used {PUBLISHED_BODY_SIZE:,}-byte messages; "
-            "other sizes are not directly comparable."
+            f"- {_title(run)}: your MTA relayed {format_mmh(mmh_value)} MMH on {run.host.cpus} CPUs: "
+            f"{versus_published(mmh_value, run.host.cpus)}."
         )
-    cpus = runs[0].host.cpus
+    if not comparable:
+        return lines
+    cpus = comparable[0].host.cpus
     nearest = {id(r) for r in closest_published(cpus, "KumoMTA") + closest_published(cpus, "Postfix")}
     for study, title in PUBLISHED_STUDIES.items():
         rows = [

@@ -22,6 +22,7 @@ from kumotui.backends import Backend, SinkRequest, resolve
 from kumotui.backends.job import Job
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Sample, Summary, thin_series
+from kumotui.bench.measure import measure
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.records import RunConfig, RunRecord, new_run, save_run
 from kumotui.hosts import Host, HostFacts
@@ -59,6 +60,8 @@ class BenchPlan:
     """The sink to start when ``options.local_sink``; its port None means the
     backend's default (a free one for builtin, KumoMTA's 2026 otherwise)."""
     profile: str | None = None
+    label: str = ""
+    """A note saved with the run (``before tuning``), shown in the runs list."""
     parameters: dict[str, str] = field(default_factory=dict)
     """The profile's parameters' values at start, for the run record."""
 
@@ -112,6 +115,7 @@ class Benchmark:
         self.series: list[Sample] = []
         self.target = plan.options.target or ""
         self._stop = threading.Event()
+        self._stopped_at: float | None = None
         self.started_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------------
@@ -156,7 +160,18 @@ class Benchmark:
 
     def request_stop(self) -> None:
         """Ask a running :meth:`run` to stop early (from any thread)."""
+        if not self._stop.is_set():
+            self._stopped_at = time.monotonic()
         self._stop.set()
+
+    def generator_span(self) -> tuple[float, float]:
+        """When the generator was launched and when it exited (or the stop was asked), on the run's clock."""
+        gen = self.generator
+        if gen is None:
+            return 0.0, 0.0
+        ends = [t for t in (gen.ended_at, self._stopped_at) if t is not None]
+        ended = min(ends) if ends else time.monotonic()
+        return gen.started_at - self.started_at, ended - self.started_at
 
     def stop(self) -> None:
         """Stop every job by PID, generator first. Idempotent."""
@@ -207,12 +222,17 @@ class Benchmark:
             messages=options.messages,
             duration=options.duration,
             body_size=options.body_size,
+            workers=options.workers,
+            sink_workers=self.plan.sink.workers if options.local_sink else None,
         )
+        launched, ended = self.generator_span()
         record = replace(
-            new_run(config, host, self.plan.parameters, profile=self.plan.profile),
+            new_run(config, host, self.plan.parameters, profile=self.plan.profile, label=self.plan.label),
             series=tuple(self.series),
             generator=gen_summary,
             sink=sink_summary,
+            measurement=measure(self.series, launched=launched, ended=ended) if self.generator else None,
+            stopped=interrupted,
         )
         return BenchOutcome(record, self.target, interrupted)
 

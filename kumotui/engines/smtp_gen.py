@@ -199,43 +199,50 @@ WORDS = (
 
 
 def build_message(size: int, sender: str, domain: str) -> bytes:
-    """A realistic message of exactly ``size`` bytes before the terminator.
+    """A realistic message of exactly ``size`` bytes before the terminator (at least 2: one CRLF).
 
     Headers as a mail client writes them, then lines of words under 78
     characters; nothing starts with a dot, so no dot-stuffing is needed.
-    Sizes below the headers' own length get the headers alone.
+    A size below the headers' own length drops the optional headers from the
+    end, then writes a body alone: the size asked for is always the size sent.
     """
     rng = random.Random(20260)
-    headers = (
-        f"From: kumotui bench <{sender}>\r\n"
-        f"To: <recipient@{domain}>\r\n"
-        "Subject: kumotui benchmark message\r\n"
-        f"Date: {formatdate(usegmt=True)}\r\n"
-        f"Message-ID: <{rng.getrandbits(64):016x}.bench@kumotui.invalid>\r\n"
-        "MIME-Version: 1.0\r\n"
-        "Content-Type: text/plain; charset=us-ascii\r\n"
-        "Content-Transfer-Encoding: 7bit\r\n"
-        "X-Mailer: kumotui-bench\r\n"
-        "\r\n"
-    ).encode("ascii")
-    left = size - len(headers)
+    headers = [
+        f"From: kumotui bench <{sender}>\r\n",
+        f"To: <recipient@{domain}>\r\n",
+        "Subject: kumotui benchmark message\r\n",
+        f"Date: {formatdate(usegmt=True)}\r\n",
+        f"Message-ID: <{rng.getrandbits(64):016x}.bench@kumotui.invalid>\r\n",
+        "MIME-Version: 1.0\r\n",
+        "Content-Type: text/plain; charset=us-ascii\r\n",
+        "Content-Transfer-Encoding: 7bit\r\n",
+        "X-Mailer: kumotui-bench\r\n",
+    ]
+    while headers and not _room_for_body(len("".join(headers)) + 2, size):
+        headers.pop()
+    head = ("".join(headers) + "\r\n").encode("ascii") if headers else b""
+    return head + _body(size - len(head), rng)
+
+
+def _room_for_body(head: int, size: int) -> bool:
+    """Whether ``head`` bytes of headers leave a body of 0 or at least 2 bytes (a body is CRLF lines)."""
+    return size == head or size >= head + 2
+
+
+def _body(size: int, rng: random.Random) -> bytes:
+    """``size`` bytes of CRLF-ended lines of words (at most 78 bytes each), never starting with a dot."""
     lines: list[bytes] = []
+    left = size
     while left > 0:
         width = min(76, left - 2)
         if 0 < left - (width + 2) < 3:
             width -= 3  # never leave a remainder too small for a line of its own
-        if width < 1:
-            lines.append(b"\r\n" if left >= 2 else b"")
-            break
         text = ""
         while len(text) < width:
             text += rng.choice(WORDS) + " "
         lines.append(text[:width].encode("ascii") + b"\r\n")
         left -= width + 2
-    message = headers + b"".join(lines)
-    if not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    return message
+    return b"".join(lines)
 
 
 # -- counters ---------------------------------------------------------------------
@@ -330,7 +337,7 @@ class Config:
     pipelining: bool
     per_connection: int
     connect_timeout: float
-    timeout: float
+    reply_timeout: float
     connect_retries: int
     sender: str
     recipient: str | None
@@ -505,7 +512,6 @@ class Client(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Split replies into lines; act on each final line (``NNN `` or ``NNN``)."""
-        self.last_rx = time.monotonic()
         buf = self.rbuf + data if self.rbuf else data
         start = 0
         while True:
@@ -522,6 +528,7 @@ class Client(asyncio.Protocol):
                     self.lines.append(line)
                 continue
             self.lines.append(line)
+            self.last_rx = time.monotonic()  # a whole reply: the next one's deadline starts now
             self._reply(int(line[:3]))
             self.lines = []
             if self.closing:
@@ -542,11 +549,14 @@ class Client(asyncio.Protocol):
         if txn is not None:
             txn.replied = True
         if code == 421 and kind != QUIT:
-            if kind == MAIL and txn is not None:
-                # Refused before any of it was sent (a server closing after N
-                # messages does this): the message goes back to the budget
-                # and is sent on a new connection, so counts stay exact.
-                txn.replied = False
+            if kind in (MAIL, RSET) and txn is not None and not txn.done:
+                # Closing before the message started (a server closing after N
+                # messages does this at MAIL; without PIPELINING the RSET that
+                # opens the next message carries it): the message goes back to
+                # the budget and is sent on a new connection, so every message
+                # stays counted exactly once and none is called failed.
+                txn.done = True
+                self.gen.give_back()
             elif txn is not None:
                 self.finished += 1
                 self.gen.finish(txn, code)
@@ -690,6 +700,8 @@ class Client(asyncio.Protocol):
 
     def _start(self, prefix: bytes) -> None:
         gen = self.gen
+        if not self.expect:
+            self.last_rx = time.monotonic()  # after a paced pause: the wait for replies starts now
         txn = Txn(time.perf_counter())
         parts = [prefix] if prefix else []
         if self.needs_rset:
@@ -756,8 +768,12 @@ class Client(asyncio.Protocol):
         self._abort("unfinished")
 
     def check_timeout(self, now: float) -> None:
-        """Abort a session whose awaited reply is later than ``--timeout``."""
-        if self.expect and now - self.last_rx > self.gen.cfg.timeout:
+        """Abort a session whose awaited reply is later than ``--reply-timeout``.
+
+        The deadline runs from the previous complete reply, so a server that
+        trickles a byte at a time cannot stretch it.
+        """
+        if self.expect and now - self.last_rx > self.gen.cfg.reply_timeout:
             self._abort("timeout")
 
 
@@ -1027,7 +1043,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="reconnect after this many messages (default %(default)s, 0: never)",
     )
     p.add_argument("--connect-timeout", type=float, default=5.0, help="seconds (default 5)")
-    p.add_argument("--timeout", type=float, default=60.0, help="reply timeout, s (default 60)")
+    p.add_argument(
+        "--reply-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for any one reply before giving up the session (default 30)",
+    )
     p.add_argument("--connect-retries", type=int, default=5, help="per slot, in a row")
     p.add_argument("--sender", default="bench@kumotui.example", help="envelope sender")
     p.add_argument("--recipient", help="one fixed recipient instead of userN@DOMAIN")
@@ -1047,6 +1068,7 @@ def config_from(args: argparse.Namespace) -> Config:
     host, port = parse_target(args.target)
     body_size = parse_size(args.body_size)
     checks = [
+        (body_size >= 2, "--body-size must be at least 2 bytes (a message is CRLF-ended lines)"),
         (args.concurrency >= 1, "--concurrency must be at least 1"),
         (args.messages is None or args.messages >= 1, "--messages must be at least 1"),
         (
@@ -1057,7 +1079,7 @@ def config_from(args: argparse.Namespace) -> Config:
         (args.workers >= 1, "--workers must be at least 1"),
         (args.messages_per_connection >= 0, "--messages-per-connection must be >= 0"),
         (args.connect_timeout > 0, "--connect-timeout must be positive"),
-        (args.timeout > 0, "--timeout must be positive"),
+        (0 < args.reply_timeout < math.inf, "--reply-timeout must be a positive number of seconds"),
         (args.connect_retries >= 0, "--connect-retries must be >= 0"),
         (args.interval > 0, "--interval must be positive"),
     ]
@@ -1086,7 +1108,7 @@ def config_from(args: argparse.Namespace) -> Config:
         pipelining=not args.no_pipelining,
         per_connection=args.messages_per_connection,
         connect_timeout=args.connect_timeout,
-        timeout=args.timeout,
+        reply_timeout=args.reply_timeout,
         connect_retries=args.connect_retries,
         sender=args.sender,
         recipient=recipient,

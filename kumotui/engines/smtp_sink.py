@@ -48,7 +48,7 @@ DEFAULT_LISTEN = "127.0.0.1:2026"
 """KumoMTA's sink policy listens on 2026; matching it lets either sink stand in."""
 
 END_OF_DATA = b"\r\n.\r\n"
-CR, SP, GT = b"\r"[0], b" "[0], b">"[0]
+CR, SP, GT, TWO, FOUR, FIVE = b"\r"[0], b" "[0], b">"[0], b"2"[0], b"4"[0], b"5"[0]
 """Byte values, compared with ``data[i]`` (an int) to avoid a slice per test."""
 MAX_ERRORS = 20
 """Bad commands tolerated per session before 421, as Postfix's hard error limit."""
@@ -56,16 +56,33 @@ MAX_RECIPIENTS = 1000
 """Recipients per transaction; counted, never stored, but a bound all the same."""
 COUNTER_FIELDS = (
     "received",
-    "rejected",
-    "rejected_4xx",
-    "rejected_5xx",
+    "rejected_mail",
+    "rejected_rcpt",
+    "rejected_data",
+    "aborted",
+    "timeouts",
     "recipients",
     "connections",
     "connections_total",
     "bytes",
-    "aborted",
-    "timeouts",
+    "refusals",
 )
+"""What the sink counts, each in one unit:
+
+- ``received``: messages accepted at the end of data;
+- ``rejected_mail``: messages refused at MAIL (the client's whole transaction);
+- ``rejected_rcpt``: recipients refused at RCPT (a message may still go to the others);
+- ``rejected_data``: messages refused at DATA (no valid recipient) or at the end of data;
+- ``aborted``: transactions the client cut short (closed the connection mid-way);
+- ``timeouts``: sessions closed for making no progress within ``--idle-timeout``;
+- ``refusals``: every refusal by stage and code (``"data 451"``), for the reply classes.
+"""
+DATA_CHUNK = 8192
+"""Message bytes that count as progress for the idle deadline: a client must move at
+least this much content (or finish a command) within ``--idle-timeout``, so one byte
+a second cannot hold a session open."""
+MAX_SIZE_DIGITS = 20
+"""Digits a ``SIZE=`` value may have (2^64 has 20): longer is a syntax error, not a big number."""
 
 
 StartError = common.StartError
@@ -95,19 +112,34 @@ class Stats:
 
     def __init__(self) -> None:
         self.received = 0
-        self.rejected = 0
-        self.rejected_4xx = 0
-        self.rejected_5xx = 0
+        self.rejected_mail = 0
+        self.rejected_rcpt = 0
+        self.rejected_data = 0
+        self.aborted = 0
+        self.timeouts = 0
         self.recipients = 0
         self.connections = 0
         self.connections_total = 0
         self.bytes = 0
-        self.aborted = 0
-        self.timeouts = 0
+        self.refusals: dict[str, int] = {}
 
-    def as_dict(self) -> dict[str, int]:
-        """The counters as JSON-ready data."""
-        return {name: getattr(self, name) for name in COUNTER_FIELDS}
+    def as_dict(self) -> dict[str, Any]:
+        """The counters as JSON-ready data (the refusals dict copied)."""
+        data = {name: getattr(self, name) for name in COUNTER_FIELDS}
+        data["refusals"] = dict(self.refusals)
+        return data
+
+    def refused(self, stage: str, reply: bytes) -> bytes:
+        """Count one refusal at ``stage`` (``mail``, ``rcpt``, ``data``) by its code; return the reply."""
+        if stage == "mail":
+            self.rejected_mail += 1
+        elif stage == "rcpt":
+            self.rejected_rcpt += 1
+        else:
+            self.rejected_data += 1
+        key = f"{stage} {reply[:3].decode()}"
+        self.refusals[key] = self.refusals.get(key, 0) + 1
+        return reply
 
 
 def _reply(text: str) -> bytes:
@@ -167,8 +199,10 @@ class SinkProtocol(asyncio.Protocol):
         "buf",
         "data_bytes",
         "discarding",
+        "dots",
         "errors",
         "failing",
+        "giving_up",
         "greeted",
         "idle_since",
         "in_data",
@@ -204,6 +238,8 @@ class SinkProtocol(asyncio.Protocol):
         self.aborting = False
         self.rcpts = 0
         self.data_bytes = 0
+        self.dots = 0
+        self.giving_up = False
         self.errors = 0
         self.messages = 0
         self.seen = True
@@ -256,7 +292,6 @@ class SinkProtocol(asyncio.Protocol):
         """
         if self.aborting:
             return
-        self.seen = True
         size = len(data)
         self.stats.bytes += size
         transport = self.transport
@@ -265,6 +300,9 @@ class SinkProtocol(asyncio.Protocol):
         if self.in_data:
             pos = self._scan_data(data, 0)
             if pos < 0:
+                if self.giving_up:
+                    transport.write(R_TOO_BIG_CLOSE)
+                    transport.close()
                 return
             reply = self._end_of_data()
             if pos == size:
@@ -295,6 +333,8 @@ class SinkProtocol(asyncio.Protocol):
             if self.in_data:
                 found = self._scan_data(data, pos)
                 if found < 0:
+                    if self.giving_up:
+                        out.append(R_TOO_BIG_CLOSE)  # after every reply already due, in order
                     return
                 out.append(self._end_of_data())
                 pos = found
@@ -314,55 +354,68 @@ class SinkProtocol(asyncio.Protocol):
         terminator split across reads is still found; nothing else is kept.
         Such a terminator can only end in this read if the read starts with
         one of its later bytes (CR, LF or dot), so the join of ``tail`` and
-        the read's first bytes is skipped for any other first byte.
+        the read's first bytes is skipped for any other first byte. Stuffed
+        dots (a line starting ``..``) are counted on the way, so the message's
+        size is known as RFC 1870 defines it.
         """
         tail = self.tail
         if tail and data[pos] in b"\r\n.":
-            i = (tail + data[pos : pos + 4]).find(END_OF_DATA)
+            joined = tail + data[pos : pos + 4]
+            i = joined.find(END_OF_DATA)
             if i >= 0:
                 found = pos + i + 5 - len(tail)
-                self.data_bytes += found - pos
+                self.dots += joined.count(b"\r\n..", 0, i + 2)
+                self._data_moved(found - pos)
                 self.in_data = False
                 self.tail = b""
                 return found
+            self.dots += (tail[-3:] + data[pos : pos + 3]).count(b"\r\n..")
         i = data.find(END_OF_DATA, pos)
         if i < 0:
             size = len(data)
-            self.data_bytes += size - pos
+            self.dots += data.count(b"\r\n..", pos)
+            self._data_moved(size - pos)
             self.tail = data[-4:] if size - pos >= 4 else (tail + data[pos:])[-4:]
             if self.data_bytes > 2 * self.max_size + 65536:
                 self._give_up_on_data()
             return -1
         found = i + 5
-        self.data_bytes += found - pos
+        self.dots += data.count(b"\r\n..", pos, i + 2)
+        self._data_moved(found - pos)
         self.in_data = False
         self.tail = b""
         return found
+
+    def _data_moved(self, count: int) -> None:
+        """Add content bytes; crossing a :data:`DATA_CHUNK` counts as progress for the idle deadline."""
+        before = self.data_bytes
+        self.data_bytes = before + count
+        if self.data_bytes // DATA_CHUNK != before // DATA_CHUNK:
+            self.seen = True
+
+    def message_size(self) -> int:
+        """The message's size as RFC 1870 counts it: without the final ``.`` line and stuffed dots."""
+        return self.data_bytes - 3 - self.dots
 
     def _give_up_on_data(self) -> None:
         """A message twice over the limit with no end in sight: stop reading it.
 
         RFC 5321 has the server read to the end before its 552, but a client
         that never ends a message would hold the session (and a core) forever.
+        The caller sends the 552 after every reply already due, then closes.
         """
-        stats = self.stats
-        stats.rejected += 1
-        stats.rejected_5xx += 1
+        self.stats.refused("data", R_TOO_BIG_CLOSE)
         self.in_mail = False
         self.in_data = False
         self.aborting = True
-        if self.transport is not None:
-            self.transport.write(R_TOO_BIG_CLOSE)
-            self.transport.close()
+        self.giving_up = True
 
     def _end_of_data(self) -> bytes:
         self.in_mail = False
         self.rcpts = 0
-        if self.data_bytes > self.max_size:
-            stats = self.stats
-            stats.rejected += 1
-            stats.rejected_5xx += 1
-            return R_TOO_BIG_DATA
+        self.seen = True
+        if self.message_size() > self.max_size:
+            return self.stats.refused("data", R_TOO_BIG_DATA)
         if self.failing:
             reply = self._random_failure()
             if reply is not None:
@@ -374,16 +427,11 @@ class SinkProtocol(asyncio.Protocol):
     def _random_failure(self) -> bytes | None:
         """``--tempfail-percent`` / ``--permfail-percent``: a 4xx or 5xx by chance, or None."""
         cfg = self.server.cfg
-        stats = self.stats
         roll = random.random() * 100.0
         if roll < cfg.tempfail_percent:
-            stats.rejected += 1
-            stats.rejected_4xx += 1
-            return R_TEMPFAIL_DATA
+            return self.stats.refused("data", R_TEMPFAIL_DATA)
         if roll < cfg.tempfail_percent + cfg.permfail_percent:
-            stats.rejected += 1
-            stats.rejected_5xx += 1
-            return R_PERMFAIL_DATA
+            return self.stats.refused("data", R_PERMFAIL_DATA)
         return None
 
     # -- commands ------------------------------------------------------------
@@ -439,6 +487,7 @@ class SinkProtocol(asyncio.Protocol):
         every verb in upper and lower case; any other spelling or a longer
         verb goes the slow way.
         """
+        self.seen = True  # a whole command: progress for the idle deadline
         handler = COMMANDS.get(line[:4])
         if handler is not None and (len(line) == 4 or line[4] == SP):
             return handler(self, line)
@@ -484,6 +533,10 @@ class SinkProtocol(asyncio.Protocol):
         return True
 
     def _mail(self, line: bytes) -> bytes:
+        reply = self._mail_reply(line)
+        return reply if reply[0] == TWO else self.stats.refused("mail", reply)
+
+    def _mail_reply(self, line: bytes) -> bytes:
         if not self.greeted:
             return self._failed(R_BAD_SEQ_HELO)
         if self.in_mail:
@@ -512,7 +565,7 @@ class SinkProtocol(asyncio.Protocol):
             key, _, value = param.partition(b"=")
             key = key.upper()
             if key == b"SIZE":
-                if not value.isdigit():
+                if not value.isdigit() or len(value) > MAX_SIZE_DIGITS:
                     return self._failed(R_SYNTAX_MAIL)
                 if int(value) > self.max_size:
                     return R_TOO_BIG_MAIL
@@ -524,6 +577,12 @@ class SinkProtocol(asyncio.Protocol):
         return None
 
     def _rcpt(self, line: bytes) -> bytes:
+        # Outside a transaction (a pipelined RCPT after a refused MAIL) the 503 refuses no recipient.
+        in_mail = self.in_mail
+        reply = self._rcpt_reply(line)
+        return reply if reply[0] == TWO or not in_mail else self.stats.refused("rcpt", reply)
+
+    def _rcpt_reply(self, line: bytes) -> bytes:
         if not self.in_mail:
             return self._failed(R_BAD_SEQ_MAIL)
         # The common "RCPT TO:<path>": one '<', the first '>' last, a
@@ -555,21 +614,23 @@ class SinkProtocol(asyncio.Protocol):
         if self.rcpts >= MAX_RECIPIENTS:
             return R_TOO_MANY_RCPTS
         local = rest.lstrip(b"<").partition(b"@")[0].lower()
-        if b"fail" in local:
-            stats = self.stats
-            if b"tempfail" in local:
-                stats.rejected += 1
-                stats.rejected_4xx += 1
-                return R_TEMPFAIL_RCPT
-            if b"permfail" in local:
-                stats.rejected += 1
-                stats.rejected_5xx += 1
-                return R_PERMFAIL_RCPT
+        if b"tempfail" in local:
+            return R_TEMPFAIL_RCPT
+        if b"permfail" in local:
+            return R_PERMFAIL_RCPT
         self.rcpts += 1
         self.stats.recipients += 1
         return R_RCPT_OK
 
     def _data(self, line: bytes) -> bytes:
+        # Outside a transaction (a pipelined DATA after a refused MAIL) the 503 refuses no message.
+        in_mail = self.in_mail
+        reply = self._data_reply(line)
+        if (reply[0] != FIVE and reply[0] != FOUR) or not in_mail:
+            return reply
+        return self.stats.refused("data", reply)
+
+    def _data_reply(self, line: bytes) -> bytes:
         if not self.in_mail:
             return self._failed(R_BAD_SEQ_MAIL)
         if len(line) > 4 and line[5:].strip():
@@ -581,6 +642,7 @@ class SinkProtocol(asyncio.Protocol):
             return R_NO_RCPTS
         self.in_data = True
         self.data_bytes = 0
+        self.dots = 0
         self.tail = b"\r\n"  # the CRLF that ended the DATA line starts a line
         return R_DATA_GO
 

@@ -44,9 +44,15 @@ def test_sink_stops_cleanly_with_summary_and_no_process_left(sig: signal.Signals
         ready = json.loads(proc.stdout.readline())
         assert ready["type"] == "ready" and ready["workers"] == 2
         progress = json.loads(proc.stdout.readline())
-        assert progress["type"] == "progress" and {"elapsed", "received", "rejected", "connections", "bytes"} <= set(
-            progress
-        )
+        assert progress["type"] == "progress" and {
+            "elapsed",
+            "received",
+            "rejected_mail",
+            "rejected_rcpt",
+            "rejected_data",
+            "connections",
+            "bytes",
+        } <= set(progress)
         family = children(proc.pid)
         assert len(family) == 4  # the watchdog, the engine and its two workers
         proc.send_signal(sig)

@@ -86,8 +86,9 @@ def test_backpressure_counted_by_class() -> None:
     assert received is not None
     assert summary["sent"] + summary["failed"] == 2000
     assert summary["sent"] == received["received"]
-    assert summary["failed_by"].get("4xx", 0) == received["rejected_4xx"] > 400
-    assert summary["failed_by"].get("5xx", 0) == received["rejected_5xx"] > 250
+    assert summary["failed_by"].get("4xx", 0) == received["refusals"]["data 451"] > 400
+    assert summary["failed_by"].get("5xx", 0) == received["refusals"]["data 554"] > 250
+    assert received["rejected_data"] == summary["failed"]
 
 
 def test_refused_recipients_counted_and_reset() -> None:
@@ -177,3 +178,17 @@ def test_engines_run_as_plain_scripts_without_kumotui(tmp_path: Path) -> None:
         stop(sink_proc)
     assert sink_proc.stdout is not None
     assert json.loads(sink_proc.stdout.read().splitlines()[-1])["received"] == 500
+
+
+def test_body_size_325_is_exactly_325_bytes_at_the_sink() -> None:
+    """The sink's SIZE limit (RFC 1870: the message, not the final dot) is the judge: 325 fits in 325, not in 324."""
+    with sink("--max-message-size", "325") as (job, port):
+        summary = run_gen(port, "--messages", "20", "--concurrency", "2", "--body-size", "325")
+        received = finish(job)
+    assert summary["sent"] == 20 and summary["bytes"] == 20 * 325
+    assert received is not None and received["received"] == 20
+    with sink("--max-message-size", "324") as (job, port):
+        summary = run_gen(port, "--messages", "20", "--concurrency", "2", "--body-size", "325")
+        received = finish(job)
+    assert summary["sent"] == 0 and summary["failed"] == 20
+    assert received is not None and received["refusals"] == {"mail 552": 20}

@@ -192,7 +192,9 @@ def test_oversized_messages_rejected() -> None:
         c.send(b"small\r\n.\r\n")
         assert c.code() == 250
         summary = finish(job)
-    assert summary is not None and (summary["received"], summary["rejected_5xx"]) == (1, 1)
+    assert summary is not None and summary["received"] == 1
+    assert (summary["rejected_mail"], summary["rejected_data"]) == (1, 1)
+    assert summary["refusals"] == {"mail 552": 1, "data 552": 1}
 
 
 def test_idle_timeout_closes_with_421() -> None:
@@ -244,7 +246,8 @@ def test_smtplib_interop_exact_counts() -> None:
         summary = finish(job)
     assert summary is not None
     assert summary["received"] == 11
-    assert (summary["rejected_4xx"], summary["rejected_5xx"]) == (1, 1)
+    assert (summary["rejected_mail"], summary["rejected_rcpt"], summary["rejected_data"]) == (0, 2, 0)
+    assert summary["refusals"] == {"rcpt 550": 1, "rcpt 451": 1}
 
 
 def test_random_backpressure_replies_at_end_of_data() -> None:
@@ -276,7 +279,7 @@ def test_smtp_source_interop_exact_counts(postfix_root: Path) -> None:
             done = subprocess.run(argv, env=env, capture_output=True, timeout=60)
             assert done.returncode == 0, done.stderr
         summary = finish(job)
-    assert summary is not None and summary["received"] == 3000 and summary["rejected"] == 0
+    assert summary is not None and summary["received"] == 3000 and summary["refusals"] == {}
 
 
 def test_workers_share_the_port_and_stop_cleanly(postfix_root: Path) -> None:
@@ -338,4 +341,99 @@ def test_endless_message_is_cut_off() -> None:
         assert c.code() == 552
         assert c.closed()
         summary = finish(job)
-    assert summary is not None and summary["rejected_5xx"] == 1 and summary["received"] == 0
+    assert summary is not None and summary["rejected_data"] == 1 and summary["received"] == 0
+    assert summary["refusals"] == {"data 552": 1}
+
+
+# --- sizes as RFC 1870 counts them, and giving up in order ------------------------------
+
+
+def message_of(size: int, *, dotted_lines: int = 0) -> bytes:
+    """Exactly ``size`` bytes of message (CRLF lines), the first ``dotted_lines`` lines starting with a dot."""
+    lines = [b"." + b"d" * 6 + b"\r\n" for _ in range(dotted_lines)]
+    rest = size - sum(len(line) for line in lines)
+    lines.append(b"x" * (rest - 2) + b"\r\n")
+    message = b"".join(lines)
+    assert len(message) == size
+    return message
+
+
+def stuff(message: bytes) -> bytes:
+    """Dot-stuffing as a client does it: a line starting with a dot gets another."""
+    return b"\r\n".join(b"." + line if line.startswith(b".") else line for line in message.split(b"\r\n"))
+
+
+@pytest.mark.parametrize("dotted", [0, 1, 50])
+def test_a_message_of_exactly_the_advertised_size_is_accepted(dotted: int) -> None:
+    """The limit counts the message: not the final '.' line, not the dots added by stuffing."""
+    limit = 10_000
+    with sink("--max-message-size", str(limit)) as (job, port):
+        c = Client(port)
+        c.greet()
+        assert c.cmd(f"MAIL FROM:<a@example.com> SIZE={limit}") == 250
+        assert c.cmd("RCPT TO:<b@example.com>") == 250
+        assert c.cmd("DATA") == 354
+        c.send(stuff(message_of(limit, dotted_lines=dotted)) + b".\r\n")
+        assert c.code() == 250
+        c.send(ENVELOPE)
+        assert [c.code() for _ in range(3)] == [250, 250, 354]
+        c.send(stuff(message_of(limit + 1, dotted_lines=dotted)) + b".\r\n")
+        assert c.code() == 552
+        summary = finish(job)
+    assert summary is not None and summary["received"] == 1 and summary["refusals"] == {"data 552": 1}
+
+
+def test_replies_due_before_giving_up_on_a_message_are_all_sent_in_order() -> None:
+    """Pipelined commands, then content far over the limit in the same write: every reply, then the 552."""
+    with sink("--max-message-size", "1000") as (_, port):
+        c = Client(port)
+        c.greet()
+        c.send(b"NOOP\r\nNOOP\r\n" + ENVELOPE + b"y" * 200_000)
+        codes = [c.code() for _ in range(6)]
+        assert codes == [250, 250, 250, 250, 354, 552]
+        assert c.closed()
+
+
+@pytest.mark.parametrize("digits", [21, 5000])
+def test_a_size_with_absurd_digits_is_a_syntax_error(digits: int) -> None:
+    """Past Python's 4300-digit int() limit too (a long enough line allowed), never a traceback."""
+    with sink("--max-line-length", "10000") as (job, port):
+        c = Client(port)
+        c.greet()
+        assert c.cmd("MAIL FROM:<a@example.com> SIZE=" + "9" * digits) == 501
+        assert c.cmd("MAIL FROM:<a@example.com> SIZE=1000") == 250  # the session goes on
+        summary = finish(job)
+    assert summary is not None and summary["refusals"] == {"mail 501": 1}
+
+
+# --- a slow client cannot stretch the idle deadline ----------------------------------
+
+
+@pytest.mark.parametrize("state", ["command", "data"])
+def test_one_byte_a_second_does_not_hold_a_session(state: str) -> None:
+    """The deadline is per command (or per chunk of content), not reset by every byte."""
+    with sink("--idle-timeout", "1.5") as (job, port):
+        c = Client(port)
+        c.greet()
+        if state == "data":
+            c.send(ENVELOPE)
+            assert [c.code() for _ in range(3)] == [250, 250, 354]
+        started = time.monotonic()
+        c.sock.settimeout(0.1)
+        closed_at = None
+        while time.monotonic() - started < 8:
+            try:
+                c.sock.send(b"a")
+                data = c.sock.recv(4096)  # the 421, or the close
+            except TimeoutError:
+                time.sleep(0.9)  # the trickle is the test: one byte a second
+                continue
+            except OSError:
+                data = b""
+            if not data or data.startswith(b"421"):
+                closed_at = time.monotonic()
+                break
+        assert closed_at is not None, "the trickling client was never cut off"
+        assert closed_at - started < 5
+        summary = finish(job)
+    assert summary is not None and summary["timeouts"] == 1

@@ -174,3 +174,31 @@ def test_command_shapes_answered_alike_one_per_read_and_pipelined() -> None:
     expected = [code for _, code in SHAPES]
     assert replies([line + b"\r\n" for line, _ in SHAPES]) == expected
     assert replies([b"".join(line + b"\r\n" for line, _ in SHAPES)]) == expected
+
+
+def test_giving_up_on_an_endless_message_keeps_every_reply_due_in_order() -> None:
+    """Pipelined commands and content far over the limit in one read: their replies, then the 552, then close."""
+    from kumotui.engines import smtp_sink
+
+    args = smtp_sink.build_parser().parse_args(["--max-message-size", "1000"])
+    session = smtp_sink.SinkProtocol(smtp_sink.SinkServer(smtp_sink.config_from(args)))
+    transport = _Transport()
+    session.connection_made(transport)  # type: ignore[arg-type]
+    envelope = b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+    session.data_received(b"EHLO c.test\r\nNOOP\r\n" + envelope + b"y" * 100_000)
+    text = b"".join(transport.writes).decode()
+    codes = [int(line[:3]) for line in text.splitlines() if line[3:4] == " "][1:]
+    assert codes == [250, 250, 250, 250, 354, 552]
+    assert transport.closed
+    assert session.stats.refusals == {"data 552": 1}
+
+
+def test_every_body_size_is_the_size_sent() -> None:
+    """``--body-size N`` makes exactly N bytes of message, headers dropped only when they cannot fit."""
+    from kumotui.engines.smtp_gen import build_message
+
+    for size in [*range(2, 3000), 99_999, 100_000, 1_000_000]:
+        message = build_message(size, "bench@kumotui.example", "example.com")
+        assert len(message) == size, size
+        assert message.endswith(b"\r\n") and not message.startswith(b".") and b"\r\n." not in message
+    assert build_message(325, "bench@kumotui.example", "example.com").startswith(b"From: ")
