@@ -90,6 +90,8 @@ class LoadRequest:
     per_connection: int = 1000
     """Messages per connection before reconnecting (0: never)."""
     connect_timeout: float = 5.0
+    reply_timeout: float | None = None
+    """Seconds to wait for each reply before the session counts as failed (built-in; None: its default)."""
     recipient: str | None = None
     allow_remote_target: bool = False
     keep_going: bool = False

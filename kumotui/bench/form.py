@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from kumotui.backends import resolve
+from kumotui.backends import SinkRequest, resolve
 from kumotui.backends.lines import parse_size
 from kumotui.bench.live import DEFAULT_DURATION
-from kumotui.bench.options import BenchOptions
+from kumotui.bench.options import BenchOptions, check_sink
+from kumotui.bench.records import check_label
 from kumotui.errors import KumotuiError
 from kumotui.text.format import format_size
 
@@ -25,6 +26,8 @@ FIELD_FLAGS: dict[str, str] = {
     "concurrency": "--concurrency",
     "body_size": "--body-size",
     "workers": "--workers",
+    "sink_workers": "--sink-workers",
+    "label": "--label",
 }
 """Each form field and the ``kumotui bench`` flag it stands for (errors name the flag)."""
 
@@ -61,6 +64,24 @@ class BenchForm:
     concurrency: str = "50"
     body_size: str = "1KB"
     workers: str = "1"
+    sink_workers: str = "1"
+    """Processes of a started built-in sink."""
+    label: str = ""
+    """A note saved with the run (``before tuning``)."""
+
+    def sink_request(self) -> SinkRequest:
+        """The sink to start (when ``sink`` is ``local``): its workers; KumotuiError naming the flag."""
+        workers = _number(self.sink_workers, "--sink-workers", whole=True)
+        return check_sink(
+            SinkRequest(workers=int(workers) if workers is not None else 1), workers_flag="--sink-workers"
+        )
+
+    def run_label(self) -> str:
+        """The label, checked; KumotuiError naming the flag."""
+        try:
+            return check_label(self.label)
+        except KumotuiError as error:
+            raise KumotuiError(f"--label: {error}") from None
 
     def options(self) -> BenchOptions:
         """The validated request; KumotuiError naming the flag of the first bad field."""
@@ -74,6 +95,8 @@ class BenchForm:
         messages = _number(self.messages, "--messages", whole=True)
         concurrency = _number(self.concurrency, "--concurrency", whole=True)
         workers = _number(self.workers, "--workers", whole=True)
+        self.sink_request()
+        self.run_label()
         return BenchOptions(
             target=target,
             local_sink=local,

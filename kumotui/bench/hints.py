@@ -174,9 +174,9 @@ def sink_lagging(inputs: HintInputs) -> Hint | None:
         "sink-slow",
         "The sink is slower than the generator",
         f"The sink takes {sink.rate:,.0f} msgs/s while the generator sends {gen.rate:,.0f}: messages queue "
-        "in socket buffers and latency grows. Give the sink more workers (--sink-workers) or a "
-        "bigger host, so the benchmark measures the sender.",
-        "net.core.somaxconn",
+        "in socket buffers and latency grows. Give the sink more workers (Sink workers, --sink-workers) "
+        "so the benchmark measures the sender.",
+        "--sink-workers",
         "info",
     )
 

@@ -25,12 +25,13 @@ from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Sample, eta_seconds, mmh
 from kumotui.bench.hints import Hint, HintInputs, evaluate, port_range_width
 from kumotui.bench.hoststats import HostSampler, HostStats, ProcessCpu, interface_for, process_cpu
+from kumotui.bench.measure import seconds_between, warmup_for
 from kumotui.bench.options import BenchOptions
-from kumotui.bench.published import PUBLISHED_BODY_SIZE, versus_published
+from kumotui.bench.report import headline, published_verdict, what_was_measured
 from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
 from kumotui.hosts.address import parse_address
 from kumotui.text.escape import printable
-from kumotui.text.format import format_mmh, format_ms, format_rate, format_size
+from kumotui.text.format import format_ms
 
 DEFAULT_DURATION = 60.0
 """Seconds the generators send for when neither messages nor a duration is given."""
@@ -146,8 +147,17 @@ class LiveFigures:
     sent: int = 0
     failed: int = 0
     rate: float | None = None
-    """Generator messages per second over the last few seconds."""
+    """Generator messages per second now (over its last few seconds)."""
     mmh: float | None = None
+    """:attr:`rate` in MMH."""
+    steady_rate: float | None = None
+    """Generator messages per second since its warm-up ended (None during the warm-up): the
+    figure the run's headline will be, so far."""
+    steady_mmh: float | None = None
+    whole_rate: float | None = None
+    """Generator messages per second over everything since kumotui launched it."""
+    warmup: float = 0.0
+    """Seconds of the generator's run treated as warm-up."""
     progress: float = 0.0
     eta: float | None = None
     gen_connections: int | None = None
@@ -155,7 +165,10 @@ class LiveFigures:
     """Generator msgs/s per reading, oldest first, at most :data:`SERIES_POINTS`."""
     received: int | None = None
     """Messages the sink took (None when the run has no sink of its own)."""
-    rejected: int | None = None
+    received_skewed: bool = False
+    """The sink's reading is newer than the generator's and counts more than it sent: show "≈"."""
+    sink_refused: Mapping[str, int] = field(default_factory=dict)
+    """The sink's refusal counters, each in its own unit (``rejected_mail``, ``rejected_rcpt``, ...)."""
     sink_rate: float | None = None
     sink_connections: int | None = None
     latency: Mapping[str, float] = field(default_factory=dict)
@@ -180,6 +193,14 @@ class LiveFigures:
 SamplerFactory = Callable[[str | None], HostSampler]
 CpuReader = Callable[[int | None], ProcessCpu | None]
 FdReader = Callable[[int | None], int | None]
+
+
+def _rate_between(first: Sample | None, last: Sample | None) -> float | None:
+    """Messages per second between two readings of one side (None until a second has passed)."""
+    if first is None or last is None:
+        return None
+    seconds = seconds_between(first, last)
+    return (last.count - first.count) / seconds if seconds >= 1.0 else None
 
 
 def _target_host(target: str) -> str:
@@ -235,6 +256,8 @@ class LiveWatch:
         self.generator: Sample | None = None
         self.sink: Sample | None = None
         self.gen_origin: float | None = None
+        self.warm_mark: Sample | None = None
+        """The generator's first reading after its warm-up: where the steady rate counts from."""
         self.rates: deque[float] = deque(maxlen=points)
         self.p99s: deque[float] = deque(maxlen=points)
         self.hints: dict[str, Hint] = {}
@@ -281,6 +304,12 @@ class LiveWatch:
         sent = gen.count if gen is not None else 0
         seconds = gen.elapsed - (self.gen_origin or 0.0) if gen is not None else 0.0
         duration = effective_duration(self.options)
+        launched = bench.generator_span()[0]
+        warmup = warmup_for(duration or 0.0)
+        if gen is not None and self.warm_mark is None and gen.elapsed - launched >= warmup:
+            self.warm_mark = gen
+        steady = _rate_between(self.warm_mark, gen)
+        whole = sent / (gen.elapsed - launched) if gen is not None and gen.elapsed - launched > 0 else None
         latency = dict(gen.latency_ms or {}) if gen is not None else {}
         overflows = 0
         if host is not None and self.host_at_start is not None:
@@ -294,12 +323,17 @@ class LiveWatch:
             failed=gen.failed if gen is not None else 0,
             rate=gen.rate if gen is not None else None,
             mmh=mmh(gen.rate) if gen is not None and gen.rate is not None else None,
+            steady_rate=steady,
+            steady_mmh=mmh(steady) if steady is not None else None,
+            whole_rate=whole,
+            warmup=warmup,
             progress=progress_of(sent, self.options.messages, seconds, duration),
-            eta=eta_of(sent, self.options.messages, gen.rate if gen else None, seconds, duration) if gen else None,
+            eta=None if gen is None or bench.done else eta_of(sent, self.options.messages, gen.rate, seconds, duration),
             gen_connections=gen.connections if gen is not None else None,
             rate_series=tuple(self.rates),
             received=sink.count if sink is not None else None,
-            rejected=sink.failed if sink is not None else None,
+            received_skewed=sink is not None and sink.count > sent,
+            sink_refused=bench.sink.failures_so_far() if bench.sink is not None else {},
             sink_rate=sink.rate if sink is not None else None,
             sink_connections=sink.connections if sink is not None else None,
             latency=latency,
@@ -381,29 +415,29 @@ class BenchSource:
 # --- the end of a run ---------------------------------------------------------------------
 
 
-def summary_lines(outcome: BenchOutcome, cpus: int) -> list[str]:
-    """The summary card: counts, the rate in MMH, the sink's own count, and KumoMTA's figures for scale."""
+def summary_lines(outcome: BenchOutcome) -> list[str]:
+    """The summary card: how it ended, what was measured, counts, the labelled rates, the sink's
+    own count, and KumoMTA's published figures only where the run compares with them."""
     record = outcome.record
     gen, sink = outcome.generator, outcome.sink
-    lines = []
-    state = "stopped early, partial counts" if outcome.interrupted else "finished"
-    lines.append(f"Run {record.id} {state} · saved (h lists every run)")
+    state = "stopped early, partial counts" if outcome.interrupted else str(record.status)
+    label = f" ({record.label})" if record.label else ""
+    lines = [f"Run {record.id}{label}: {state} · saved (h lists every run)", what_was_measured(record)]
     if gen is None:
         lines.append("The generator left no summary: see the job log (l).")
         return lines
-    counted = f"{gen.count:,} sent · {gen.failed:,} failed · {gen.elapsed:.1f} s"
+    counted = f"{gen.count:,} sent · {gen.failed:,} failed"
     if sink is not None:
         counted += f" · sink received {sink.count:,}"
-    lines.append(counted)
-    rate = f"{format_rate(gen.msgs_per_s)} msgs/s = {format_mmh(gen.mmh)} MMH"
+        refused = sum(sink.failures.values())
+        if refused:
+            counted += " (refused: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sink.failures.items()) + ")"
     p99 = gen.latency_p99_ms
     if p99 is not None:
-        rate += f" · p99 {format_ms(p99)} ms"
-    lines.append(rate)
-    lines.append(f"KumoMTA published ({cpus} CPUs nearest): {versus_published(gen.mmh, cpus)}")
-    if record.config.body_size not in (None, PUBLISHED_BODY_SIZE):
-        size = record.config.body_size or 0
-        lines.append(f"Published runs sent {format_size(PUBLISHED_BODY_SIZE)} messages; this one {format_size(size)}.")
+        counted += f" · p99 {format_ms(p99)} ms"
+    lines.append(counted)
+    lines += headline(record)
+    lines.append(published_verdict(record))
     if not gen.ok and gen.reason:
         lines.append(f"Not ok: {gen.reason}")
     return lines

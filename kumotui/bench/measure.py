@@ -122,7 +122,7 @@ class Measurement:
         )
 
 
-def _between(first: Sample, last: Sample) -> float:
+def seconds_between(first: Sample, last: Sample) -> float:
     """Seconds between two readings: on the source's own clock when both carry it (exact
     to the source's counting), else on the run's clock (exact to the 2 Hz poll)."""
     if first.clock is not None and last.clock is not None and last.clock > first.clock:
@@ -165,7 +165,7 @@ def measure(
         reason = f"no steady state: the generator ran {wall:.1f} s, less than the {skip:g} s warm-up and a window"
         return Measurement(role, whole, None, warmup=skip, too_short=reason)
     first, last = inside[0], inside[-1]
-    window = Rate(_between(first, last), last.count - first.count)
+    window = Rate(seconds_between(first, last), last.count - first.count)
     too_short = ""
     if window.seconds < min_window:
         too_short = (

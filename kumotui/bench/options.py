@@ -46,6 +46,7 @@ class BenchOptions:
     pipelining: bool = True
     per_connection: int = 1000
     connect_timeout: float = 5.0
+    reply_timeout: float | None = None
     recipient: str | None = None
     allow_remote_target: bool = False
     extra_gen_args: tuple[str, ...] = field(default_factory=tuple)
@@ -61,6 +62,10 @@ class BenchOptions:
             (1 <= self.workers <= 256, "--workers must be within 1-256"),
             (self.per_connection >= 0, "--messages-per-connection must be 0 or more"),
             (0 < self.connect_timeout <= 600, "--connect-timeout must be within 0-600 s"),
+            (
+                self.reply_timeout is None or 0 < self.reply_timeout <= 3600,
+                "--reply-timeout must be within 0-3600 s",
+            ),
         ]
         require(checks)
         if self.target is not None:
@@ -85,6 +90,7 @@ class BenchOptions:
             pipelining=self.pipelining,
             per_connection=self.per_connection,
             connect_timeout=self.connect_timeout,
+            reply_timeout=self.reply_timeout,
             recipient=self.recipient,
             allow_remote_target=self.allow_remote_target,
             keep_going=keep_going,

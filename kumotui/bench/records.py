@@ -159,6 +159,24 @@ class RunRecord:
         )
 
 
+MAX_LABEL = 80
+"""Characters in a run's label: a note for the runs list, not a document."""
+
+
+def check_label(text: str) -> str:
+    """A run label as given, trimmed: one line of printable text of at most :data:`MAX_LABEL` characters.
+
+    Raises:
+        KumotuiError: naming what is wrong (the CLI and the form say whose label it is).
+    """
+    label = text.strip()
+    if any(not char.isprintable() for char in label):
+        raise KumotuiError(f"label {label!r}: one line of printable text, without control characters")
+    if len(label) > MAX_LABEL:
+        raise KumotuiError(f"label: at most {MAX_LABEL} characters, got {len(label)}")
+    return label
+
+
 def new_run(
     config: RunConfig,
     host: HostFacts,

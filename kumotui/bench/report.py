@@ -74,6 +74,19 @@ def headline(run: RunRecord) -> list[str]:
     return lines
 
 
+def published_verdict(run: RunRecord) -> str:
+    """One line on KumoMTA's published figures: the run set against the closest ones where
+    :func:`~kumotui.bench.published.comparability` allows, else why it cannot be."""
+    reason = comparability(run)
+    if reason:
+        return reason
+    mmh_value = window_mmh(run) or 0.0
+    return (
+        f"your MTA relayed {format_mmh(mmh_value)} MMH on {run.host.cpus} CPUs: "
+        f"{versus_published(mmh_value, run.host.cpus)}."
+    )
+
+
 def window_mmh(run: RunRecord) -> float | None:
     """The run's headline MMH: its window's, else the generator's own."""
     if run.measurement is not None:
@@ -390,11 +403,7 @@ def _published_section(runs: Sequence[RunRecord]) -> list[str]:
             lines.append(f"- {_title(run)}: {reason}")
             continue
         comparable.append(run)
-        mmh_value = window_mmh(run) or 0.0
-        lines.append(
-            f"- {_title(run)}: your MTA relayed {format_mmh(mmh_value)} MMH on {run.host.cpus} CPUs: "
-            f"{versus_published(mmh_value, run.host.cpus)}."
-        )
+        lines.append(f"- {_title(run)}: {published_verdict(run)}")
     if not comparable:
         return lines
     cpus = comparable[0].host.cpus

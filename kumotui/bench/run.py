@@ -299,6 +299,7 @@ def prepare_plan(
     *,
     backend: str = "auto",
     sink: SinkRequest | None = None,
+    label: str = "",
 ) -> tuple[BenchPlan, HostFacts]:
     """The plan for a run on ``host``, with the kernel values it starts from, and the host's facts.
 
@@ -314,6 +315,7 @@ def prepare_plan(
         backend=backend,
         sink=sink or SinkRequest(),
         profile=profile.name,
+        label=label,
         parameters=parameter_values(profile, tree),
     )
     return plan, tree.facts()

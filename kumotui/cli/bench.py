@@ -34,6 +34,7 @@ from kumotui.cli.options import (
     add_global_options,
     add_sink_answer_options,
     host,
+    label,
     per_second,
     seconds,
     size,
@@ -191,6 +192,12 @@ def _bench_parser(commands: Commands) -> None:
         help="give up on an unreachable target after S seconds (default: 5)",
     )
     load.add_argument(
+        "--reply-timeout",
+        type=seconds,
+        metavar="S",
+        help="built-in: fail a session whose server has not answered within S seconds (default: 30)",
+    )
+    load.add_argument(
         "--allow-remote-target", action="store_true", help="allow a target outside loopback and private ranges"
     )
     builtin = bench.add_argument_group("built-in generator only")
@@ -222,6 +229,9 @@ def _bench_parser(commands: Commands) -> None:
         help="built-in: processes of the sink (default: 1)",
     )
     add_sink_answer_options(started)
+    bench.add_argument(
+        "--label", default="", metavar="TEXT", type=label, help="a note saved with the run, e.g. 'before tuning'"
+    )
     bench.add_argument(
         "--json", action="store_true", help="print only the final summary, as one JSON object on the last line"
     )
@@ -326,6 +336,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         pipelining=not args.no_pipelining,
         per_connection=args.messages_per_connection,
         connect_timeout=args.connect_timeout,
+        reply_timeout=args.reply_timeout,
         recipient=args.recipient,
         allow_remote_target=args.allow_remote_target,
     ).validate()
@@ -353,7 +364,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     try:
         gen_host = open_host(settings.hosts[0] if settings.hosts else None, settings)
         hosts.append(gen_host)
-        plan, facts = prepare_plan(settings, gen_host, options, backend=backend, sink=sink)
+        plan, facts = prepare_plan(settings, gen_host, options, backend=backend, sink=sink, label=args.label)
         sink_host = open_host(args.sink_host, settings) if args.sink_host else None
         if sink_host is not None:
             hosts.append(sink_host)

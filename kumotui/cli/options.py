@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from kumotui.backends import Backend
 from kumotui.backends.lines import parse_size
+from kumotui.bench.records import check_label
 from kumotui.errors import KumotuiError
 from kumotui.hosts.address import HostSpec
 from kumotui.paths import DEFAULT_SYSCTL_D, DEFAULT_SYSCTL_ROOT
@@ -125,6 +126,14 @@ def size(text: str) -> int:
 
 PORT = whole(1, 65535)
 """A TCP port."""
+
+
+def label(text: str) -> str:
+    """A run label (:func:`kumotui.bench.records.check_label`)."""
+    try:
+        return check_label(text)
+    except KumotuiError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("label ").removeprefix("label: ")) from None
 
 
 def host(text: str) -> str:

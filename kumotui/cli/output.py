@@ -9,10 +9,12 @@ import sys
 from typing import Any
 
 from kumotui.backends.samples import Sample, Summary
+from kumotui.bench.published import closest_published, comparability
+from kumotui.bench.report import headline, published_verdict, what_was_measured
 from kumotui.bench.run import BenchOutcome
 from kumotui.errors import KumotuiError
 from kumotui.text.escape import printable
-from kumotui.text.format import format_mb_rate, format_mmh, format_ms, format_rate, format_seconds
+from kumotui.text.format import format_mb_rate, format_ms, format_rate, format_seconds
 from kumotui.text.table import table
 from kumotui.tuning.apply import DropinState, Outcome
 from kumotui.tuning.findings import Finding
@@ -160,22 +162,56 @@ def summary_json(summary: Summary) -> dict[str, Any]:
 
 
 def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
-    """``bench --json``: the generator's figures at the top, the sink's under ``sink``."""
+    """``bench --json``: how it ended, the steady-state ``window`` and the ``whole_run`` (each with its
+    duration), whether it compares with KumoMTA's published figures, then each side's own summary.
+
+    The top-level ``msgs_per_s`` and ``mmh`` are the headline: the window's, or the whole run's
+    when the run had no steady state (``rate_basis`` says which). The generator's rate on its own
+    clock is under ``generator_clock``; the sink's counters under ``sink``.
+    """
+    record = outcome.record
     gen = outcome.generator
     doc: dict[str, Any] = {
         "type": "summary",
-        "backend": outcome.record.config.backend,
+        "run": record.id,
+        "label": record.label,
+        "status": str(record.status),
+        "backend": record.config.backend,
         "target": outcome.target,
-        "run": outcome.record.id,
+        "through": record.config.through,
     }
+    measured = record.measurement
+    if measured is not None:
+        headline = measured.headline
+        doc |= {
+            "msgs_per_s": round(headline.msgs_per_s, 1),
+            "mmh": round(headline.mmh, 4),
+            "rate_basis": "window" if measured.window is not None else "whole_run",
+        } | measured.as_json()
+        doc["wall_seconds"] = doc["whole_run"]["seconds"]
+        doc.pop("role", None)
+    reason = comparability(record)
+    doc["comparable"] = not reason
+    doc["comparability"] = reason
+    if not reason and measured is not None:
+        doc["published"] = [
+            {"setup": r.setup, "study": r.study, "mmh": r.mmh, "percent": round(measured.headline.mmh / r.mmh * 100)}
+            for r in closest_published(record.host.cpus)
+        ]
     if gen is not None:
         body = summary_json(gen)
         doc["sent"] = body.pop("count")
-        doc |= body
-        doc["failed_by"] = doc.pop("failures")
+        doc["failed"] = body.pop("failed")
+        doc["failed_by"] = body.pop("failures")
+        doc["latency_ms"] = body.pop("latency_ms")
+        doc["ok"] = body.pop("ok")
+        doc["reason"] = body.pop("reason")
+        doc["generator_clock"] = body
     if outcome.sink is not None:
         sink = summary_json(outcome.sink)
         sink["received"] = sink.pop("count")
+        sink["refused"] = sink.pop("failures")
+        sink["refused_messages"] = sink.pop("failed")
         doc["sink"] = sink
     if outcome.interrupted:
         doc["interrupted"] = True
@@ -183,31 +219,38 @@ def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
 
 
 def format_outcome(outcome: BenchOutcome) -> str:
-    """The final report for people: counts, rates, latency, the sink's view, the run id."""
+    """The final report for people: what was measured, counts, labelled rates, latency, the sink's
+    view, whether it compares with published figures, the run id."""
+    record = outcome.record
     gen, sink = outcome.generator, outcome.sink
-    lines = [f"backend     {outcome.record.config.backend}", f"target      {printable(str(outcome.target))}"]
+    lines = [
+        f"measured    {printable(what_was_measured(record))}",
+        f"status      {record.status}" + (f"  ({printable(record.label)})" if record.label else ""),
+    ]
     if gen is not None:
-        lat = gen.latency_ms
         lines += [
             f"sent        {gen.count:,}",
             f"failed      {gen.failed:,}"
             + (f"  ({', '.join(f'{printable(k)} {v:,}' for k, v in gen.failures.items())})" if gen.failures else ""),
-            f"elapsed     {format_seconds(gen.elapsed)}",
-            f"rate        {format_rate(gen.msgs_per_s)} msgs/s  {format_mmh(gen.mmh)} MMH"
-            + (f"  {format_mb_rate(gen.mb_per_s)} MB/s" if gen.mb_per_s is not None else ""),
         ]
+    lines += [f"            {line}" if i else f"rate        {line}" for i, line in enumerate(headline(record))]
+    if gen is not None:
+        lines.append(
+            f"            generator's own clock: {format_seconds(gen.elapsed)}, {format_rate(gen.msgs_per_s)} msgs/s"
+            + (f", {format_mb_rate(gen.mb_per_s)} MB/s" if gen.mb_per_s is not None else "")
+        )
+        lat = gen.latency_ms
         if lat:
             lines.append("latency     " + "  ".join(f"{k} {format_ms(v)} ms" for k, v in lat.items()))
         if not gen.ok:
             lines.append(f"not ok      {printable(str(gen.reason))}")
     if sink is not None:
-        lines.append(
-            f"sink        received {sink.count:,}, rejected {sink.failed:,}, "
-            f"{format_rate(sink.msgs_per_s)} msgs/s while busy"
-        )
+        refused = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sink.failures.items()) or "none"
+        lines.append(f"sink        received {sink.count:,}; refused: {refused}")
+    lines.append(f"published   {published_verdict(record)}")
     if outcome.interrupted:
         lines.append("interrupted: the counts above are partial")
-    lines.append(f"run         {outcome.record.id}  (kumotui report {outcome.record.id})")
+    lines.append(f"run         {record.id}  (kumotui report {record.id})")
     return "\n".join(lines)
 
 

@@ -9,11 +9,21 @@ from collections.abc import Sequence
 
 from textual.content import Content
 
-from kumotui.bench.published import versus_published
 from kumotui.bench.records import RunRecord
-from kumotui.bench.report import compare_figures, parameter_differences
+from kumotui.bench.report import (
+    compare_figures,
+    headline,
+    not_compared,
+    not_like_for_like,
+    parameter_differences,
+    published_verdict,
+    setup_differences,
+    what_was_measured,
+    window_mmh,
+    window_rate,
+)
 from kumotui.text.escape import printable
-from kumotui.text.format import format_count, format_mmh, format_ms, format_rate, format_size
+from kumotui.text.format import DASH, format_count, format_mmh, format_ms, format_rate, format_seconds, format_size
 from kumotui.tuning.apply import Outcome
 from kumotui.tuning.journal import EntryKind, EntryStatus
 from kumotui.tuning.plan import Plan
@@ -266,18 +276,25 @@ def render_rollback_plan(plans: Sequence[RollbackPlan], *, newest_first: bool = 
 
 
 def run_cells(run: RunRecord, mark: str = "") -> dict[str, str]:
-    """One run as the table shows it; ``mark`` is ``A`` or ``B`` when picked for comparison."""
-    gen = run.generator
+    """One run as the table shows it; ``mark`` is ``A`` or ``B`` when picked for comparison.
+
+    Rates are the steady-state window's (the whole run's when it had none), as everywhere else.
+    """
+    gen, config = run.generator, run.config
     started = run.started.replace("T", " ")[5:16]
     return {
         "started": f"{mark or ' '} {started}",
+        "status": str(run.status),
+        "label": printable(run.label),
         "backend": run.backend,
-        "sent": format_count(gen.count) if gen else "–",
-        "failed": format_count(gen.failed) if gen else "–",
-        "rate": format_rate(gen.msgs_per_s) if gen else "–",
-        "mmh": format_mmh(gen.mmh) if gen else "–",
-        "p99": format_ms(gen.latency_p99_ms) if gen else "–",
-        "status": "ok" if run.ok else "not ok",
+        "body": format_size(config.body_size) if config.body_size else DASH,
+        "conc": format_count(config.concurrency),
+        "wall": format_seconds(run.measurement.whole_run.seconds) if run.measurement else DASH,
+        "sent": format_count(gen.count) if gen else DASH,
+        "failed": format_count(gen.failed) if gen else DASH,
+        "rate": format_rate(window_rate(run)),
+        "mmh": format_mmh(window_mmh(run)),
+        "p99": format_ms(gen.latency_p99_ms) if gen else DASH,
     }
 
 
@@ -303,27 +320,26 @@ def render_run(run: RunRecord) -> Content:
     lines.append(
         Content(f"{' or '.join(amount) or 'default length'} · {size} bodies · {config.concurrency or '?'} connections")
     )
+    lines.append(_markup("[$text-muted]$what · $status[/]", what=what_was_measured(run), status=str(run.status)))
     if gen is not None:
         lines.append(
             _markup(
-                "sent [b]$sent[/b] · failed $failed · [b]$rate[/b] msgs/s · [$text-accent b]$mmh MMH[/]"
-                " · p50 $p50 · p99 $p99 ms",
+                "sent [b]$sent[/b] · failed $failed · p50 $p50 · p99 $p99 ms",
                 sent=format_count(gen.count),
                 failed=format_count(gen.failed),
-                rate=format_rate(gen.msgs_per_s),
-                mmh=format_mmh(gen.mmh),
                 p50=format_ms(gen.latency_p50_ms),
                 p99=format_ms(gen.latency_p99_ms),
             )
         )
-        if not gen.ok and gen.reason:
-            lines.append(_markup("[$text-warning]not ok: $reason[/]", reason=gen.reason))
+    lines += [_markup("$line", line=line) for line in headline(run)]
+    if gen is not None and not gen.ok and gen.reason:
+        lines.append(_markup("[$text-warning]not ok: $reason[/]", reason=gen.reason))
     if sink is not None:
-        lines.append(Content(f"sink received {sink.count:,} · {format_rate(sink.msgs_per_s)} msgs/s while busy"))
-    if gen is not None:
+        refused = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sink.failures.items()) or "none"
         lines.append(
-            _markup("[$text-muted]KumoMTA published: $versus[/]", versus=versus_published(gen.mmh, run.host.cpus))
+            _markup("sink received $count · refused: $refused", count=format_count(sink.count), refused=refused)
         )
+    lines.append(_markup("[$text-muted]$verdict[/]", verdict=published_verdict(run)))
     lines.append(_markup("[$text-muted]space picks it for a comparison · e exports its report[/]"))
     return Content("\n").join(lines)
 
@@ -334,6 +350,7 @@ COMPACT_SKIP = frozenset({"Generator MB/s", "Latency p90 (ms)", "Latency max (ms
 
 def render_comparison(before: RunRecord, after: RunRecord, *, compact: bool = False) -> Content:
     """Two runs side by side: the result figures with their change, then the parameters that differed."""
+    setup = setup_differences(before, after)
     rows = [row for row in compare_figures(before, after) if not (compact and row[0] in COMPACT_SKIP)]
     label_w = max(len("Result"), *(len(label) for label, _, _, _ in rows))
     a_w = max(len("A"), *(len(a) for _, a, _, _ in rows))
@@ -342,8 +359,19 @@ def render_comparison(before: RunRecord, after: RunRecord, *, compact: bool = Fa
     lines = [
         _markup("[b]A[/b] $a", a=run_title(before)),
         _markup("[b]B[/b] $b", b=run_title(after)),
-        Content(header).stylize("bold"),
     ]
+    lines.append(_markup("[b]Setup that differed[/b]"))
+    if not setup:
+        lines.append(_markup("[$text-muted]none: like for like[/]"))
+    setup_w = max((len(label) for label, _, _ in setup), default=0)
+    for label, a, b in setup:
+        lines.append(
+            _markup("$label  $a [$text-muted]→[/] [$text-accent b]$b[/]", label=label.ljust(setup_w), a=a, b=b)
+        )
+    for warning in (not_like_for_like(before, after), not_compared(before, after)):
+        if warning:
+            lines.append(_markup("[$text-warning]$warning[/]", warning=warning))
+    lines.append(Content(header).stylize("bold"))
     for label, a, b, change in rows:
         style = "$text-success" if "better" in change else "$text-error" if "worse" in change else "$text-muted"
         lines.append(

@@ -28,16 +28,52 @@ def test_done_when_command(cli: Cli, tmp_path: Path) -> None:
     assert result["sink"]["received"] == 20000
     assert result["msgs_per_s"] > 0 and result["mmh"] == pytest.approx(result["msgs_per_s"] * 3600 / 1e6, rel=1e-3)
     assert {"p50", "p90", "p95", "p99", "max"} <= set(result["latency_ms"])
-    assert "elapsed" in result and "mb_per_s" in result
+    assert set(result["generator_clock"]) == {"elapsed", "msgs_per_s", "mmh", "mb_per_s"}
+    # 20,000 messages take well under the warm-up: no steady state, so the headline is the whole run,
+    # the run is "too short", and it is never set against KumoMTA's published figures.
+    assert result["window"] is None and result["rate_basis"] == "whole_run"
+    assert result["whole_run"]["messages"] == 20000 and result["whole_run"]["seconds"] == result["wall_seconds"] > 0
+    assert result["msgs_per_s"] == pytest.approx(20000 / result["wall_seconds"], rel=0.01)
+    assert result["status"] == "too short" and result["too_short"].startswith("no steady state")
+    assert result["comparable"] is False and "published" not in result
+    assert "no MTA in the path" in result["comparability"] and "1,000-byte messages" in result["comparability"]
     # No --state-dir: the default, which tests point at a temporary KUMOTUI_STATE_DIR.
     assert [p.stem for p in (tmp_path / "kumotui-state" / "runs").glob("*.json")] == [result["run"]]
+
+
+@pytest.mark.serial
+def test_a_run_with_a_steady_state_reports_its_window_and_labels(cli: Cli, tmp_path: Path) -> None:
+    """Eight seconds: a 5 s warm-up, then a window of about 3 s (too short to compare, but measured)."""
+    done = cli(
+        "bench", "--local-sink", "--duration", "8", "--rate", "2000", "--label", "short one", "--json",
+        "--state-dir", tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    window, whole = result["window"], result["whole_run"]
+    assert result["rate_basis"] == "window" and result["label"] == "short one"
+    assert window["warmup"] == 5.0 and 5.0 <= window["start"] < 6.0 and 2.0 < window["seconds"] < 3.5
+    assert window["msgs_per_s"] == pytest.approx(2000, rel=0.05) and result["msgs_per_s"] == window["msgs_per_s"]
+    assert 8.0 <= whole["seconds"] < 9.5 and whole["messages"] == result["sent"]
+    assert result["status"] == "too short" and "30 s needed" in result["too_short"]
+    assert result["comparable"] is False
+    table = cli("runs", "--state-dir", tmp_path).stdout
+    assert "short one" in table and "too short" in table
+
+
+def test_bad_label_is_refused(cli: Cli) -> None:
+    done = cli("bench", "--local-sink", "--messages", "10", "--label", "a\x1b[2Jb")
+    assert done.returncode == 2 and "--label" in done.stderr and "printable" in done.stderr
 
 
 def test_human_summary(cli: Cli) -> None:
     done = cli("bench", "--local-sink", "--messages", "500", "--body-size", "100KB", "--workers", "2")
     assert done.returncode == 0, done.stderr
-    assert "sent        500" in done.stdout and "MMH" in done.stdout
-    assert "received 500" in done.stdout
+    out = done.stdout
+    assert "sent        500" in out and "Whole run: 500 messages in" in out
+    assert "received 500; refused: none" in out
+    assert "published   Not comparable with KumoMTA's published figures: no MTA in the path" in out
+    assert "%" not in out
 
 
 def test_unreachable_target_fails_fast(cli: Cli) -> None:
@@ -120,7 +156,8 @@ def test_report_compares_two_runs(tmp_path: Path, cli: Cli) -> None:
     report = cli("report", ids[0], ids[1], "--state-dir", tmp_path, "--output", tmp_path / "r.md")
     assert report.returncode == 0
     text = (tmp_path / "r.md").read_text()
-    assert text.startswith("# kumotui benchmark comparison") and "Generator MMH" in text
-    assert "Published figures" in text
+    assert text.startswith("# kumotui benchmark comparison") and "Window MMH" in text
+    assert "Not like for like: Messages differ" in text
+    assert "## KumoMTA's published figures" in text and "Not comparable" in text and "% of" not in text
     bad = cli("report", "nope", "--state-dir", tmp_path)
     assert bad.returncode == 2 and "nope" in bad.stderr

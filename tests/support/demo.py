@@ -22,7 +22,8 @@ from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Role, Sample, Summary
 from kumotui.bench.hoststats import HostSampler, HostStats, ProcessCpu
 from kumotui.bench.live import BenchSource
-from kumotui.bench.records import RunConfig, RunRecord, new_run, save_run
+from kumotui.bench.measure import measure
+from kumotui.bench.records import RunConfig, RunRecord, load_run, new_run, save_run
 from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
 from kumotui.hosts import HostFacts
 from kumotui.settings import Settings
@@ -238,7 +239,8 @@ class ScriptedBenchmark(Benchmark):
                 f'{{"type": "progress", "elapsed": {gen.elapsed - 0.3:.3f}, "sent": {gen.count}, "failed": 0}}'
             )
             self.sink_job.lines.append(
-                f'{{"type": "progress", "elapsed": {sink.elapsed:.3f}, "received": {sink.count}, "rejected": 0}}'
+                f'{{"type": "progress", "elapsed": {sink.elapsed:.3f}, "received": {sink.count}, "rejected_mail": 0, '
+                f'"rejected_rcpt": 0, "rejected_data": 0, "aborted": 0}}'
             )
             if on_samples is not None:
                 on_samples(samples)
@@ -267,9 +269,12 @@ class ScriptedBenchmark(Benchmark):
                 host,
                 self.plan.parameters,
                 profile=self.plan.profile,
+                label=self.plan.label,
                 now=FROZEN_TIME,
             ),
             series=tuple(self.series),
+            measurement=measure(self.series, launched=0.0, ended=elapsed),
+            stopped=self.played < len(self.ticks),
             generator=Summary.build(
                 "generator", count=gen.count, failed=0, elapsed=elapsed, bytes=gen.bytes, latency_ms=latency
             ),
@@ -300,6 +305,10 @@ def demo_source(hold_at: int | None = None, *, paced: bool = False) -> BenchSour
     )
 
 
+DEMO_RUN_MESSAGES = 300_000
+"""Messages in each saved demo run: about a minute each, long enough for a steady-state window."""
+
+
 def demo_runs(state_dir: Path) -> list[RunRecord]:
     """Save two runs on the demo host, before and after tuning, for the runs screen."""
     tuned = {**DEMO_KERNEL, "net.ipv4.ip_local_port_range": "5000 63000", "net.ipv4.tcp_tw_reuse": "1"}
@@ -310,9 +319,14 @@ def demo_runs(state_dir: Path) -> list[RunRecord]:
         (15, before, 4_870.0, 14.2, "before tuning"),
         (45, tuned, 5_310.0, 11.8, "after tuning"),
     ):
-        elapsed = 100_000 / rate
+        elapsed = DEMO_RUN_MESSAGES / rate
+        series = tuple(
+            Sample(role, tick / 2, min(DEMO_RUN_MESSAGES, int(rate * tick / 2)), rate=rate)
+            for tick in range(int(elapsed * 2) + 2)
+            for role in ("generator", "sink")
+        )
         record = new_run(
-            RunConfig("builtin", "127.0.0.1:2026", 50, 100_000, None, 100_000),
+            RunConfig("builtin", "127.0.0.1:2026", 50, DEMO_RUN_MESSAGES, None, 100_000),
             DEMO_FACTS,
             parameters,
             profile="kumomta",
@@ -321,16 +335,18 @@ def demo_runs(state_dir: Path) -> list[RunRecord]:
         )
         record = replace(
             record,
+            series=series,
+            measurement=measure(series, launched=0.0, ended=elapsed),
             generator=Summary.build(
                 "generator",
-                count=100_000,
+                count=DEMO_RUN_MESSAGES,
                 failed=0,
                 elapsed=elapsed,
-                bytes=100_000 * 100_180,
+                bytes=DEMO_RUN_MESSAGES * 100_180,
                 latency_ms={"p50": p99 / 3, "p90": p99 * 0.7, "p95": p99 * 0.8, "p99": p99, "max": p99 * 3},
             ),
-            sink=Summary.build("sink", count=100_000, failed=0, elapsed=elapsed),
+            sink=Summary.build("sink", count=DEMO_RUN_MESSAGES, failed=0, elapsed=elapsed),
         )
         save_run(state_dir, record)
-        runs.append(record)
+        runs.append(load_run(state_dir, record.id))  # as the app reads it back (rounded as stored)
     return runs

@@ -22,7 +22,6 @@ from textual.widgets import Input, Log, Static
 from kumotui.bench.live import BenchSource
 from kumotui.bench.records import list_runs
 from kumotui.settings import Settings
-from kumotui.text.format import format_mmh
 from kumotui.ui.app import KumotuiApp, make_app
 from kumotui.ui.commands import ScreenCommands
 from kumotui.ui.modals.export import ExportScreen
@@ -128,9 +127,12 @@ async def test_a_real_run_shows_its_numbers_and_lands_in_the_history(demo_dir: P
         assert "received 3,000" in text(screen, "#sink-line")
         assert screen.figures is not None and screen.figures.progress == 1.0
         summary = text(screen, "#bench-summary")
-        assert f"Run {outcome.record.id} finished" in summary
+        assert f"Run {outcome.record.id}: too short" in summary and "no MTA in the path" in summary
         assert "3,000 sent · 0 failed" in summary and "sink received 3,000" in summary
-        assert f"= {format_mmh(gen.mmh)} MMH" in summary and "KumoMTA published" in summary
+        assert "Whole run: 3,000 messages in" in summary and "no steady state" in summary
+        assert "Not comparable with KumoMTA's published figures" in summary and "%" not in summary
+        assert "msgs/s now" in text(screen, "#gen-rates") and "whole run" in text(screen, "#gen-rates")
+        assert "refused: at MAIL 0 · rcpts 0 · at data 0 · aborted 0 · timeouts 0" in text(screen, "#sink-refused")
         # The key numbers are on screen without scrolling, with the form shown again.
         pane = screen.query_one(GeneratorPane)
         assert pane.region.y + pane.region.height <= size[1] - 1
@@ -326,7 +328,8 @@ async def test_runs_screen_compares_two_and_exports_the_report(demo_dir: Path) -
         await settle(pilot)
         assert screen.compared == (before, after)
         shown = str(screen.query_one("#runs-text", Static).render())
-        assert "Generator rate (msgs/s)" in shown and "+9.0% (better)" in shown
+        assert "Window rate (msgs/s)" in shown and "+9.0% (better)" in shown
+        assert "Setup that differed" in shown and "none: like for like" in shown
         assert "net.ipv4.ip_local_port_range  32768 60999 → 5000 63000" in shown
         assert str(screen.query_one("#runs-table").get_cell(before.id, "started")).startswith("A ")  # type: ignore[attr-defined]
         await pilot.press("e")
@@ -340,7 +343,8 @@ async def test_runs_screen_compares_two_and_exports_the_report(demo_dir: Path) -
         assert any(n.title == "Report exported" for n in app._notifications)
         await pilot.press("x")
         await pilot.pause()
-        assert not screen.picks and "KumoMTA published" in str(screen.query_one("#runs-text", Static).render())
+        detail = str(screen.query_one("#runs-text", Static).render())
+        assert not screen.picks and "Not comparable with KumoMTA's published figures: no MTA in the path" in detail
 
 
 async def test_the_status_line_names_the_run(demo_dir: Path) -> None:

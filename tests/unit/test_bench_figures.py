@@ -12,15 +12,16 @@ from dataclasses import replace
 import pytest
 
 from kumotui.backends import preferred
-from kumotui.backends.builtin import BuiltinGenJob
+from kumotui.backends.builtin import BuiltinGenJob, BuiltinSinkJob
 from kumotui.backends.process import ChildProcess, Launcher
 from kumotui.backends.samples import Sample, Summary
 from kumotui.bench.form import BenchForm, field_for_error
 from kumotui.bench.hints import HintInputs, evaluate
 from kumotui.bench.hoststats import HostSampler, ProcessCpu
 from kumotui.bench.live import LiveWatch, effective_duration, eta_of, progress_of, summary_lines, trend
+from kumotui.bench.measure import measure
 from kumotui.bench.options import BenchOptions
-from kumotui.bench.records import RunConfig, new_run
+from kumotui.bench.records import RunConfig, RunRecord, new_run
 from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
 from kumotui.errors import KumotuiError
 from kumotui.text.format import (
@@ -201,7 +202,8 @@ def test_a_tick_derives_every_figure() -> None:
     assert (figures.sent, figures.failed, figures.rate) == (4000, 2, 2000.0)
     assert figures.mmh == pytest.approx(7.2)
     assert figures.progress == 0.4 and figures.eta == 3.0
-    assert (figures.received, figures.rejected, figures.sink_rate, figures.sink_connections) == (3990, 1, 1990.0, 48)
+    assert (figures.received, figures.sink_rate, figures.sink_connections) == (3990, 1990.0, 48)
+    assert not figures.received_skewed
     assert figures.latency == latency and figures.p99_series == (7.5,)
     assert figures.rate_series == (0.0, 2000.0)
     assert figures.host == demo_host(2) and figures.ports == 28232 and figures.nofile == 4096
@@ -251,20 +253,93 @@ def test_failures_reach_the_hint_rules_while_the_run_goes() -> None:
     assert figures.hints[0].param == "net.ipv4.ip_local_port_range"
 
 
-def test_summary_card_puts_the_run_beside_published_figures() -> None:
-    record = replace(
-        new_run(RunConfig("builtin", "127.0.0.1:2026", 50, 60_000, None, 1000), DEMO_FACTS, {}),
-        generator=Summary.build("generator", count=60_000, failed=0, elapsed=12.0, latency_ms={"p99": 16.8}),
-        sink=Summary.build("sink", count=60_000, failed=0, elapsed=12.0),
+def test_rates_are_labelled_now_steady_and_whole_run() -> None:
+    """Now is the generator's own recent rate; steady counts from the end of the warm-up
+    (10% of a 60 s run, at least 5 s); whole run is everything over the time since launch."""
+    options = BenchOptions(None, True, duration=60)
+    bench, watch = FakeBench(options), watch_of(options)
+    warm = [watch.tick(bench, [Sample("generator", t / 2, 500 * t, rate=1234.0)]) for t in range(1, 13)]
+    assert all(f.steady_rate is None for f in warm) and warm[-1].warmup == 6.0
+    assert warm[-1].whole_rate == pytest.approx(1000.0)
+    # From 6 s on the generator sends 3,000/s: steady says so, whole run lags behind it.
+    figures = None
+    for t in range(13, 25):
+        figures = watch.tick(bench, [Sample("generator", t / 2, 6000 + 1500 * (t - 12), rate=3100.0)])
+    assert figures is not None
+    assert figures.rate == 3100.0 and figures.steady_rate == pytest.approx(3000.0)
+    assert figures.steady_mmh == pytest.approx(10.8)
+    assert figures.whole_rate == pytest.approx((6000 + 1500 * 12) / 12.0)
+
+
+def test_sink_count_ahead_of_the_generator_is_marked_and_refusals_are_split() -> None:
+    options = BenchOptions(None, True, messages=10_000)
+    bench = FakeBench(options)
+    sink = BuiltinSinkJob(Launcher(), [])
+    sink.on_stdout(
+        b'{"type": "progress", "received": 1200, "rejected_mail": 3, "rejected_rcpt": 7, '
+        b'"rejected_data": 2, "aborted": 1, "timeouts": 0}\n'
     )
-    lines = summary_lines(BenchOutcome(record, "127.0.0.1:2026"), 8)
-    assert lines[0] == f"Run {record.id} finished · saved (h lists every run)"
-    assert lines[1] == "60,000 sent · 0 failed · 12.0 s · sink received 60,000"
-    assert lines[2] == "5,000 msgs/s = 18.00 MMH · p99 16.8 ms"
-    assert lines[3].startswith("KumoMTA published (8 CPUs nearest): 367% of 4.9 MMH (8 CPU / 30 GB sender)")
-    assert lines[4] == "Published runs sent 100 KB messages; this one 1 KB."
-    stopped = summary_lines(BenchOutcome(record, "x", interrupted=True), 8)
-    assert "stopped early, partial counts" in stopped[0]
+    bench.sink = sink
+    figures = watch_of(options).tick(bench, [Sample("generator", 1.0, 1000), Sample("sink", 1.2, 1200)])
+    assert figures.received == 1200 and figures.received_skewed
+    assert dict(figures.sink_refused) == {
+        "rejected_mail": 3,
+        "rejected_rcpt": 7,
+        "rejected_data": 2,
+        "aborted": 1,
+        "timeouts": 0,
+    }
+
+
+def test_no_eta_once_a_stop_was_asked() -> None:
+    options = BenchOptions(None, True, duration=60)
+    bench, watch = FakeBench(options), watch_of(options)
+    running = watch.tick(bench, [Sample("generator", 1.0, 100, rate=100.0)])
+    assert running.eta is not None
+    bench.request_stop()
+    assert watch.tick(bench, [Sample("generator", 1.5, 150, rate=100.0)]).eta is None
+
+
+def _run(config: RunConfig, seconds: float, **changes: object) -> RunRecord:
+    """A finished record whose generator sent 5,000 msgs/s for ``seconds``, read at 2 Hz."""
+    series = tuple(Sample("generator", t / 2, 2500 * t) for t in range(int(seconds * 2) + 1))
+    record = replace(
+        new_run(config, DEMO_FACTS, {}, label="before tuning"),
+        generator=Summary.build("generator", count=int(5000 * seconds), failed=0, elapsed=seconds),
+        sink=Summary.build("sink", count=int(5000 * seconds), failed=0, elapsed=seconds),
+        series=series,
+        measurement=measure(series, launched=0.0, ended=seconds),
+    )
+    return replace(record, **changes)  # type: ignore[arg-type]
+
+
+def test_summary_card_of_a_calibration_says_why_it_is_not_compared() -> None:
+    record = _run(RunConfig("builtin", "127.0.0.1:2026", 50, None, 60, 1000), 60)
+    lines = summary_lines(BenchOutcome(record, "127.0.0.1:2026"))
+    assert lines[0] == f"Run {record.id} (before tuning): ok · saved (h lists every run)"
+    assert "no MTA in the path" in lines[1]
+    assert lines[2] == "300,000 sent · 0 failed · sink received 300,000"
+    assert lines[3].startswith("Steady state (6.0 s to 59.5 s, after a 6 s warm-up): 5,000 msgs/s = 18.00 MMH")
+    assert lines[4].startswith("Whole run: 300,000 messages in 60.0 s of wall time = 5,000 msgs/s")
+    assert lines[5].startswith("Not comparable with KumoMTA's published figures: no MTA in the path")
+    assert "1,000-byte messages" in lines[5] and "%" not in "".join(lines)
+
+
+def test_summary_card_of_a_like_for_like_run_shows_the_published_percentage() -> None:
+    config = RunConfig("builtin", "127.0.0.1:2026", 50, None, 60, 100_000, through="127.0.0.1:2525")
+    lines = summary_lines(BenchOutcome(_run(config, 60), "127.0.0.1:2525"))
+    assert "MTA under test 127.0.0.1:2525" in lines[1]
+    assert lines[-1].startswith("your MTA relayed 18.00 MMH on 8 CPUs: 367% of 4.9 MMH (8 CPU / 30 GB sender)")
+
+
+def test_a_one_second_run_is_too_short_and_never_a_percentage() -> None:
+    config = RunConfig("builtin", "127.0.0.1:2026", 50, None, 1, 100_000, through="127.0.0.1:2525")
+    lines = summary_lines(BenchOutcome(_run(config, 1), "127.0.0.1:2525"))
+    assert "too short" in lines[0]
+    assert any("no steady state" in line for line in lines)
+    assert "%" not in "".join(lines)
+    stopped = summary_lines(BenchOutcome(_run(config, 60, stopped=True), "x", interrupted=True))
+    assert "stopped early, partial counts" in stopped[0] and "%" not in "".join(stopped)
 
 
 # --- the core's live seams ---------------------------------------------------------------

@@ -46,7 +46,7 @@ from kumotui.settings import Settings
 from kumotui.text.format import format_eta
 from kumotui.ui.commands import ScreenCommands
 from kumotui.ui.notices import describe_error, notify_error
-from kumotui.ui.widgets.bench_panes import GeneratorPane, HintList, HostPane, LatencyPane, Readout, SinkPane
+from kumotui.ui.widgets.bench_panes import GeneratorPane, HintList, HostPane, LatencyPane, Pane, Readout, SinkPane
 
 if TYPE_CHECKING:
     from kumotui.bench.hints import Hint
@@ -209,6 +209,11 @@ class BenchScreen(Screen[None]):
                 yield Input(defaults.body_size, id="body_size", compact=True)
                 yield Label("Workers", classes="form-label -col3")
                 yield Input(defaults.workers, id="workers", compact=True)
+            with Horizontal(classes="form-row"):
+                yield Label("Sink workers", classes="form-label -col1")
+                yield Input(defaults.sink_workers, id="sink_workers", compact=True)
+                yield Label("Label", classes="form-label -col2")
+                yield Input(defaults.label, placeholder="e.g. before tuning", id="label", compact=True, classes="-wide")
             yield Static(Content.from_markup("[$text-muted]$help[/]", help=FORM_HELP), id="form-message")
         with VerticalScroll(id="bench-body"):
             yield Static(id="bench-summary")
@@ -262,7 +267,14 @@ class BenchScreen(Screen[None]):
             self._idle.set()
 
     def _run_benchmark(self, form: BenchForm, options: BenchOptions) -> None:
-        plan, facts = prepare_plan(self.settings, LocalHost(), options, backend=form.backend)
+        plan, facts = prepare_plan(
+            self.settings,
+            LocalHost(),
+            options,
+            backend=form.backend,
+            sink=form.sink_request(),
+            label=form.run_label(),
+        )
         facts = self.fixed_facts or facts
         bench = self.source.benchmark(plan)
         watch = LiveWatch(
@@ -334,8 +346,7 @@ class BenchScreen(Screen[None]):
         self.outcome = message.outcome
         self.flush_log()
         self.state = BenchState.DONE
-        cpus = message.outcome.record.host.cpus
-        lines = summary_lines(message.outcome, cpus)
+        lines = summary_lines(message.outcome)
         first, *rest = lines
         card = Content.from_markup("[b]$first[/b]", first=first)
         for line in rest:
@@ -440,6 +451,8 @@ class BenchScreen(Screen[None]):
             concurrency=text("concurrency"),
             body_size=text("body_size"),
             workers=text("workers"),
+            sink_workers=text("sink_workers"),
+            label=text("label"),
         )
 
     @on(Select.Changed, "#sink")
@@ -513,6 +526,8 @@ class BenchScreen(Screen[None]):
         self._stop_asked.clear()
         self.bench = None
         self.query_one("#bench-summary", Static).update("")
+        for pane in self.query(Pane):
+            pane.reset()
         self.summary_shown = False
         self.query_one(HintList).reset()
         self.query_one(Log).clear()

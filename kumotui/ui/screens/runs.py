@@ -38,15 +38,20 @@ from kumotui.ui.render import render_comparison, render_run, run_cells
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("started", "Started"),
+    ("status", "Status"),
+    ("label", "Label"),
     ("backend", "Backend"),
+    ("body", "Body"),
+    ("conc", "Conc"),
+    ("wall", "Wall"),
     ("sent", "Sent"),
     ("failed", "Failed"),
     ("rate", "msgs/s"),
     ("mmh", "MMH"),
     ("p99", "p99 ms"),
-    ("status", "Status"),
 )
-"""Column keys and headers, left to right."""
+"""Column keys and headers, left to right: what a person scans for first (when, how it ended, their
+note), then the setup, then the results (msgs/s and MMH over the steady-state window)."""
 WIDE = 100
 """Columns from which the comparison shows every figure."""
 

@@ -131,13 +131,22 @@ class Pane(Horizontal):
     def show(self, figures: LiveFigures) -> None:
         """Show one tick's figures."""
 
+    def reset(self) -> None:
+        """Forget the last run's figures (a new run is starting, or failed to)."""
+        readouts = list(self.query(Readout))
+        for index, readout in enumerate(readouts):
+            readout.show(NOT_STARTED if index == 0 else Content(""))
+
+
+NOT_STARTED = Content.from_markup("[$text-muted]not started[/]")
+
 
 def _fmt(template: str, **values: object) -> Content:
     return Content.from_markup(template, **values)
 
 
 class GeneratorPane(Pane):
-    """Progress with ETA, sent and failed, msgs/s and MMH now, and a msgs/s sparkline."""
+    """Progress with ETA, sent and failed, the labelled rates (now, steady, whole run), a msgs/s sparkline."""
 
     LABEL = "Generator"
     DEFAULT_CSS = """
@@ -146,65 +155,98 @@ class GeneratorPane(Pane):
         #gen-progress { width: 1fr; }
         #gen-progress Bar { width: 1fr; }
         #gen-eta { width: 14; padding-left: 1; }
-        #gen-rates { height: 1; }
+        #gen-counts, #gen-rates { height: 1; }
         #gen-spark { height: 1; width: 1fr; }
     }
     """
 
     def compose_body(self) -> ComposeResult:
-        """Progress row, counters row, sparkline row."""
+        """Progress row, counters row, rates row, sparkline row."""
+        yield Readout(NOT_STARTED, id="gen-counts")
         with Horizontal(id="gen-progress-row"):
             yield ProgressBar(total=1.0, show_eta=False, id="gen-progress")
             yield Readout("", id="gen-eta")
-        yield Readout(Content.from_markup("[$text-muted]not started[/]"), id="gen-counts")
+        yield Readout("", id="gen-rates")
         yield SparkLine(id="gen-spark")
+
+    def reset(self) -> None:
+        """Back to "not started": empty bar, no ETA, no rates, no sparkline."""
+        super().reset()
+        self.query_one("#gen-progress", ProgressBar).update(progress=0)
 
     def show(self, figures: LiveFigures) -> None:
         """Move the bar, update the counters and the sparkline."""
         bar = self.query_one("#gen-progress", ProgressBar)
         if bar.progress != round(figures.progress, 3):
             bar.update(progress=round(figures.progress, 3))
-        self.query_one("#gen-eta", Readout).show(_fmt("ETA [b]$eta[/b]", eta=format_eta(figures.eta)))
+        eta = _fmt("ETA [b]$eta[/b]", eta=format_eta(figures.eta)) if figures.eta is not None else Content("")
+        self.query_one("#gen-eta", Readout).show(eta)
         failed_style = "$text-error b" if figures.failed else "$text-muted"
         self.query_one("#gen-counts", Readout).show(
             _fmt(
-                f"sent [b]$sent[/b] · [{failed_style}]failed $failed[/] · [b]$rate[/b] msgs/s · "
-                "[$text-accent b]$mmh MMH[/] · $conns conns",
+                f"sent [b]$sent[/b] · [{failed_style}]failed $failed[/] · $conns conns",
                 sent=format_count(figures.sent),
                 failed=format_count(figures.failed),
-                rate=format_rate(figures.rate),
-                mmh=format_mmh(figures.mmh),
                 conns=format_count(figures.gen_connections),
             )
+        )
+        if figures.steady_rate is None:
+            steady = _fmt("[$text-muted]steady after $w s[/]", w=f"{figures.warmup:g}")
+        else:
+            steady = _fmt(
+                "steady [b]$rate[/b] = [$text-accent b]$mmh MMH[/]",
+                rate=format_rate(figures.steady_rate),
+                mmh=format_mmh(figures.steady_mmh),
+            )
+        self.query_one("#gen-rates", Readout).show(
+            _fmt("msgs/s now $now · ", now=format_rate(figures.rate))
+            + steady
+            + _fmt(" · whole run $whole", whole=format_rate(figures.whole_rate))
         )
         self.query_one("#gen-spark", SparkLine).plot(figures.rate_series)
 
 
+REFUSAL_WORDS = {
+    "rejected_mail": "at MAIL",
+    "rejected_rcpt": "rcpts",
+    "rejected_data": "at data",
+    "aborted": "aborted",
+    "timeouts": "timeouts",
+}
+"""The sink's refusal counters as the pane names them: messages refused at MAIL, recipients
+refused at RCPT, messages refused at (end of) data, transactions cut short, idle sessions closed."""
+
+
 class SinkPane(Pane):
-    """What the sink took: received, its rate, open connections, rejected."""
+    """What the sink counted: received (its own count), its rate now, open connections, refusals by kind."""
 
     LABEL = "Sink"
 
     def compose_body(self) -> ComposeResult:
-        """One line."""
-        yield Readout(Content.from_markup("[$text-muted]not started[/]"), id="sink-line")
+        """Counts, then refusals."""
+        yield Readout(NOT_STARTED, id="sink-line")
+        yield Readout("", id="sink-refused")
 
     def show(self, figures: LiveFigures) -> None:
-        """Received, rate, connections; or why there is no count of our own."""
+        """Received, rate, connections, refusals; or why there is no count of our own."""
         line = self.query_one("#sink-line", Readout)
         if figures.received is None:
             line.show(_fmt("[$text-muted]$target counts for itself (not a sink of ours)[/]", target=figures.target))
             return
-        rejected_style = "$text-warning" if figures.rejected else "$text-muted"
+        approx = "≈" if figures.received_skewed else ""
         line.show(
             _fmt(
-                f"received [b]$received[/b] · $rate msgs/s · $conns open conns · [{rejected_style}]rejected $rej[/]",
+                "received [b]$approx$received[/b] · msgs/s now $rate · $conns open conns",
+                approx=approx,
                 received=format_count(figures.received),
                 rate=format_rate(figures.sink_rate),
                 conns=format_count(figures.sink_connections),
-                rej=format_count(figures.rejected),
             )
         )
+        refused = figures.sink_refused
+        parts = " · ".join(f"{word} {format_count(refused.get(key, 0))}" for key, word in REFUSAL_WORDS.items())
+        style = "$text-warning" if any(refused.values()) else "$text-muted"
+        self.query_one("#sink-refused", Readout).show(_fmt(f"[{style}]refused: $parts[/]", parts=parts))
 
 
 class LatencyPane(Pane):
