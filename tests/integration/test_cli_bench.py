@@ -61,6 +61,18 @@ def test_a_run_with_a_steady_state_reports_its_window_and_labels(cli: Cli, tmp_p
     assert "short one" in table and "too short" in table
 
 
+def test_a_run_on_a_simulated_host_records_that_hosts_facts(cli: Cli, tmp_path: Path) -> None:
+    sim = tmp_path / "sim"
+    assert cli("simulate", sim).returncode == 0
+    (sim / "proc/sys/kernel/hostname").write_text("sim-mx1\n")
+    (sim / "proc/sys/kernel/osrelease").write_text("9.9.9-sim\n")
+    done = cli("bench", "--sysctl-root", sim / "proc/sys", "--state-dir", tmp_path / "st", "--local-sink",
+               "--messages", "100", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = json.loads(cli("runs", "--json", "--state-dir", tmp_path / "st").stdout)
+    assert (runs[0]["host"]["hostname"], runs[0]["host"]["kernel"]) == ("sim-mx1", "9.9.9-sim")
+
+
 def test_bad_label_is_refused(cli: Cli) -> None:
     done = cli("bench", "--local-sink", "--messages", "10", "--label", "a\x1b[2Jb")
     assert done.returncode == 2 and "--label" in done.stderr and "printable" in done.stderr

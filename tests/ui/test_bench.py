@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import socketserver
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Log, Static
+from textual.widgets import Input, Log, ProgressBar, Static
 
+from kumotui.bench.hints import Hint
 from kumotui.bench.live import BenchSource
 from kumotui.bench.records import list_runs
+from kumotui.errors import KumotuiError
 from kumotui.settings import Settings
 from kumotui.ui.app import KumotuiApp, make_app
 from kumotui.ui.commands import ScreenCommands
@@ -30,7 +33,7 @@ from kumotui.ui.screens.runs import RunsScreen
 from kumotui.ui.screens.tuning import TuningScreen
 from kumotui.ui.widgets.bench_panes import GeneratorPane, HintList, Readout
 from kumotui.ui.widgets.param_table import ParamTable
-from tests.support.demo import DEMO_FACTS, demo_runs, demo_source, make_demo_host
+from tests.support.demo import DEMO_FACTS, ScriptedBenchmark, demo_runs, demo_source, make_demo_host
 from tests.support.pilot import started
 from tests.support.processes import alive, job_pids
 from tests.support.shots import show_readings
@@ -361,3 +364,65 @@ async def test_the_status_line_names_the_run(demo_dir: Path) -> None:
             status.startswith("✔ finished · 0:1")
             and "builtin → 127.0.0.1:2026 · 60,000 msgs · 1 KB · 50 conns" in status
         )
+
+
+class FailingBenchmark(ScriptedBenchmark):
+    """A run whose sink cannot start (its port is taken, say)."""
+
+    def start(self) -> None:
+        raise KumotuiError("the sink could not listen on 127.0.0.1:2026: address already in use")
+
+
+async def test_a_failed_start_clears_the_last_runs_numbers(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
+
+    app = demo_app(settings, source=demo_source())
+    async with started(app) as pilot:
+        screen = await open_bench(app, pilot, messages="60000", label="first")
+        await pilot.press("s")
+        await finish(pilot, screen)
+        assert "sent 60,000" in text(screen, "#gen-counts") and screen.outcome is not None
+        assert screen.outcome.record.label == "first"
+        screen.source = replace(screen.source, benchmark=FailingBenchmark)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.state == "failed")
+        await settle(pilot)
+        assert "address already in use" in text(screen, "#form-message")
+        assert text(screen, "#gen-counts") == "not started" and text(screen, "#gen-eta") == ""
+        assert text(screen, "#gen-rates") == "" and text(screen, "#sink-line") == "not started"
+        assert text(screen, "#bench-summary") == ""
+        assert screen.query_one("#gen-progress", ProgressBar).progress == 0
+
+
+async def test_a_stopped_run_shows_no_eta_and_the_sink_hint_opens_its_field(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
+
+    app = demo_app(settings, source=demo_source(hold_at=6))
+    async with started(app) as pilot:
+        screen = await open_bench(app, pilot, messages="60000")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: "ETA" in text(screen, "#gen-eta"))
+        await pilot.press("s")
+        await finish(pilot, screen)
+        assert "ETA" not in text(screen, "#gen-eta")
+        assert "stopped early, partial counts" in text(screen, "#bench-summary")
+        screen.jump_to(Hint("sink-slow", "The sink is slower than the generator", "", "--sink-workers", "info"))
+        await pilot.pause()
+        assert screen.focused is screen.query_one("#sink_workers")
+
+
+async def test_form_label_and_sink_workers_are_checked(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
+
+    app = demo_app(settings, source=demo_source())
+    async with started(app) as pilot:
+        screen = await open_bench(app, pilot, label="bad\x1b[2J")
+        await pilot.press("s")
+        await pilot.pause()
+        assert screen.state == "idle" and "--label" in text(screen, "#form-message")
+        assert screen.focused is screen.query_one("#label")
+        screen.query_one("#label", Input).value = "ok"
+        screen.query_one("#sink_workers", Input).value = "0"
+        await pilot.press("enter")  # the cursor is in a text field, where s types
+        await pilot.pause()
+        assert "--sink-workers" in text(screen, "#form-message") and screen.focused is screen.query_one("#sink_workers")
