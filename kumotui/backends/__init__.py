@@ -68,6 +68,8 @@ class SinkRequest:
     """The account kumod drops to when started as root (``--user``)."""
     http_port: int = 8002
     """kumod's HTTP listener for liveness and ``/metrics``."""
+    stamps: str | None = None
+    """Read the generator's per-message stamps of this run tag (built-in sink; a run through an MTA)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class LoadRequest:
     """Seconds to wait for each reply before the session counts as failed (built-in; None: its default)."""
     recipient: str | None = None
     allow_remote_target: bool = False
+    stamp: str | None = None
+    """Stamp each message with this run tag, a unique id and its send time (built-in generator)."""
     keep_going: bool = False
     """Carry on after a refused message (the sink answers a share with 4xx/5xx)."""
     extra_args: tuple[str, ...] = ()

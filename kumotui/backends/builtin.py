@@ -156,6 +156,18 @@ class BuiltinSinkJob(EngineJob):
         """Messages the sink refused (at MAIL, DATA or end of data); refused recipients are not messages."""
         return int(line.get("rejected_mail", 0)) + int(line.get("rejected_data", 0))
 
+    def stamps_so_far(self) -> tuple[int, list[list[int]]]:
+        """Stamped messages accepted so far and the set of their ids (``--stamps``), from the latest line."""
+        with self._lock:
+            last: dict[str, Any] = dict(self.last or {})
+        return int(last.get("stamped", 0)), list(last.get("ranges_delivered") or [])
+
+    def delivery_latency(self) -> dict[str, float]:
+        """Delivery latency percentiles (ms) of the stamped messages so far."""
+        with self._lock:
+            last: dict[str, Any] = dict(self.final or self.last or {})
+        return dict(last.get("delivery_ms") or {})
+
     def failures_so_far(self) -> dict[str, int]:
         """The refusal counters of the latest line, each in its own unit (for the live sink pane)."""
         with self._lock:
@@ -187,6 +199,12 @@ class BuiltinGenJob(EngineJob):
         with self._lock:
             last = self.last or {}
             return {**last.get("failed_by", {}), **last.get("connect_errors", {})}
+
+    def accepted_ids(self) -> list[list[int]]:
+        """The stamp ids the server accepted (``--stamp``), from the final line (empty before it)."""
+        with self._lock:
+            final: dict[str, Any] = dict(self.final or {})
+        return list(final.get("ranges_accepted") or [])
 
     def summary(self, series: list[Sample]) -> Summary | None:
         final = self.final
@@ -230,6 +248,8 @@ def sink_args(request: SinkRequest) -> list[str]:
         args += ["--max-message-size", str(request.max_message_size)]
     if request.idle_timeout is not None:
         args += ["--idle-timeout", f"{request.idle_timeout:g}"]
+    if request.stamps:
+        args += ["--stamps", request.stamps]
     return args
 
 
@@ -257,6 +277,8 @@ def generator_args(request: LoadRequest) -> list[str]:
         args += ["--rate", f"{request.rate:g}"]
     if request.reply_timeout is not None:
         args += ["--reply-timeout", f"{request.reply_timeout:g}"]
+    if request.stamp:
+        args += ["--stamp", request.stamp]
     if not request.pipelining:
         args.append("--no-pipelining")
     if request.recipient:

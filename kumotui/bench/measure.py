@@ -156,7 +156,8 @@ def measure(
     """
     readings = sorted((s for s in series if s.role == role), key=lambda s: s.elapsed)
     wall = max(0.0, ended - launched)
-    base = next((s.count for s in readings if s.elapsed <= launched), 0) if readings else 0
+    before = [s.count for s in readings if s.elapsed <= launched]
+    base = before[-1] if before else 0  # the count when the generator was launched
     final = readings[-1].count if readings else 0
     whole = Rate(wall, max(0, final - base))
     skip = warmup_for(wall) if warmup is None else warmup

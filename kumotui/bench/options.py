@@ -50,6 +50,12 @@ class BenchOptions:
     recipient: str | None = None
     allow_remote_target: bool = False
     extra_gen_args: tuple[str, ...] = field(default_factory=tuple)
+    through: str | None = None
+    """``HOST:PORT`` of the MTA under test: the generator sends there, the started sink counts what it relays."""
+    probe_timeout: float = 30.0
+    """Seconds the routing probes may take to reach the sink through the MTA."""
+    drain_timeout: float = 60.0
+    """Seconds to wait, after the generator ends, for the MTA to deliver what it accepted."""
 
     def validate(self) -> BenchOptions:
         """Every flag checked up front, each error naming its flag."""
@@ -70,6 +76,21 @@ class BenchOptions:
         require(checks)
         if self.target is not None:
             check_target(self.target, self.allow_remote_target)
+        if self.through is not None:
+            require(
+                [
+                    (
+                        self.local_sink,
+                        "--through needs --local-sink: kumotui counts what the MTA relays at its own sink",
+                    ),
+                    (0 < self.probe_timeout <= 600, "--probe-timeout must be within 0-600 s"),
+                    (0 <= self.drain_timeout <= 3600, "--drain-timeout must be within 0-3600 s"),
+                ]
+            )
+            try:
+                check_target(self.through, self.allow_remote_target)
+            except KumotuiError as error:
+                raise KumotuiError(str(error).replace("--target", "--through", 1)) from None
         if self.recipient is not None:
             try:
                 smtp_gen.check_recipient_domain(self.recipient.rpartition("@")[2])

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kumotui.backends.samples import Sample, Summary, thin_series
+from kumotui.bench.delivery import Delivery
 from kumotui.bench.measure import Measurement
 from kumotui.errors import KumotuiError
 from kumotui.hosts import HostFacts, RefusedPath
@@ -93,6 +94,8 @@ class RunRecord:
     """The steady-state window and the whole run (None in records from before windows existed)."""
     stopped: bool = False
     """Stopped early (a key, Ctrl+C, a signal): its counts are partial."""
+    delivery: Delivery | None = None
+    """Through an MTA under test: injected, delivered, lost, duplicated, delivery latency, the probe."""
 
     @property
     def status(self) -> RunStatus:
@@ -114,7 +117,8 @@ class RunRecord:
     def ok(self) -> bool:
         """Whether every summary present says the run went as asked."""
         summaries = [s for s in (self.generator, self.sink) if s is not None]
-        return bool(summaries) and all(s.ok for s in summaries)
+        lost = self.delivery is not None and self.delivery.lost > 0
+        return bool(summaries) and all(s.ok for s in summaries) and not lost
 
     def as_json(self) -> dict[str, Any]:
         """The stored shape."""
@@ -132,6 +136,7 @@ class RunRecord:
             "series": [s.as_json() for s in self.series],
             "measurement": self.measurement.as_json() if self.measurement else None,
             "stopped": self.stopped,
+            "delivery": self.delivery.as_json() if self.delivery else None,
         }
 
     @classmethod
@@ -156,6 +161,7 @@ class RunRecord:
             series=tuple(Sample.from_json(s) for s in data.get("series", [])),
             measurement=Measurement.from_json(data["measurement"]) if data.get("measurement") else None,
             stopped=bool(data.get("stopped", False)),
+            delivery=Delivery.from_json(data["delivery"]) if data.get("delivery") else None,
         )
 
 

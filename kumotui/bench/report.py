@@ -10,9 +10,10 @@ set against a run only where :func:`~kumotui.bench.published.comparability` allo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from kumotui.backends.samples import Summary
+from kumotui.bench.delivery import Delivery
 from kumotui.bench.measure import Rate
 from kumotui.bench.published import (
     PLANNING_GUIDANCE,
@@ -85,6 +86,38 @@ def published_verdict(run: RunRecord) -> str:
         f"your MTA relayed {format_mmh(mmh_value)} MMH on {run.host.cpus} CPUs: "
         f"{versus_published(mmh_value, run.host.cpus)}."
     )
+
+
+def delivery_lines(delivery: Delivery | None) -> list[tuple[str, str]]:
+    """A run through an MTA, as label and text: the probe, the accounting, delivery latency, the drain."""
+    if delivery is None:
+        return []
+    lines = []
+    probe = delivery.probe
+    if probe is not None:
+        lines.append(
+            ("probe", f"{probe.arrived} of {probe.sent} routing probes reached the sink in {probe.seconds:.1f} s")
+        )
+        if probe.mta_banner:
+            lines.append(("mta", probe.mta_banner))
+    accounting = (
+        f"injected {delivery.injected:,} · delivered {delivery.delivered:,} · lost {delivery.lost:,}"
+        f" · duplicated {delivery.duplicated:,}"
+    )
+    if delivery.unexpected:
+        accounting += f" · delivered though not counted as injected {delivery.unexpected:,}"
+    lines.append(("delivery", accounting))
+    if delivery.lost_ids:
+        more = " …" if delivery.lost > len(delivery.lost_ids) else ""
+        lines.append(("lost ids", ", ".join(delivery.lost_ids) + more))
+    if delivery.per_message:
+        lat = delivery.latency_ms
+        figures = "  ".join(f"{k} {format_ms(lat.get(k))} ms" for k in ("p50", "p95", "p99", "max"))
+        lines.append(("end to end", f"{figures}  ({delivery.clock})"))
+    else:
+        lines.append(("accounting", delivery.clock))
+    lines.append(("drain", f"{format_seconds(delivery.drain_seconds)} after the generator ended"))
+    return lines
 
 
 def window_mmh(run: RunRecord) -> float | None:
@@ -249,6 +282,9 @@ def _single(run: RunRecord) -> list[str]:
     lines = [f"# kumotui benchmark run {_title(run)}", ""]
     lines += [f"Started {run.started} on {run.host.hostname}: {what_was_measured(run)}. Status: {run.status}.", ""]
     lines += ["## Headline", "", *(f"- {line}" for line in headline(run))]
+    if run.delivery is not None:
+        lines += ["", "## Through the MTA under test", ""]
+        lines += _md_table(["", "Value"], delivery_lines(run.delivery), align="ll")
     lines += ["", "## Results (each side's own count and clock)", ""]
     gen_rows, sink_rows = _summary_rows(run.generator), _summary_rows(run.sink)
     rows = [(label, g, s) for (label, g), (_, s) in zip(gen_rows, sink_rows, strict=True)]
@@ -350,7 +386,25 @@ def compare_figures(before: RunRecord, after: RunRecord) -> list[tuple[str, str,
             continue
         rows.append((label, _format_figure(name, a), _format_figure(name, b), change(a, b, higher)))
     rows.append(("Failed (generator)", format_count(_failed(before)), format_count(_failed(after)), ""))
+    rows += _delivery_rows(before.delivery, after.delivery, change)
     rows.append(("Status", str(before.status), str(after.status), ""))
+    return rows
+
+
+def _delivery_rows(
+    a: Delivery | None, b: Delivery | None, change: Callable[[float | None, float | None, bool], str]
+) -> list[tuple[str, str, str, str]]:
+    """Through an MTA: lost and duplicated messages and end-to-end latency, side by side."""
+    if a is None and b is None:
+        return []
+    rows = [
+        ("Lost (through the MTA)", format_count(a.lost if a else None), format_count(b.lost if b else None), ""),
+        ("Duplicated", format_count(a.duplicated if a else None), format_count(b.duplicated if b else None), ""),
+    ]
+    for key in ("p50", "p99"):
+        x = a.latency_ms.get(key) if a else None
+        y = b.latency_ms.get(key) if b else None
+        rows.append((f"End-to-end {key} (ms)", format_ms(x), format_ms(y), change(x, y, False)))
     return rows
 
 

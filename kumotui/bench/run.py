@@ -11,6 +11,8 @@ the backend parsers) and no process handling (that lives in
 from __future__ import annotations
 
 import atexit
+import math
+import secrets
 import threading
 import time
 import weakref
@@ -19,13 +21,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kumotui.backends import Backend, SinkRequest, resolve
+from kumotui.backends.builtin import BuiltinGenJob, BuiltinSinkJob
 from kumotui.backends.job import Job
 from kumotui.backends.process import Launcher
-from kumotui.backends.samples import Sample, Summary, thin_series
+from kumotui.backends.samples import Role, Sample, Summary, thin_series
+from kumotui.bench.delivery import Delivery, Probe, account, counted
 from kumotui.bench.measure import measure
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.records import RunConfig, RunRecord, new_run, save_run
+from kumotui.bench.route import probe_ids, probe_route
 from kumotui.hosts import Host, HostFacts
+from kumotui.hosts.address import format_address
 from kumotui.settings import Settings
 from kumotui.tuning.findings import parameter_values
 from kumotui.tuning.profiles import load_profile
@@ -117,6 +123,12 @@ class Benchmark:
         self._stop = threading.Event()
         self._stopped_at: float | None = None
         self.started_at = 0.0
+        self.tag = secrets.token_hex(4)
+        """This run's stamp tag: the sink counts only its own run's messages."""
+        self.probe: Probe | None = None
+        """The routing probe's result (a run through an MTA)."""
+        self.drain_seconds = 0.0
+        self._probe_baseline = 0
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -129,14 +141,98 @@ class Benchmark:
             if self.plan.options.local_sink:
                 self.sink = self.make_sink()
                 self.sink.start().wait_ready()
-                self.target = f"{self.sink_launcher.address}:{self.sink.port}"
+                self.target = format_address(self.sink_launcher.address, self.sink.port)
+            through = self.plan.options.through
+            if through is not None and self.sink is not None:
+                self.probe = self._probe(through, self.sink)
             if self.sink is not None:
                 self.poll()  # the sink's baseline, so its summary spans exactly the generator's work
-            self.generator = self.make_generator(self.target)
+            self.generator = self.make_generator(through or self.target)
             self.generator.start().wait_ready()
         except BaseException:
             self.stop()
             raise
+
+    # -- through an MTA under test ---------------------------------------------
+
+    @property
+    def stamped(self) -> bool:
+        """Whether this run counts every message by its stamp (through an MTA, built-in tools)."""
+        return self.plan.options.through is not None and self.plan.backend == Backend.BUILTIN
+
+    def _probe(self, through: str, sink: Job) -> Probe:
+        """The routing probe: the load starts only once the probes reached our sink through the MTA."""
+
+        def arrived_ids() -> list[list[int]]:
+            return sink.stamps_so_far()[1] if isinstance(sink, BuiltinSinkJob) else []
+
+        if not isinstance(sink, BuiltinSinkJob):  # count-level: the sink's own count must grow by the probes
+            reading = sink.reading()
+            self._probe_baseline = reading.count if reading is not None else 0
+
+            def arrived_ids() -> list[list[int]]:
+                reading = sink.reading()
+                count = (reading.count if reading is not None else 0) - self._probe_baseline
+                return [[ident, ident + 1] for ident in probe_ids()[: max(0, count)]]
+
+        return probe_route(
+            through,
+            self.target,
+            self.tag,
+            arrived_ids,
+            timeout=self.plan.options.probe_timeout,
+            stopped=self._stop.is_set,
+        )
+
+    def delivered_so_far(self) -> int | None:
+        """Messages of the load the sink has got through the MTA (None when not a run through one)."""
+        sink = self.sink
+        if self.plan.options.through is None or sink is None:
+            return None
+        if isinstance(sink, BuiltinSinkJob) and self.stamped:
+            return sink.stamps_so_far()[0]
+        reading = sink.reading()
+        return max(0, (reading.count if reading is not None else 0) - self._probe_baseline - len(probe_ids()))
+
+    def drain(self, on_samples: Callable[[list[Sample]], None] | None, interval: float) -> None:
+        """After the generator ended: keep reading until the sink has every message the MTA accepted,
+        or the drain deadline, or a stop."""
+        gen = self.generator
+        summary = gen.summary(self.series) if gen is not None else None
+        injected = summary.count if summary is not None else 0
+        started = time.monotonic()
+        deadline = started + self.plan.options.drain_timeout
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            if (self.delivered_so_far() or 0) >= injected:
+                break
+            fresh = self.poll()
+            if on_samples is not None and fresh:
+                on_samples(fresh)
+            self._stop.wait(interval)
+        self.drain_seconds = time.monotonic() - started
+
+    def delivery(self, gen: Summary | None) -> Delivery | None:
+        """What happened to every message (a run through an MTA), from both sides' final lines."""
+        if self.plan.options.through is None or self.sink is None or gen is None:
+            return None
+        clock = (
+            "same host: one clock"
+            if not (self.sink_launcher.remote or self.generator_launcher.remote)
+            else ("different hosts: latency includes the offset between their clocks (not measured)")
+        )
+        sink, generator = self.sink, self.generator
+        if self.stamped and isinstance(sink, BuiltinSinkJob) and isinstance(generator, BuiltinGenJob):
+            stamped, delivered = sink.stamps_so_far()
+            return account(
+                generator.accepted_ids(),
+                delivered,
+                stamped,
+                latency_ms=sink.delivery_latency(),
+                clock=clock,
+                drain_seconds=self.drain_seconds,
+                probe=self.probe,
+            )
+        return counted(gen.count, self.delivered_so_far() or 0, drain_seconds=self.drain_seconds, probe=self.probe)
 
     def poll(self) -> list[Sample]:
         """One reading of each job, kept in the series and returned."""
@@ -146,7 +242,9 @@ class Benchmark:
                 continue
             sample = job.reading()
             if sample is not None:
-                sample = replace(sample, elapsed=round(time.monotonic() - self.started_at, 3))
+                # Milliseconds, rounded down: a reading taken before the generator's launch
+                # must never look as if it came after it (the window's base count).
+                sample = replace(sample, elapsed=math.floor((time.monotonic() - self.started_at) * 1000) / 1000)
                 fresh.append(sample)
         self.series.extend(fresh)
         if len(self.series) > 2 * self.series_limit:
@@ -195,6 +293,8 @@ class Benchmark:
             self.generator.stop()
         if self.generator is not None:
             self.generator.process.drained(2.0)
+        if self.plan.options.through is not None:
+            self.drain(on_samples, interval)
         final = self.poll()
         if on_samples is not None and final:
             on_samples(final)
@@ -224,15 +324,18 @@ class Benchmark:
             body_size=options.body_size,
             workers=options.workers,
             sink_workers=self.plan.sink.workers if options.local_sink else None,
+            through=options.through,
         )
         launched, ended = self.generator_span()
+        role: Role = "sink" if options.through else "generator"  # through an MTA, what counts is what it delivered
         record = replace(
             new_run(config, host, self.plan.parameters, profile=self.plan.profile, label=self.plan.label),
             series=tuple(self.series),
             generator=gen_summary,
             sink=sink_summary,
-            measurement=measure(self.series, launched=launched, ended=ended) if self.generator else None,
+            measurement=measure(self.series, launched=launched, ended=ended, role=role) if self.generator else None,
             stopped=interrupted,
+            delivery=self.delivery(gen_summary),
         )
         return BenchOutcome(record, self.target, interrupted)
 
@@ -241,12 +344,16 @@ class Benchmark:
     def make_sink(self) -> Job:
         """The sink job the plan asks for (not started)."""
         request = replace(self.plan.sink, concurrency=self.plan.options.concurrency)
+        if self.stamped:
+            request = replace(request, stamps=self.tag)
         return Backend(self.plan.backend).impl.sink(self.sink_launcher, request)
 
     def make_generator(self, target: str) -> Job:
         """The generator job for ``target`` (not started)."""
         sink = self.plan.sink
         load = self.plan.options.load(target, keep_going=bool(sink.tempfail_percent or sink.permfail_percent))
+        if self.stamped:
+            load = replace(load, stamp=self.tag)
         return Backend(self.plan.backend).impl.generator(self.generator_launcher, load)
 
 

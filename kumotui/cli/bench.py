@@ -149,6 +149,12 @@ def _bench_parser(commands: Commands) -> None:
         "  kumotui bench --target 10.0.0.5:2026 --duration 60 --concurrency 500 --json",
     )
     where = bench.add_argument_group("where")
+    where.add_argument(
+        "--through",
+        metavar="HOST:PORT",
+        help="the MTA under test: the generator sends to it, and the --local-sink counts what it relays "
+        "(routing probe first, then per-message accounting and delivery latency)",
+    )
     sink_or_target = where.add_mutually_exclusive_group(required=True)
     sink_or_target.add_argument("--target", metavar="HOST:PORT", help="the SMTP sink (or MTA under test) to send to")
     sink_or_target.add_argument(
@@ -190,6 +196,20 @@ def _bench_parser(commands: Commands) -> None:
         default=5.0,
         metavar="S",
         help="give up on an unreachable target after S seconds (default: 5)",
+    )
+    load.add_argument(
+        "--probe-timeout",
+        type=seconds,
+        default=30.0,
+        metavar="S",
+        help="with --through: seconds the routing probes may take to reach the sink (default: 30)",
+    )
+    load.add_argument(
+        "--drain-timeout",
+        type=seconds,
+        default=60.0,
+        metavar="S",
+        help="with --through: seconds to wait for the MTA to deliver its backlog after sending ends (default: 60)",
     )
     load.add_argument(
         "--reply-timeout",
@@ -337,6 +357,9 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         per_connection=args.messages_per_connection,
         connect_timeout=args.connect_timeout,
         reply_timeout=args.reply_timeout,
+        through=args.through,
+        probe_timeout=args.probe_timeout,
+        drain_timeout=args.drain_timeout,
         recipient=args.recipient,
         allow_remote_target=args.allow_remote_target,
     ).validate()
@@ -379,7 +402,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         print(format_outcome(outcome))
     if outcome.interrupted:
         return ExitStatus.INTERRUPTED
-    return ExitStatus.OK if outcome.generator is not None and outcome.generator.ok else ExitStatus.NOT_OK
+    return ExitStatus.OK if outcome.record.ok else ExitStatus.NOT_OK
 
 
 def _run(bench: Benchmark, facts: HostFacts, settings: Settings, *, live: bool) -> BenchOutcome:

@@ -10,7 +10,7 @@ from typing import Any
 
 from kumotui.backends.samples import Sample, Summary
 from kumotui.bench.published import closest_published, comparability
-from kumotui.bench.report import headline, published_verdict, what_was_measured
+from kumotui.bench.report import delivery_lines, headline, published_verdict, what_was_measured
 from kumotui.bench.run import BenchOutcome
 from kumotui.errors import KumotuiError
 from kumotui.text.escape import printable
@@ -207,6 +207,8 @@ def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
         doc["ok"] = body.pop("ok")
         doc["reason"] = body.pop("reason")
         doc["generator_clock"] = body
+    if record.delivery is not None:
+        doc["delivery"] = record.delivery.as_json()
     if outcome.sink is not None:
         sink = summary_json(outcome.sink)
         sink["received"] = sink.pop("count")
@@ -247,6 +249,7 @@ def format_outcome(outcome: BenchOutcome) -> str:
     if sink is not None:
         refused = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sink.failures.items()) or "none"
         lines.append(f"sink        received {sink.count:,}; refused: {refused}")
+    lines += [f"{label:<12}{text}" for label, text in delivery_lines(record.delivery)]
     lines.append(f"published   {published_verdict(record)}")
     if outcome.interrupted:
         lines.append("interrupted: the counts above are partial")

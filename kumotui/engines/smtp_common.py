@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import json
+import math
 import os
+import re
 import selectors
 import signal
 import sys
@@ -377,13 +380,17 @@ class WorkerPool:
 def merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
     """Add up counters: numbers sum, dicts merge by key, lists add element-wise.
 
-    A key starting with ``max`` takes the largest value instead; anything
-    that is not a number, dict or list keeps its first value.
+    A key starting with ``max`` takes the largest value instead; one starting
+    with ``ranges`` is a list of id ranges, merged as a union
+    (:class:`IdRanges`); anything that is not a number, dict or list keeps
+    its first value.
     """
     total: dict[str, Any] = {}
     for state in states:
         for key, value in state.items():
-            if isinstance(value, bool) or not isinstance(value, int | float | dict | list):
+            if key.startswith("ranges"):
+                total[key] = IdRanges.union([total.get(key) or [], value or []])
+            elif isinstance(value, bool) or not isinstance(value, int | float | dict | list):
                 total.setdefault(key, value)
             elif isinstance(value, dict):
                 total[key] = merge_states([total.get(key, {}), value])
@@ -414,3 +421,128 @@ def _pipe_reporter(wfd: int) -> Reporter:
         emit({"kind": kind, **payload}, stream)
 
     return report
+
+
+# -- per-message stamps: which message arrived, and how long it took ------------------------
+
+STAMP_HEADER = b"X-Kumotui-Stamp: "
+"""The header the generator puts first in each message (``--stamp``) and the sink reads back."""
+STAMP_LENGTH = len(STAMP_HEADER) + 8 + 1 + 16 + 1 + 19 + 2
+"""Bytes of one stamp line (fixed, so ``--body-size`` stays exact): tag, id in hex, send time in ns."""
+STAMP_SCAN = 8192
+"""Bytes at the head of a message the sink searches for a stamp (an MTA adds its own headers above it)."""
+_STAMP = re.compile(rb"(?:^|\n)X-Kumotui-Stamp: ([a-z0-9]{8}) ([0-9a-f]{16}) ([0-9]{19})\r?\n", re.IGNORECASE)
+_TAG = re.compile(r"[a-z0-9]{8}")
+WORKER_SHIFT = 40
+"""A stamp's id is ``worker << WORKER_SHIFT | sequence``: unique across the generator's workers."""
+PROBE_WORKER = 0xFFFF
+"""The worker number in the ids of routing probes (sent by kumotui before a run through an MTA):
+the sink records their ids as delivered, but does not count them as the run's messages."""
+
+
+def check_stamp_tag(tag: str) -> str:
+    """A run's stamp tag: 8 characters of ``a-z0-9`` (fixed, so every stamp has one length)."""
+    if not _TAG.fullmatch(tag):
+        raise StartError(f"--stamp {tag!r}: expected 8 characters of a-z and 0-9")
+    return tag
+
+
+def stamp_line(tag: str, ident: int, send_ns: int) -> bytes:
+    """``X-Kumotui-Stamp: TAG ID SEND_NS`` with its CRLF, exactly :data:`STAMP_LENGTH` bytes."""
+    return b"%s%s %016x %019d\r\n" % (STAMP_HEADER, tag.encode("ascii"), ident, send_ns)
+
+
+def read_stamp(head: bytes) -> tuple[str, int, int] | None:
+    """The first stamp in a message's head: (tag, id, send time in ns), or None."""
+    found = _STAMP.search(head)
+    if found is None:
+        return None
+    return found.group(1).decode("ascii").lower(), int(found.group(2), 16), int(found.group(3))
+
+
+class IdRanges:
+    """A set of integer ids kept as sorted, disjoint ``[start, end)`` ranges.
+
+    Messages are numbered in order and arrive nearly in order, so a run of a
+    million messages is a handful of ranges: small enough to report in a JSON
+    line and to subtract (accepted − delivered = lost) in the core.
+    """
+
+    __slots__ = ("ends", "starts")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def add(self, ident: int) -> bool:
+        """Add one id; False when it was already there (a duplicate)."""
+        starts, ends = self.starts, self.ends
+        i = bisect.bisect_right(starts, ident) - 1
+        if i >= 0 and ident < ends[i]:
+            return False
+        joins_left = i >= 0 and ends[i] == ident
+        joins_right = i + 1 < len(starts) and starts[i + 1] == ident + 1
+        if joins_left and joins_right:
+            ends[i] = ends[i + 1]
+            del starts[i + 1], ends[i + 1]
+        elif joins_left:
+            ends[i] = ident + 1
+        elif joins_right:
+            starts[i + 1] = ident
+        else:
+            starts.insert(i + 1, ident)
+            ends.insert(i + 1, ident + 1)
+        return True
+
+    def as_list(self) -> list[list[int]]:
+        """``[[start, end], ...]`` for a JSON line."""
+        return [[a, b] for a, b in zip(self.starts, self.ends, strict=True)]
+
+    @staticmethod
+    def union(lists: list[list[list[int]]]) -> list[list[int]]:
+        """The union of several :meth:`as_list` outputs, as one sorted list of disjoint ranges."""
+        merged: list[list[int]] = []
+        for start, end in sorted((int(a), int(b)) for ranges in lists for a, b in ranges):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        return merged
+
+
+# -- latency histograms (fixed log buckets, so merging workers is addition) ---------------
+
+BUCKETS_PER_OCTAVE = 8
+"""Latency histogram resolution: each bucket is 2^(1/8) wide, about 9%."""
+BUCKETS = BUCKETS_PER_OCTAVE * 28
+"""1 us to 2^28 us (about 268 s); fixed so merging workers is plain addition."""
+
+
+def bucket_of(us: int) -> int:
+    """The histogram bucket of a latency in microseconds."""
+    index = int(math.log2(us) * BUCKETS_PER_OCTAVE) if us > 1 else 0
+    return index if index < BUCKETS else BUCKETS - 1
+
+
+def histogram_summary(hist: list[int], max_us: float, sum_us: float) -> dict[str, float]:
+    """p50/p90/p95/p99/max/avg in milliseconds from a (merged) histogram.
+
+    A percentile is its bucket's geometric middle, clamped to the maximum
+    seen, so it is within about 4.5% of the true value.
+    """
+    total = sum(hist)
+    out: dict[str, float] = {}
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)):
+        value = 0.0
+        if total:
+            rank = q * total
+            cum = 0
+            for index, count in enumerate(hist):
+                cum += count
+                if count and cum >= rank:
+                    value = min(2 ** ((index + 0.5) / BUCKETS_PER_OCTAVE), max_us)
+                    break
+        out[name] = round(value / 1000, 3)
+    out["max"] = round(max_us / 1000, 3)
+    out["avg"] = round(sum_us / total / 1000, 3) if total else 0.0
+    return out

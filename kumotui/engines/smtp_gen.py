@@ -50,10 +50,8 @@ else:  # a plain script, as shipped to a remote host, with smtp_common.py beside
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import smtp_common as common  # type: ignore[import-not-found, no-redef]  # the same file as above
 
-BUCKETS_PER_OCTAVE = 8
-"""Latency histogram resolution: each bucket is 2^(1/8) wide, about 9%."""
-BUCKETS = BUCKETS_PER_OCTAVE * 28
-"""1 us to 2^28 us (about 268 s); fixed so merging workers is plain addition."""
+BUCKETS_PER_OCTAVE = common.BUCKETS_PER_OCTAVE
+BUCKETS = common.BUCKETS
 MAX_BODY = 64 * 1024 * 1024
 RECIPIENT_CYCLE = 1000
 """Distinct recipients cycled through; envelopes are prebuilt once."""
@@ -285,37 +283,16 @@ class Stats:
     def add_latency(self, seconds: float) -> None:
         """One transaction's latency into the fixed log-bucket histogram."""
         us = int(seconds * 1e6)
-        index = int(math.log2(us) * BUCKETS_PER_OCTAVE) if us > 1 else 0
-        self.hist[index if index < BUCKETS else BUCKETS - 1] += 1
+        self.hist[common.bucket_of(us)] += 1
         self.latency_sum_us += us
         if us > self.max_latency_us:
             self.max_latency_us = us
 
 
 def latency_summary(state: dict[str, Any]) -> dict[str, float]:
-    """p50/p90/p95/p99/max/avg in milliseconds from a (merged) histogram.
-
-    A percentile is its bucket's geometric middle, clamped to the maximum
-    seen, so it is within about 4.5% of the true value.
-    """
+    """p50/p90/p95/p99/max/avg in milliseconds from a (merged) state's histogram."""
     hist: list[int] = state.get("hist") or [0] * BUCKETS
-    total = sum(hist)
-    top = float(state.get("max_latency_us", 0))
-    out: dict[str, float] = {}
-    for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)):
-        value = 0.0
-        if total:
-            rank = q * total
-            cum = 0
-            for index, count in enumerate(hist):
-                cum += count
-                if count and cum >= rank:
-                    value = min(2 ** ((index + 0.5) / BUCKETS_PER_OCTAVE), top)
-                    break
-        out[name] = round(value / 1000, 3)
-    out["max"] = round(top / 1000, 3)
-    out["avg"] = round(state.get("latency_sum_us", 0) / total / 1000, 3) if total else 0.0
-    return out
+    return common.histogram_summary(hist, float(state.get("max_latency_us", 0)), state.get("latency_sum_us", 0))
 
 
 # -- the client -------------------------------------------------------------------
@@ -344,6 +321,10 @@ class Config:
     domain: str
     hostname: str
     interval: float
+    stamp: str | None = None
+    """``--stamp TAG``: put an ``X-Kumotui-Stamp`` header (tag, unique id, send time) first in each message."""
+    worker: int = 0
+    """This process's index among the workers (the high bits of every stamp id)."""
 
 
 class Txn:
@@ -351,13 +332,15 @@ class Txn:
     the server has answered any of it (if not, a lost connection gives the
     message back to the budget instead of counting it as failed)."""
 
-    __slots__ = ("done", "fail", "replied", "start")
+    __slots__ = ("done", "fail", "ident", "replied", "start")
 
     def __init__(self, start: float) -> None:
         self.start = start
         self.fail = 0
         self.replied = False
         self.done = False
+        self.ident = -1
+        """The message's stamp id once its content is sent (``--stamp``)."""
 
 
 class Generator:
@@ -372,9 +355,13 @@ class Generator:
         self.sessions: set[Client] = set()
         self.next_slot = 0.0
         self.gap = 1.0 / cfg.rate if cfg.rate else 0.0
-        message = build_message(cfg.body_size, cfg.sender, cfg.domain)
-        self.message_size = len(message)
+        stamp = common.STAMP_LENGTH if cfg.stamp else 0
+        message = build_message(cfg.body_size - stamp, cfg.sender, cfg.domain)
+        self.message_size = len(message) + stamp
         self.content = message + b".\r\n"
+        self.accepted = common.IdRanges()
+        """Stamp ids the server accepted (``--stamp``): the core subtracts what the sink saw."""
+        self.sequence = 0
         rcpts = [cfg.recipient] if cfg.recipient else [f"user{n}@{cfg.domain}" for n in range(RECIPIENT_CYCLE)]
         mail = f"MAIL FROM:<{cfg.sender}>"
         size = f" SIZE={self.message_size}"
@@ -384,6 +371,13 @@ class Generator:
         self.groups_plain = [self.mail_plain + r + b"DATA\r\n" for r in self.rcpt_lines]
         self.groups_sized = [self.mail_sized + r + b"DATA\r\n" for r in self.rcpt_lines]
         self.counter = 0
+
+    def stamp(self, txn: Txn) -> bytes:
+        """The stamp line for ``txn``'s message, sent now: a new id, this moment's wall clock."""
+        self.sequence += 1
+        txn.ident = self.cfg.worker << common.WORKER_SHIFT | self.sequence
+        assert self.cfg.stamp is not None
+        return common.stamp_line(self.cfg.stamp, txn.ident, time.time_ns())
 
     def take(self) -> bool:
         """Claim one message from the budget; False when none is left or stopping."""
@@ -421,6 +415,8 @@ class Generator:
         txn.done = True
         stats = self.stats
         if not txn.fail and 200 <= code < 300:
+            if txn.ident >= 0:
+                self.accepted.add(txn.ident)
             stats.sent += 1
             stats.bytes += self.message_size
             stats.add_latency(time.perf_counter() - txn.start)
@@ -646,10 +642,13 @@ class Client(asyncio.Protocol):
                 self.expect.append((DOT, txn))
                 return
             self.expect.append((DOT, txn))
+            content = self.gen.content
+            if self.gen.cfg.stamp:
+                content = self.gen.stamp(txn) + content
             if self.pipelining:
-                self._next(self.gen.content)
+                self._next(content)
             else:
-                self._send(self.gen.content)
+                self._send(content)
             return
         txn.fail = txn.fail or code
         self.gen.finish(txn, txn.fail)
@@ -883,6 +882,8 @@ def _state(gen: Generator, elapsed: float) -> dict[str, Any]:
     state = gen.stats.as_dict()
     state["elapsed_worker"] = round(elapsed, 3)
     state["unsent"] = gen.remaining if gen.remaining is not None else 0
+    if gen.cfg.stamp:
+        state["ranges_accepted"] = gen.accepted.as_list()
     return state
 
 
@@ -908,6 +909,8 @@ def present(state: dict[str, Any], elapsed: float, kind: str) -> dict[str, Any]:
     }
     if kind == "summary":
         line["unsent"] = int(state.get("unsent", 0))
+        if "ranges_accepted" in state:
+            line["ranges_accepted"] = state["ranges_accepted"]
         hist = state.get("hist") or []
         line["latency_histogram"] = {
             "buckets_per_octave": BUCKETS_PER_OCTAVE,
@@ -971,6 +974,7 @@ def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> in
                 "concurrency": split(cfg.concurrency, workers, i) or 1,
                 "messages": split(cfg.messages, workers, i),
                 "rate": cfg.rate / workers if cfg.rate else None,
+                "worker": i,
             }
         )
         if share.messages == 0:
@@ -979,8 +983,7 @@ def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> in
         pool.spawn(_child_runner(share, use_uvloop))
     started = time.monotonic()
     loop_name = pool.wait_ready()
-    message_size = len(build_message(cfg.body_size, cfg.sender, cfg.domain))
-    common.emit(_ready_line(cfg, len(sizes), loop_name, message_size))
+    common.emit(_ready_line(cfg, len(sizes), loop_name, cfg.body_size))
     pool.serve(
         cfg.interval,
         stdin_eof,
@@ -1050,6 +1053,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for any one reply before giving up the session (default 30)",
     )
     p.add_argument("--connect-retries", type=int, default=5, help="per slot, in a row")
+    p.add_argument(
+        "--stamp",
+        metavar="TAG",
+        help="put 'X-Kumotui-Stamp: TAG ID SEND_NS' first in each message (8 characters a-z0-9), "
+        "so a sink behind an MTA can tell which message arrived and when it was sent",
+    )
     p.add_argument("--sender", default="bench@kumotui.example", help="envelope sender")
     p.add_argument("--recipient", help="one fixed recipient instead of userN@DOMAIN")
     p.add_argument("--domain", default="example.com", help="recipient domain (reserved only)")
@@ -1082,8 +1091,14 @@ def config_from(args: argparse.Namespace) -> Config:
         (0 < args.reply_timeout < math.inf, "--reply-timeout must be a positive number of seconds"),
         (args.connect_retries >= 0, "--connect-retries must be >= 0"),
         (args.interval > 0, "--interval must be positive"),
+        (
+            not args.stamp or body_size >= common.STAMP_LENGTH + 2,
+            f"--body-size must be at least {common.STAMP_LENGTH + 2} bytes with --stamp (the stamp is part of it)",
+        ),
     ]
     common.require(checks)
+    if args.stamp:
+        common.check_stamp_tag(args.stamp)
     recipient = args.recipient
     domain = args.domain
     if recipient:
@@ -1115,6 +1130,7 @@ def config_from(args: argparse.Namespace) -> Config:
         domain=domain,
         hostname=args.hostname,
         interval=args.interval,
+        stamp=args.stamp,
     )
 
 

@@ -103,6 +103,71 @@ class Config:
     permfail_percent: float
     max_per_connection: int
     interval: float
+    stamps: str | None = None
+    """``--stamps TAG``: read each accepted message's ``X-Kumotui-Stamp`` of this run (see :class:`Stamps`)."""
+
+
+class Stamps:
+    """What the stamps of one run's accepted messages say: which ids arrived, and how late.
+
+    ``stamped`` counts every stamped message accepted (a duplicate too);
+    ``ranges_delivered`` is the set of ids (so the core finds lost ones as
+    accepted minus delivered, and duplicates as stamped minus the set's
+    size); the histogram is delivery latency, this host's wall clock at the
+    end of data minus the sender's at the start of the message.
+    """
+
+    __slots__ = ("delivery_max_us", "delivery_sum_us", "hist", "ids", "stamped", "tag", "unstamped")
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.ids = common.IdRanges()
+        self.stamped = 0
+        self.unstamped = 0
+        self.hist = [0] * common.BUCKETS
+        self.delivery_max_us = 0
+        self.delivery_sum_us = 0
+
+    def saw(self, head: bytes) -> None:
+        """One accepted message whose first bytes are ``head``."""
+        stamp = common.read_stamp(head)
+        if stamp is None or stamp[0] != self.tag:
+            self.unstamped += 1
+            return
+        _, ident, sent_ns = stamp
+        self.ids.add(ident)
+        if ident >> common.WORKER_SHIFT == common.PROBE_WORKER:
+            return
+        self.stamped += 1
+        us = max(0, (time.time_ns() - sent_ns) // 1000)
+        self.hist[common.bucket_of(us)] += 1
+        self.delivery_sum_us += us
+        if us > self.delivery_max_us:
+            self.delivery_max_us = us
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready; the parent of a worker pool merges these (ranges by union, the rest by sum)."""
+        return {
+            "stamped": self.stamped,
+            "unstamped": self.unstamped,
+            "ranges_delivered": self.ids.as_list(),
+            "delivery_hist": list(self.hist),
+            "delivery_sum_us": self.delivery_sum_us,
+            "max_delivery_us": self.delivery_max_us,
+        }
+
+
+def stamp_figures(state: dict[str, Any]) -> dict[str, Any]:
+    """The stamps' part of a progress or summary line: counts, the id set, delivery latency in ms."""
+    hist = state.get("delivery_hist") or [0] * common.BUCKETS
+    return {
+        "stamped": int(state.get("stamped", 0)),
+        "unstamped": int(state.get("unstamped", 0)),
+        "ranges_delivered": state.get("ranges_delivered") or [],
+        "delivery_ms": common.histogram_summary(
+            hist, float(state.get("max_delivery_us", 0)), float(state.get("delivery_sum_us", 0))
+        ),
+    }
 
 
 class Stats:
@@ -204,6 +269,7 @@ class SinkProtocol(asyncio.Protocol):
         "failing",
         "giving_up",
         "greeted",
+        "head",
         "idle_since",
         "in_data",
         "in_mail",
@@ -244,6 +310,8 @@ class SinkProtocol(asyncio.Protocol):
         self.messages = 0
         self.seen = True
         self.idle_since = 0.0
+        self.head: bytes | None = None
+        """The first bytes of the message in progress, while stamps are read (else None)."""
 
     # -- transport callbacks -------------------------------------------------
 
@@ -358,6 +426,9 @@ class SinkProtocol(asyncio.Protocol):
         dots (a line starting ``..``) are counted on the way, so the message's
         size is known as RFC 1870 defines it.
         """
+        head = self.head
+        if head is not None and len(head) < common.STAMP_SCAN:
+            self.head = head + data[pos : pos + common.STAMP_SCAN - len(head)]
         tail = self.tail
         if tail and data[pos] in b"\r\n.":
             joined = tail + data[pos : pos + 4]
@@ -422,6 +493,9 @@ class SinkProtocol(asyncio.Protocol):
                 return reply
         self.stats.received += 1
         self.messages += 1
+        stamps = self.server.stamps
+        if stamps is not None and self.head is not None:
+            stamps.saw(self.head)
         return R_QUEUED
 
     def _random_failure(self) -> bytes | None:
@@ -644,6 +718,8 @@ class SinkProtocol(asyncio.Protocol):
         self.data_bytes = 0
         self.dots = 0
         self.tail = b"\r\n"  # the CRLF that ended the DATA line starts a line
+        if self.server.stamps is not None:
+            self.head = b""
         return R_DATA_GO
 
     def _rset(self, line: bytes) -> bytes:
@@ -708,6 +784,7 @@ class SinkServer:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.stats = Stats()
+        self.stamps = Stamps(cfg.stamps) if cfg.stamps else None
         self.sessions: set[SinkProtocol] = set()
         name = cfg.hostname
         self.banner = _reply(f"220 {name} ESMTP kumotui sink")
@@ -722,6 +799,13 @@ class SinkServer:
                 "250 ENHANCEDSTATUSCODES",
             )
         )
+
+    def counters(self) -> dict[str, Any]:
+        """Every counter of this process: the SMTP ones, and the stamps' when read."""
+        data = self.stats.as_dict()
+        if self.stamps is not None:
+            data.update(self.stamps.as_dict())
+        return data
 
     def sweep(self, now: float) -> None:
         """Close sessions idle for ``idle_timeout``.
@@ -844,12 +928,12 @@ def run_worker(
                 server.sweep(now)
                 next_sweep = now + sweep_every
             if now >= next_report:
-                report("state", server.stats.as_dict())
+                report("state", server.counters())
                 next_report += cfg.interval
                 if next_report < now:
                     next_report = now + cfg.interval
         srv.close()
-        report("final", server.stats.as_dict())
+        report("final", server.counters())
 
     try:
         loop.run_until_complete(serve())
@@ -871,7 +955,7 @@ def run_single(cfg: Config, use_uvloop: bool, stdin_eof: bool) -> int:
             common.emit(_ready_line(cfg, port, 1, payload["loop"]))
             return
         line = {"type": "progress" if kind == "state" else "summary", "elapsed": elapsed}
-        line.update(payload)
+        line.update(_presented(payload))
         if kind == "final":
             line["workers"] = 1
         common.emit(line)
@@ -911,7 +995,7 @@ def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> in
     pool.stop()
     line: dict[str, Any] = {"type": "summary", "elapsed": round(time.monotonic() - started, 3)}
     line.update(Stats().as_dict())
-    line.update(pool.totals())
+    line.update(_presented(pool.totals()))
     line["workers"] = workers
     if pool.lost:
         line["workers_lost"] = pool.lost
@@ -922,8 +1006,17 @@ def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> in
 def _progress(pool: common.WorkerPool, started: float) -> None:
     line: dict[str, Any] = {"type": "progress", "elapsed": round(time.monotonic() - started, 3)}
     line.update(Stats().as_dict())  # every field, even before a worker has reported
-    line.update(pool.totals())
+    line.update(_presented(pool.totals()))
     common.emit(line)
+
+
+def _presented(state: dict[str, Any]) -> dict[str, Any]:
+    """Counters as a line shows them: the stamps' histogram turned into delivery percentiles."""
+    if "delivery_hist" not in state:
+        return state
+    shown = {k: v for k, v in state.items() if k not in ("delivery_hist", "delivery_sum_us", "max_delivery_us")}
+    shown.update(stamp_figures(state))
+    return shown
 
 
 def _pool_child(cfg: Config, port: int, report: common.Reporter, use_uvloop: bool) -> int:
@@ -962,6 +1055,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=300.0,
         help="close a session silent this long, seconds (default %(default)s, RFC 5321)",
     )
+    p.add_argument(
+        "--stamps",
+        metavar="TAG",
+        help="read the X-Kumotui-Stamp header of run TAG in each accepted message: which messages "
+        "arrived (ranges_delivered) and their delivery latency (delivery_ms)",
+    )
     p.add_argument("--tempfail-percent", type=float, default=0.0, help="451 this share of DATA")
     p.add_argument("--permfail-percent", type=float, default=0.0, help="554 this share of DATA")
     p.add_argument(
@@ -992,6 +1091,8 @@ def config_from(args: argparse.Namespace) -> Config:
         (args.max_messages_per_connection >= 0, "--max-messages-per-connection must be >= 0"),
     ]
     common.require(checks)
+    if args.stamps:
+        common.check_stamp_tag(args.stamps)
     return Config(
         host=host,
         port=port,
@@ -1003,6 +1104,7 @@ def config_from(args: argparse.Namespace) -> Config:
         permfail_percent=args.permfail_percent,
         max_per_connection=args.max_messages_per_connection,
         interval=args.interval,
+        stamps=args.stamps,
     )
 
 

@@ -67,3 +67,9 @@ def parse_address(text: str, default_port: int | None = None, *, allow_zero: boo
         ValueError: what is wrong, in words; callers add the flag or field at fault.
     """
     return smtp_common.split_host_port(text, default_port, allow_zero=allow_zero)
+
+
+def format_address(host: str, port: int) -> str:
+    """``HOST:PORT``, with an IPv6 host in brackets (``[::1]:2026``): what :func:`parse_address` reads."""
+    host = host.strip("[]")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

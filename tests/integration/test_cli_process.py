@@ -106,7 +106,7 @@ def test_interrupted_bench_shows_live_progress_then_exits_130_with_the_run_saved
         os.close(controller)
     assert proc.returncode == 130, shown.decode(errors="replace")
     assert b"Traceback" not in shown
-    assert b"sent" in out and b"MMH" in out
+    assert b"sent" in out and b"Whole run" in out and b"stopped" in out
     (record,) = (json.loads(path.read_text()) for path in (tmp_path / "runs").glob("*.json"))
     assert record["generator"]["count"] > 0
     assert wait_until(lambda: not any(alive(pid) for pid in engines)), [p for p in engines if alive(p)]
