@@ -194,7 +194,7 @@ def _setting(
         raise UnimportableFile(
             path,
             number,
-            f"{comment_text(key, 80)!r} is not a dotted sysctl name such as net.core.somaxconn: names of "
+            f"'{comment_text(key, 80)}' is not a dotted sysctl name such as net.core.somaxconn: names of "
             "letters, digits and _ - / : @ +, each starting with a letter, digit or _, joined by dots",
         )
     value = normalize(value)
@@ -202,7 +202,7 @@ def _setting(
         raise UnimportableFile(
             path,
             number,
-            f"{key}: the value {comment_text(value, 80)!r} is not one line of letters, digits, spaces and "
+            f"{key}: the value '{comment_text(value, 80)}' is not one line of letters, digits, spaces and "
             f"_ . : , / % | @ + = - (numbers of at most {MAX_DIGITS} digits)",
         )
     if rule is not Rule.EXACTLY and (numbers := parse_numbers(value)) is not None and len(numbers) != 1:
