@@ -365,7 +365,7 @@ def save(text: str, fmt: Format, path: Path) -> Path:
         OSError: the directory or file cannot be written.
     """
     if fmt is Format.TUNED:
-        path.mkdir(mode=0o755, exist_ok=True)
+        path.mkdir(mode=0o755, parents=True, exist_ok=True)
         path = path / "tuned.conf"
     atomic_write(path, text, 0o644, private=False)
     return path
