@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from kumotui import __version__
-from kumotui.cli import bench, tuning
+from kumotui.cli import bench, fleet, tuning
 from kumotui.cli.exit_codes import ExitStatus
 from kumotui.cli.options import HelpFormatter, Parser, add_global_options, settings_from
 from kumotui.errors import KumotuiError
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     tuning.register(commands)
+    fleet.register(commands)
     bench.register(commands)
     setup = commands.add_parser(
         "setup",

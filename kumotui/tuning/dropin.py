@@ -10,12 +10,15 @@ another file will override a value.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from kumotui import __version__
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host
+from kumotui.text.escape import printable
 from kumotui.tuning.profiles import is_valid_key, is_valid_name
 from kumotui.tuning.values import MAX_DIGITS, is_safe_value, longest_number, normalize
 
@@ -81,13 +84,23 @@ class UnsafeDropin(KumotuiError):
     """A line kumotui would write to the drop-in that is not a plain ``key = value``."""
 
 
-def render_dropin(values: dict[str, str], profile: str, now: datetime | None = None) -> str:
-    """The drop-in's text: a header saying who wrote it and how to undo it.
+def render_dropin(
+    values: Mapping[str, str],
+    profile: str,
+    now: datetime | None = None,
+    *,
+    host: str | None = None,
+    reasons: Mapping[str, str] | None = None,
+) -> str:
+    """The drop-in's text: a header saying who wrote it, for which host, and how to undo it.
 
     Rendered from validated data only, checked again here because the file
     is read as root at every boot: every key a sysctl name, every value one
     line of safe characters, the profile one short word. Keys and values
-    kept from an existing drop-in pass the same check.
+    kept from an existing drop-in pass the same check. Each value follows
+    its reason (``reasons``), one comment line, so a reader of the file (or
+    of ``kumotui export --format sysctl-d``, which is this same text) sees
+    why it is there.
 
     Raises:
         UnsafeDropin: naming the key or profile and what is valid.
@@ -95,17 +108,34 @@ def render_dropin(values: dict[str, str], profile: str, now: datetime | None = N
     _require_renderable(values, profile)
     stamp = (now or datetime.now().astimezone()).isoformat(timespec="seconds")
     header = [
-        "# Written by kumotui; changes here are overwritten by `kumotui apply`.",
+        f"# Written by kumotui {__version__}; changes here are overwritten by `kumotui apply`.",
         f"# Profile: {profile}",
+        *([f"# Host: {comment_text(host)}"] if host is not None else []),
         f"# Written: {stamp}",
         "# Undo: `kumotui rollback` (restores the previous values and this file),",
         "# or delete this file and run `sysctl --system`.",
-        "",
     ]
-    return "\n".join(header + [f"{key} = {value}" for key, value in values.items()]) + "\n"
+    body: list[str] = []
+    for key, value in values.items():
+        reason = (reasons or {}).get(key)
+        if reason:
+            body += [""] * bool(body) + [f"# {comment_text(reason)}"]
+        body.append(f"{key} = {value}")
+    return "\n".join([*header, "", *body]) + "\n"
 
 
-def _require_renderable(values: dict[str, str], profile: str) -> None:
+def comment_text(text: str, limit: int = 1000) -> str:
+    """``text`` as one line fit for a ``#`` comment in any file kumotui writes.
+
+    Reasons come from profiles and host names from hosts, both someone
+    else's text: every control character (a line break would end the
+    comment and start a setting) is shown escaped, and the line is capped.
+    """
+    flat = printable(" ".join(text.split()), keep="")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _require_renderable(values: Mapping[str, str], profile: str) -> None:
     if not is_valid_name(profile):
         raise UnsafeDropin(f"profile name {profile!r} cannot go into a drop-in: one word of letters, digits, _ . + -")
     for key, value in values.items():

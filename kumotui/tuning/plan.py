@@ -156,13 +156,40 @@ def make_plan(
         values = dropin_values(before_text, target.dropin)
         values.update((c.key, c.after) for c in changes)
         if values:
-            after_text = render_dropin(values, profile.name, now=target.clock())
+            after_text = render_dropin(
+                values,
+                profile.name,
+                now=target.clock(),
+                host=target.tree.facts().hostname,
+                reasons=reasons(profile, changes, values),
+            )
             if before_text is not None and dropin_values(before_text, target.dropin) == values:
                 after_text = before_text  # idempotent: same settings, same file
             found = tuple(overrides(target.host, target.dropin, values, target.system_root))
     return Plan(
         profile.name, tuple(changes), target.dropin, before_text, after_text, found, existing.mode if existing else None
     )
+
+
+def reasons(profile: Profile, changes: Iterable[Change], keys: Iterable[str]) -> dict[str, str]:
+    """Why each key of a drop-in (or an export) has its value, in one line each.
+
+    The profile's own ``why`` and rule for its keys; a value typed by the
+    operator says so (and what the profile would have had); a key that is
+    only in the existing drop-in was kept from it.
+    """
+    typed = {c.key for c in changes if c.source == "--set"}
+    found: dict[str, str] = {}
+    for key in keys:
+        param = profile.param(key)
+        rule = f"{profile.name}: {param.rule} {param.value}" if param else None
+        if key in typed:
+            found[key] = "set by hand" + (f" (the profile says {rule})" if rule else "")
+        elif param is not None:
+            found[key] = f"{param.why} ({rule})" if param.why else f"({rule})"
+        else:
+            found[key] = "kept from the existing drop-in (not in the profile)"
+    return found
 
 
 def manual_steps(plan: Plan, target: Target) -> str:

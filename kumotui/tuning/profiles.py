@@ -160,8 +160,23 @@ def load_profile(spec: str) -> Profile:
     return _load(path, chain=())
 
 
+def parse_profile(text: str, path: Path) -> Profile:
+    """A profile from its YAML text, checked as :func:`load_profile` checks a file (``path`` names it).
+
+    ``kumotui profile import`` reads back what it wrote through this, so
+    an imported profile is one that ``--profile`` will accept.
+
+    Raises:
+        ProfileError: with file, line and reason.
+    """
+    return _build(*_parse_yaml(text, str(path)), path, chain=())
+
+
 def _load(path: Path, chain: tuple[Path, ...]) -> Profile:
-    raw, lines = _read_yaml(path)
+    return _build(*_read_yaml(path), path, chain)
+
+
+def _build(raw: dict[str, Any], lines: dict[tuple[str, ...], int], path: Path, chain: tuple[Path, ...]) -> Profile:
     where = str(path)
     name = _name(raw, "name", where, lines, required=True)
     title = _text(raw, "title", where, lines) or name
@@ -210,8 +225,13 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     and the data is built from that node: the text is parsed once, and
     nothing is built from a document that failed the screen.
     """
-    where = str(path)
-    text = _read_capped(path)
+    return _parse_yaml(_read_capped(path), str(path))
+
+
+def _parse_yaml(text: str, where: str) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """:func:`_read_yaml` on text already read."""
+    if len(text.encode()) > MAX_PROFILE_BYTES:
+        raise ProfileError(where, None, f"larger than {MAX_PROFILE_BYTES // 1024} KB; a profile is a few KB of YAML")
     try:
         _screen(text, where)
         loader = yaml.SafeLoader(text)
@@ -436,3 +456,28 @@ def _value_text(value: Any, key: str, where: str, line: int | None) -> str:
     if any(ch in "\n\r\x00" for ch in str(value)):
         raise ProfileError(where, line, f"{key}: value must be on one line")
     return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class ParamPair:
+    """One key of two profiles side by side (``kumotui profile diff``); None where a profile lacks it."""
+
+    key: str
+    a: Param | None
+    b: Param | None
+
+    @property
+    def same(self) -> bool:
+        """Both profiles have the key, with the same rule and value (the reason may differ)."""
+        return (
+            self.a is not None
+            and self.b is not None
+            and self.a.rule is self.b.rule
+            and " ".join(self.a.value.split()) == " ".join(self.b.value.split())
+        )
+
+
+def pair_params(a: Profile, b: Profile) -> list[ParamPair]:
+    """Every key of either profile, in ``a``'s order and then ``b``'s new keys."""
+    keys = [p.key for p in a.params] + [p.key for p in b.params if a.param(p.key) is None]
+    return [ParamPair(key, a.param(key), b.param(key)) for key in keys]

@@ -69,7 +69,8 @@ def make_demo_host(base: Path, values: dict[str, str] | None = None, *, read_onl
     The caller must run with ``base`` as the working directory, so paths show
     as ``etc/sysctl.d/...`` rather than a temporary directory's name.
     """
-    for key, value in (values or DEMO_KERNEL).items():
+    # The tree names its host, so drop-in headers do not carry the name of the machine running the tests.
+    for key, value in {"kernel.hostname": DEMO_FACTS.hostname, **(values or DEMO_KERNEL)}.items():
         path = base / "proc/sys" / key_to_relpath(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(value + "\n")

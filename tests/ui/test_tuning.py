@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, TextArea
+from textual.widgets import Input, OptionList, Select, TextArea
 
 from kumotui.settings import Settings
 from kumotui.tuning.privilege import Privilege
@@ -22,6 +22,7 @@ from kumotui.ui.app import KumotuiApp, make_app
 from kumotui.ui.commands import ScreenCommands
 from kumotui.ui.modals.apply import ApplyScreen
 from kumotui.ui.modals.edit import EditScreen
+from kumotui.ui.modals.export import ExportScreen
 from kumotui.ui.modals.profile_picker import ProfileScreen
 from kumotui.ui.modals.rollback import RollbackScreen
 from kumotui.ui.screens.tuning import TuningScreen
@@ -29,6 +30,7 @@ from kumotui.ui.widgets.host_header import HostHeader
 from kumotui.ui.widgets.param_details import ParamDetails
 from kumotui.ui.widgets.param_table import ParamTable
 from tests.support.demo import DEMO_FACTS, make_demo_host
+from tests.support.exports import ansible_sysctl
 from tests.support.pilot import started
 from tests.support.trees import COMPLIANT, read_tree
 from tests.support.waits import settle
@@ -300,3 +302,48 @@ async def test_forced_privilege_shows_in_header(demo_dir: Path) -> None:
     app = demo_app(make_demo_host(demo_dir), privilege=Privilege.ROOT)
     async with started(app):
         assert tuning(app).query_one(HostHeader).mode == "root"
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)])
+async def test_x_exports_the_plan_with_edits_in_the_chosen_format(demo_dir: Path, size: tuple[int, int]) -> None:
+    settings = make_demo_host(demo_dir)
+    app = demo_app(settings)
+    async with started(app, size) as pilot:
+        screen = tuning(app)
+        assert screen.check_action("export", ()) is True
+        await highlight(app, pilot, "net.core.rmem_max")
+        await pilot.press("space")  # excluded: not in the export either
+        await pilot.press("x")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ExportScreen) and dialog.chosen_format == "sysctl-d"
+        assert dialog.query_one(Input).value == str(demo_dir / "90-kumomta.conf")
+        assert dialog.query_one("#export-dialog").region.right <= size[0]
+        dialog.query_one(Select).value = "ansible"
+        await pilot.pause()
+        assert dialog.query_one(Input).value == str(demo_dir / "kumotui-kumomta.yml")
+        dialog.query_one(Input).focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, TuningScreen)
+        written = ansible_sysctl((demo_dir / "kumotui-kumomta.yml").read_text())
+        assert set(written) == NEEDS_CHANGE - {"net.core.rmem_max"}
+        assert any(n.title == "Plan exported" and "5 keys, ansible" in n.message for n in app._notifications)
+        # TuneD: a profile directory; Escape writes nothing.
+        await pilot.press("x")
+        await settle(pilot)
+        app.screen.query_one(Select).value = "tuned"
+        await pilot.pause()
+        app.screen.query_one(Input).focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "[sysctl]\n" in (demo_dir / "kumotui-kumomta" / "tuned.conf").read_text()
+        await pilot.press("x")
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, TuningScreen)
+        assert sorted(p.name for p in demo_dir.iterdir() if p.name.startswith(("kumotui-", "90-"))) == [
+            "kumotui-kumomta",
+            "kumotui-kumomta.yml",
+        ]

@@ -73,7 +73,7 @@ ONLY = ["", ",", ",,", "vm.max_map_count", "vm.max_map_count,net.core.somaxconn"
 WORDS = ["root", "nobody", "kumod", "-x", "user name", "ü", "x" * 100, "a@b", "user@example.com", "@", ""]
 RUN_IDS = ["", "2026", "20261201-2126", "nope", "-", "x" * 200, "../etc"]
 
-PATH_DESTS = {"sysctl_root", "sysctl_d", "state_dir", "system_root", "identity", "output", "dir"}
+PATH_DESTS = {"sysctl_root", "sysctl_d", "state_dir", "system_root", "identity", "output", "dir", "files"}
 SAFE_GLOBALS = ["--sysctl-root", "tree", "--sysctl-d", "d", "--state-dir", "state", "--system-root", "."]
 """Given first on every command line: a fuzzed path option may change them, but only to another path in the pool."""
 
@@ -87,7 +87,7 @@ def pool_for(action: argparse.Action) -> list[str]:
         return HOSTS
     if dest in ("target", "listen"):
         return ADDRESSES
-    if dest == "profile":
+    if dest in ("profile", "a", "b"):
         return PROFILES
     if dest == "sets":
         return SETS

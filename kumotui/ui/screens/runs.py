@@ -32,7 +32,7 @@ from kumotui.hosts.local import atomic_write
 from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
 from kumotui.ui.commands import ScreenCommands
-from kumotui.ui.modals.export import ExportScreen
+from kumotui.ui.modals.export import ExportChoice, ExportScreen
 from kumotui.ui.notices import notify_error
 from kumotui.ui.render import render_comparison, render_run, run_cells
 
@@ -291,9 +291,9 @@ class RunsScreen(Screen[None]):
         else:
             return
 
-        def chosen(path: Path | None) -> None:
-            if path is not None:
-                self.write_report(path, text)
+        def chosen(choice: ExportChoice | None) -> None:
+            if choice is not None:
+                self.write_report(choice.path, text)
 
         self.app.push_screen(ExportScreen(Path.cwd() / report_name(runs), what), chosen)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
@@ -20,7 +21,9 @@ from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
 from kumotui.hosts.connect import open_host
 from kumotui.settings import Settings
+from kumotui.tuning import export
 from kumotui.tuning.catalog import info
+from kumotui.tuning.export import Format
 from kumotui.tuning.findings import Finding, evaluate, summary
 from kumotui.tuning.plan import PlanRow, plan_rows
 from kumotui.tuning.privilege import Privilege, detect_privilege
@@ -31,6 +34,7 @@ from kumotui.tuning.values import normalize, takes_away
 from kumotui.ui.commands import ScreenCommands
 from kumotui.ui.modals.apply import ApplyScreen
 from kumotui.ui.modals.edit import EditRequest, EditScreen
+from kumotui.ui.modals.export import ExportChoice, ExportScreen
 from kumotui.ui.modals.profile_picker import ProfileScreen
 from kumotui.ui.modals.rollback import RollbackScreen
 from kumotui.ui.notices import notify_error
@@ -42,6 +46,7 @@ WORKER_TITLES = {
     "read": "Reading kernel parameters failed",
     "host": "Opening the host failed",
     "journal": "Reading the journal failed",
+    "export": "Exporting the plan failed",
 }
 """How a failed worker group is named in the error notice."""
 
@@ -79,6 +84,14 @@ class TuningScreen(Screen[None]):
         ),
         Binding("r", "rollback", "Rollback", id="rollback", tooltip="Restore the values from before an earlier apply"),
         Binding("p", "switch_profile", "Profile", id="profile", tooltip="Judge this host by another profile"),
+        Binding(
+            "x",
+            "export",
+            "Export",
+            id="export",
+            show=False,
+            tooltip="Write the plan as a sysctl.d drop-in, a TuneD profile or an Ansible playbook",
+        ),
         Binding("R", "reread", "Re-read", id="reread", show=False, tooltip="Read every value again from the kernel"),
         Binding(
             "d",
@@ -117,6 +130,15 @@ class TuningScreen(Screen[None]):
             self.target = target
             self.facts = facts
             self.privilege = privilege
+
+    class PlanExported(Message):
+        """The plan was written to a file in a format for other tools."""
+
+        def __init__(self, path: Path, keys: int, fmt: Format) -> None:
+            super().__init__()
+            self.path = path
+            self.keys = keys
+            self.fmt = fmt
 
     busy: reactive[str] = reactive("")
     """What is running now (``reading``), or empty when idle."""
@@ -229,6 +251,19 @@ class TuningScreen(Screen[None]):
         if not get_current_worker().is_cancelled:
             self.post_message(self.FindingsRead(profile, findings))
 
+    @work(thread=True, group="export", exclusive=True, exit_on_error=False)
+    def write_export(
+        self, target: Target, profile: Profile, choice: ExportChoice, sets: dict[str, str], excluded: set[str]
+    ) -> None:
+        """Decide the export from the host as it is now (the plan apply would carry out) and write it."""
+        fmt = Format(choice.format or Format.SYSCTL_D)
+        made = export.for_host(profile, target, sets=sets, excluded=excluded)
+        try:
+            written = export.save(export.render(made, fmt), fmt, choice.path)
+        except OSError as error:
+            raise KumotuiError(f"cannot write {choice.path}: {error.strerror}") from None
+        self.post_message(self.PlanExported(written, len(made.values), fmt))
+
     def reread(self, spec: str | None = None) -> None:
         """Judge the host again, by ``spec`` or the current profile."""
         if self.target is not None:
@@ -258,6 +293,10 @@ class TuningScreen(Screen[None]):
         self.check_journal(message.target)
         self.update_summary()
         self.refresh_bindings()
+
+    def on_tuning_screen_plan_exported(self, message: PlanExported) -> None:
+        """Say where the export went."""
+        self.notify(f"Wrote {message.path} ({message.keys} keys, {message.fmt})", title="Plan exported", markup=False)
 
     def on_tuning_screen_journal_checked(self, message: JournalChecked) -> None:
         """Warn about each new interrupted change; the summary line keeps saying so until it is undone."""
@@ -406,6 +445,8 @@ class TuningScreen(Screen[None]):
             return self.privilege is Privilege.READ_ONLY and bool(self.pending) and not self.busy
         if action == "rollback":
             return self.writable and not self.busy
+        if action == "export":
+            return self.profile is not None and self.target is not None and not self.busy
         if action in ("reread", "switch_profile"):
             return not self.busy
         if action == "close_filter":
@@ -466,13 +507,36 @@ class TuningScreen(Screen[None]):
             self.excluded.discard(row.key)
             self.refresh_rows()
 
+    def plan_sets(self) -> dict[str, str]:
+        """The operator's typed values still in the plan (apply's ``--set``)."""
+        return {key: value for key, value in self.edits.items() if key not in self.excluded}
+
     def _apply_screen(self, *, read_only: bool) -> ApplyScreen | None:
         if self.profile is None or self.target is None:
             return None
-        sets = {key: value for key, value in self.edits.items() if key not in self.excluded}
         return ApplyScreen(
-            self.target, self.profile, self.findings, sets=sets, excluded=self.excluded, read_only=read_only
+            self.target, self.profile, self.findings, sets=self.plan_sets(), excluded=self.excluded, read_only=read_only
         )
+
+    def action_export(self) -> None:
+        """Choose a format and a file, then write the plan apply would carry out (edits and exclusions kept)."""
+        profile, target = self.profile, self.target
+        if profile is None or target is None:
+            return
+        names = {str(fmt): fmt.default_name(profile.name) for fmt in Format}
+        dialog = ExportScreen(
+            Path.cwd() / names[Format.SYSCTL_D],
+            f"profile {profile.name}",
+            title="Export plan",
+            formats=names,
+            written="it (tuned: a directory)",
+        )
+
+        def chosen(choice: ExportChoice | None) -> None:
+            if choice is not None:
+                self.write_export(target, profile, choice, self.plan_sets(), set(self.excluded))
+
+        self.app.push_screen(dialog, chosen)
 
     def action_apply(self) -> None:
         """Preview the plan; Enter there writes it; then re-read every value."""
