@@ -56,6 +56,10 @@ class BenchOptions:
     """Seconds the routing probes may take to reach the sink through the MTA."""
     drain_timeout: float = 60.0
     """Seconds to wait, after the generator ends, for the MTA to deliver what it accepted."""
+    mta_metrics: str | None = None
+    """``HOST:PORT`` of the MTA's (kumod's) HTTP listener, for its ``/metrics``."""
+    mta_postfix_config: str | None = None
+    """A Postfix MTA's configuration directory, for ``postqueue -c DIR -j`` (default: Postfix's own)."""
 
     def validate(self) -> BenchOptions:
         """Every flag checked up front, each error naming its flag."""
@@ -91,6 +95,8 @@ class BenchOptions:
                 check_target(self.through, self.allow_remote_target)
             except KumotuiError as error:
                 raise KumotuiError(str(error).replace("--target", "--through", 1)) from None
+            if self.mta_metrics is not None:
+                parse_listen(self.mta_metrics, "--mta-metrics")
         if self.recipient is not None:
             try:
                 smtp_gen.check_recipient_domain(self.recipient.rpartition("@")[2])

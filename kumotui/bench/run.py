@@ -27,11 +27,13 @@ from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Role, Sample, Summary, thin_series
 from kumotui.bench.delivery import Delivery, Probe, account, counted
 from kumotui.bench.measure import measure
+from kumotui.bench.mta import MtaWatcher, watcher_for
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.records import RunConfig, RunRecord, new_run, save_run
 from kumotui.bench.route import probe_ids, probe_route
 from kumotui.hosts import Host, HostFacts
-from kumotui.hosts.address import format_address
+from kumotui.hosts.address import format_address, is_loopback, parse_address
+from kumotui.hosts.local import LocalHost
 from kumotui.settings import Settings
 from kumotui.tuning.findings import parameter_values
 from kumotui.tuning.profiles import load_profile
@@ -129,6 +131,11 @@ class Benchmark:
         """The routing probe's result (a run through an MTA)."""
         self.drain_seconds = 0.0
         self._probe_baseline = 0
+        self.mta: MtaWatcher | None = None
+        """Reads the MTA under test's own figures, when it publishes any kumotui can read."""
+        self.phase = "starting"
+        """``starting``, ``probing`` (the route through the MTA), ``sending``, ``draining`` (the MTA's
+        backlog), ``done``: what a live view says the run is doing."""
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -144,11 +151,14 @@ class Benchmark:
                 self.target = format_address(self.sink_launcher.address, self.sink.port)
             through = self.plan.options.through
             if through is not None and self.sink is not None:
+                self.phase = "probing"
                 self.probe = self._probe(through, self.sink)
+                self.mta = self._mta_watcher(through, self.probe.mta_banner)
             if self.sink is not None:
                 self.poll()  # the sink's baseline, so its summary spans exactly the generator's work
             self.generator = self.make_generator(through or self.target)
             self.generator.start().wait_ready()
+            self.phase = "sending"
         except BaseException:
             self.stop()
             raise
@@ -184,6 +194,16 @@ class Benchmark:
             stopped=self._stop.is_set,
         )
 
+    def _mta_watcher(self, through: str, banner: str) -> MtaWatcher | None:
+        """KumoMTA's /metrics, or a Postfix queue on this machine (an MTA on loopback), or nothing."""
+        options = self.plan.options
+        local = is_loopback(parse_address(through, 25)[0])
+        if not local and not options.mta_metrics:
+            return None
+        return watcher_for(
+            through, banner, LocalHost(), metrics=options.mta_metrics, postfix_config=options.mta_postfix_config
+        )
+
     def delivered_so_far(self) -> int | None:
         """Messages of the load the sink has got through the MTA (None when not a run through one)."""
         sink = self.sink
@@ -210,6 +230,11 @@ class Benchmark:
                 on_samples(fresh)
             self._stop.wait(interval)
         self.drain_seconds = time.monotonic() - started
+
+    def delivery_latency(self) -> dict[str, float]:
+        """End-to-end delivery latency so far (ms percentiles; empty unless messages are stamped)."""
+        sink = self.sink
+        return sink.delivery_latency() if self.stamped and isinstance(sink, BuiltinSinkJob) else {}
 
     def delivery(self, gen: Summary | None) -> Delivery | None:
         """What happened to every message (a run through an MTA), from both sides' final lines."""
@@ -294,7 +319,9 @@ class Benchmark:
         if self.generator is not None:
             self.generator.process.drained(2.0)
         if self.plan.options.through is not None:
+            self.phase = "draining"
             self.drain(on_samples, interval)
+        self.phase = "done"
         final = self.poll()
         if on_samples is not None and final:
             on_samples(final)
