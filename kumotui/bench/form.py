@@ -105,6 +105,10 @@ class BenchForm:
         target = None if local else self.target.strip()
         if target == "":
             raise KumotuiError("--target: give the HOST:PORT of a running sink, or start one here")
+        if self.through.strip() and not local:
+            raise KumotuiError(
+                "--through: a run through an MTA counts at a sink kumotui starts: choose 'start one here'"
+            )
         messages = _number(self.messages, "--messages", whole=True)
         concurrency = _number(self.concurrency, "--concurrency", whole=True)
         workers = _number(self.workers, "--workers", whole=True)

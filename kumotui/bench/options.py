@@ -83,10 +83,6 @@ class BenchOptions:
         if self.through is not None:
             require(
                 [
-                    (
-                        self.local_sink,
-                        "--through needs --local-sink: kumotui counts what the MTA relays at its own sink",
-                    ),
                     (0 < self.probe_timeout <= 600, "--probe-timeout must be within 0-600 s"),
                     (0 <= self.drain_timeout <= 3600, "--drain-timeout must be within 0-3600 s"),
                 ]

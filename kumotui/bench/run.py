@@ -31,6 +31,7 @@ from kumotui.bench.mta import MtaWatcher, watcher_for
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.records import RunConfig, RunRecord, new_run, save_run
 from kumotui.bench.route import probe_ids, probe_route
+from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
 from kumotui.hosts.address import format_address, is_loopback, parse_address
 from kumotui.hosts.local import LocalHost
@@ -150,6 +151,8 @@ class Benchmark:
                 self.sink.start().wait_ready()
                 self.target = format_address(self.sink_launcher.address, self.sink.port)
             through = self.plan.options.through
+            if through is not None and self.sink is None:
+                raise KumotuiError("--through needs --local-sink: kumotui counts what the MTA relays at its own sink")
             if through is not None and self.sink is not None:
                 self.phase = "probing"
                 self.probe = self._probe(through, self.sink)

@@ -379,6 +379,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     ).validate()
     if len(settings.hosts) > 1:
         raise KumotuiError("--host: bench runs its generator on one host; use --sink-host for the sink")
+    if args.through and not args.local_sink:
+        raise KumotuiError("--through needs --local-sink: kumotui counts what the MTA relays at its own sink")
     if args.sink_host and not args.local_sink:
         raise KumotuiError("--sink-host needs --local-sink (kumotui starts the sink there)")
     backend = resolve(args.backend)

@@ -225,11 +225,14 @@ def run_first_bench(
     target: str | None = None,
     facts: HostFacts | None = None,
     on_samples: Callable[[list[Sample]], None] | None = None,
+    through: str | None = None,
 ) -> tuple[BenchOutcome, Path]:
     """Step 4: the first run, saved like any other, plus a Markdown report beside the records.
 
     It sends to ``target`` (the guide's sink, which the run then stops), or
-    starts a sink of ``backend`` itself when step 3 was skipped.
+    starts a sink of ``backend`` itself when step 3 was skipped. With
+    ``through`` (an MTA on this host) the messages go to the MTA, whose
+    routing must deliver to that sink: the routing probe checks it first.
     """
     options = BenchOptions(
         target=target,
@@ -237,6 +240,7 @@ def run_first_bench(
         messages=defaults.messages,
         concurrency=defaults.concurrency,
         body_size=defaults.body_size,
+        through=through,
     )
     plan, host_facts = prepare_plan(settings, host, options, backend=backend)
     bench = Benchmark(plan, sink=sink if target is not None else None)
