@@ -133,7 +133,7 @@ def main_cf(root: Path, data_dir: Path, relayhost: str) -> dict[str, str]:
         "myhostname": MYHOSTNAME,
         "mydomain": "kumotui.test",
         "myorigin": "$myhostname",
-        "smtpd_banner": "$myhostname ESMTP kumotui test relay",
+        "smtpd_banner": "$myhostname ESMTP $mail_name (kumotui test relay)",  # says Postfix, as a stock one does
         # Nothing is local: every domain (example.com, *.test, *.invalid...) goes to the relayhost.
         "mydestination": "",
         "local_recipient_maps": "",
