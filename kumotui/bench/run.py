@@ -357,7 +357,12 @@ class Benchmark:
             through=options.through,
         )
         launched, ended = self.generator_span()
-        role: Role = "sink" if options.through else "generator"  # through an MTA, what counts is what it delivered
+        role: Role = "generator"
+        if options.through:
+            # Through an MTA what counts is what it delivered, and it delivers until its backlog
+            # is drained: the sink's window and whole run end there, not when the generator did.
+            role = "sink"
+            ended += self.drain_seconds
         record = replace(
             new_run(config, host, self.plan.parameters, profile=self.plan.profile, label=self.plan.label),
             series=tuple(self.series),
