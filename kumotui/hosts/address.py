@@ -5,6 +5,7 @@ refuse the same strings, in the same words."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,3 +74,13 @@ def format_address(host: str, port: int) -> str:
     """``HOST:PORT``, with an IPv6 host in brackets (``[::1]:2026``): what :func:`parse_address` reads."""
     host = host.strip("[]")
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an address is loopback (``127/8``, ``::1``, ``localhost``): other hosts cannot reach it."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -482,6 +482,8 @@ def _facts(req: Request) -> Request:
         "euid": os.geteuid(),
         "state_home": state,
         "python": sys.version.split()[0],
+        # The client end of this SSH session: the address kumotui's machine has as seen from here.
+        "ssh_client": (os.environ.get("SSH_CONNECTION") or "").split(" ")[0],
     }
 
 

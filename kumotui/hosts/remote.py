@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import ipaddress
 import json
 import os
 import queue
@@ -562,6 +563,24 @@ class RemoteHost:
                 raise self._malformed("facts", "the state home is not an absolute path")
             self._facts = reply
         return self._facts
+
+    @property
+    def home_address(self) -> str:
+        """The address the remote host sees this machine at (the client end of ``SSH_CONNECTION``).
+
+        Raises:
+            KumotuiError: the remote sshd did not say (no ``SSH_CONNECTION``), naming the host.
+        """
+        seen = self.info().get("ssh_client")
+        if not isinstance(seen, str) or not seen:
+            raise KumotuiError(
+                f"{self.spec}: cannot tell which address of this machine the host reaches "
+                "(no SSH_CONNECTION there); give the sink's address with --target instead of --local-sink"
+            )
+        try:
+            return str(ipaddress.ip_address(seen.split("%")[0]))
+        except ValueError:
+            raise self._malformed("facts", "ssh_client is not an IP address") from None
 
     def is_root(self) -> bool:
         """Whether the remote user is root."""
