@@ -533,22 +533,31 @@ def prepare_plan(
     backend: str = "auto",
     sink: SinkRequest | None = None,
     label: str = "",
+    hosts: tuple[HostEntry, ...] = (),
 ) -> tuple[BenchPlan, HostFacts]:
     """The plan for a run on ``host``, with the kernel values it starts from, and the host's facts.
 
     The one place a run is prepared, for the CLI, the benchmark screen and
     the guided setup alike: load the profile, read its parameters on the host
     (for the record, and for the hints), and the host's facts (a simulated
-    tree's own, when ``settings`` point at one).
+    tree's own, when ``settings`` point at one). ``hosts`` are every host's
+    entries already read (:func:`kumotui.bench.placement.host_entries`): the
+    first one's are then the run's headline facts and values, read once.
     """
     profile = load_profile(settings.profile)
-    tree = SysctlTree(settings.sysctl_root, host)
+    if hosts:
+        first = hosts[0]
+        parameters, facts = dict(first.parameters), first.facts
+    else:
+        tree = SysctlTree(settings.sysctl_root, host)
+        parameters, facts = parameter_values(profile, tree), tree.facts()
     plan = BenchPlan(
         options,
         backend=backend,
         sink=sink or SinkRequest(),
         profile=profile.name,
         label=label,
-        parameters=parameter_values(profile, tree),
+        parameters=parameters,
+        hosts=hosts,
     )
-    return plan, tree.facts()
+    return plan, facts
