@@ -465,7 +465,8 @@ class Benchmark:
         """The sink job the plan asks for (not started)."""
         request = replace(self.plan.sink, concurrency=self.plan.options.concurrency)
         elsewhere = [launcher.name for launcher in self.generator_launchers if launcher.remote]
-        if elsewhere and not self.sink_launcher.remote and is_loopback(request.host):
+        reached_by_generators = self.plan.options.through is None  # else the MTA reaches it, not them
+        if elsewhere and reached_by_generators and not self.sink_launcher.remote and is_loopback(request.host):
             # Generators on other hosts cannot reach this machine's loopback: listen on every
             # interface (for this run only; each generator still checks its target's range).
             request = replace(request, host="::" if ":" in request.host else "0.0.0.0")

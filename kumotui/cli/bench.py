@@ -389,7 +389,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         workers_flag="--sink-workers",
     )
     with placed(roles, settings) as hosts:  # every host reached before anything starts
-        if args.local_sink and args.listen:
+        if args.local_sink and args.listen and not args.through:
             check_listen(listen_host, hosts)
         entries = host_entries(settings, hosts)
         first = hosts.host(roles.generators[0])

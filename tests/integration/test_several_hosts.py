@@ -23,10 +23,13 @@ from kumotui.bench.hoststats import HostReaders, sampler_for
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.placement import PlacedRoles, Roles, host_entries, open_roles
 from kumotui.bench.run import Benchmark, BenchPlan, run_and_record
+from kumotui.engines.smtp_common import STAMP_SCAN, WORKER_SHIFT, read_stamp
 from kumotui.hosts import launch
 from kumotui.hosts.local import LocalHost
 from kumotui.settings import Settings
 from tests.support.cli import Cli
+from tests.support.processes import free_port
+from tests.support.relay import Relay
 from tests.support.sshd import Sshd, alias_config, start_sshd
 from tests.support.waits import wait_until
 
@@ -93,6 +96,11 @@ def descends_from(pid: int, ancestor: int) -> bool:
     return False
 
 
+def stamp_id(message: bytes) -> int | None:
+    found = read_stamp(message[:STAMP_SCAN])
+    return found[1] if found else None
+
+
 def options(messages: int, **more: object) -> BenchOptions:
     return BenchOptions(target=None, local_sink=True, messages=messages, concurrency=10, body_size=1000, **more)  # type: ignore[arg-type]
 
@@ -129,7 +137,9 @@ def test_killing_one_link_fails_the_run_and_keeps_the_other_hosts_numbers(
     try:
         runner = threading.Thread(target=lambda: ran.append(bench.run()), daemon=True)
         runner.start()
-        assert wait_until(lambda: all(s is not None and s.count > 0 for s in bench.sender_samples)), bench.sender_samples
+        assert wait_until(lambda: all(s is not None and s.count > 0 for s in bench.sender_samples)), (
+            bench.sender_samples
+        )
         a, b = bench.generators
         b_dir = private_dir(b)
         assert running(b_dir), "gen-b's engine runs over there"
@@ -194,7 +204,11 @@ def test_host_entries_keep_each_hosts_roles_and_values(aliases: dict[str, Sshd],
         entries = host_entries(settings, hosts)
     finally:
         hosts.close()
-    assert [(e.name, e.roles) for e in entries] == [("gen-a", ("generator",)), ("gen-b", ("generator",)), ("local", ("sink",))]
+    assert [(e.name, e.roles) for e in entries] == [
+        ("gen-a", ("generator",)),
+        ("gen-b", ("generator",)),
+        ("local", ("sink",)),
+    ]
     assert all(e.parameters["net.core.somaxconn"] == entries[0].parameters["net.core.somaxconn"] for e in entries)
 
 
@@ -223,3 +237,23 @@ def test_bench_cli_two_hosts_and_report_names_the_hosts_that_differed(
     assert twice.returncode == 2 and "--host gen-a: named twice" in twice.stderr
     loop = cli("bench", "--host", "gen-a", "--local-sink", "--listen", "127.0.0.1:0", "--messages", "10", *flags)
     assert loop.returncode == 2 and "cannot reach a sink on loopback" in loop.stderr
+
+
+def test_through_an_mta_two_hosts_stamp_distinct_ids_and_are_accounted_together(
+    aliases: dict[str, Sshd], cli: Cli, tmp_path: Path
+) -> None:
+    """gen-b's ids start at worker 1 (--worker-base): a message it sent and the MTA lost is named as its own."""
+    port = free_port()
+    lost = 1 << WORKER_SHIFT | 5  # gen-b's fifth message
+    with Relay(("127.0.0.1", port), drop=lambda message: stamp_id(message) == lost) as relay:
+        done = cli(
+            "bench", "--host", "gen-a", "--host", "gen-b", "--through", relay.address, "--local-sink",
+            "--listen", f"127.0.0.1:{port}", "--messages", "1000", "--concurrency", "10", "--probe-timeout", "5",
+            "--drain-timeout", "10", "--state-dir", tmp_path, "--json",
+        )  # fmt: skip
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert done.returncode == 1, done.stderr
+    delivery = result["delivery"]
+    assert (delivery["injected"], delivery["delivered"], delivery["lost"], delivery["duplicated"]) == (1000, 999, 1, 0)
+    assert delivery["lost_ids"] == ["1:5"] and delivery["unexpected"] == 0
+    assert [g["sent"] for g in result["generators"]] == [500, 500]
