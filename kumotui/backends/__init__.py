@@ -98,6 +98,8 @@ class LoadRequest:
     allow_remote_target: bool = False
     stamp: str | None = None
     """Stamp each message with this run tag, a unique id and its send time (built-in generator)."""
+    worker_base: int = 0
+    """The first worker's index in stamp ids: generators on several hosts take distinct ranges (built-in)."""
     keep_going: bool = False
     """Carry on after a refused message (the sink answers a share with 4xx/5xx)."""
     extra_args: tuple[str, ...] = ()

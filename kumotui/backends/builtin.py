@@ -16,7 +16,7 @@ from kumotui.backends import Backend, LoadRequest, SinkRequest
 from kumotui.backends.job import Job
 from kumotui.backends.lines import LineSplitter
 from kumotui.backends.process import Launcher
-from kumotui.backends.samples import RateWindow, Role, Sample, Summary, active_summary
+from kumotui.backends.samples import LatencyHistogram, RateWindow, Role, Sample, Summary, active_summary
 
 # --- the engines' JSON lines ----------------------------------------------------------
 
@@ -200,6 +200,20 @@ class BuiltinGenJob(EngineJob):
             last = self.last or {}
             return {**last.get("failed_by", {}), **last.get("connect_errors", {})}
 
+    def histogram(self) -> LatencyHistogram | None:
+        """The latency histogram of the latest line (None before the first): generators on several hosts merge these."""
+        with self._lock:
+            line: dict[str, Any] = dict(self.last or {})
+        return LatencyHistogram.from_line(line)
+
+    def unsent(self) -> int | None:
+        """Messages of the budget never sent or left in flight, from the final line (None before it)."""
+        with self._lock:
+            final: dict[str, Any] | None = dict(self.final) if self.final is not None else None
+        if final is None:
+            return None
+        return int(final.get("unsent", 0)) + int(final.get("unfinished", 0))
+
     def accepted_ids(self) -> list[list[int]]:
         """The stamp ids the server accepted (``--stamp``), from the final line (empty before it)."""
         with self._lock:
@@ -279,6 +293,8 @@ def generator_args(request: LoadRequest) -> list[str]:
         args += ["--reply-timeout", f"{request.reply_timeout:g}"]
     if request.stamp:
         args += ["--stamp", request.stamp]
+    if request.worker_base:
+        args += ["--worker-base", str(request.worker_base)]
     if not request.pipelining:
         args.append("--no-pipelining")
     if request.recipient:

@@ -194,6 +194,11 @@ class Launcher:
         """The address other machines' jobs reach this launcher's jobs at (a started sink)."""
         return "127.0.0.1"
 
+    @property
+    def home_address(self) -> str:
+        """The address this launcher's jobs reach the machine kumotui runs on at (a sink started here)."""
+        return "127.0.0.1"
+
     def is_root(self) -> bool:
         """Whether jobs run as root where this launcher runs them (kumod then needs ``--user``)."""
         return os.geteuid() == 0

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from kumotui.engines.smtp_common import BUCKETS, BUCKETS_PER_OCTAVE, histogram_summary
+
 Role = Literal["sink", "generator"]
 LATENCY_KEYS = ("p50", "p90", "p95", "p99", "max")
 """The latency figures a :class:`Summary` keeps (milliseconds)."""
@@ -155,6 +157,55 @@ class Summary:
         """Rebuild a summary from :meth:`as_json`; unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class LatencyHistogram:
+    """The built-in generator's latency histogram: fixed log buckets, so histograms merge by addition.
+
+    Percentiles of a merged histogram are exactly those of all its
+    transactions together (to the bucket's width, about 4.5%), which
+    percentiles of the parts could never give.
+    """
+
+    counts: Mapping[int, int]
+    """Transactions per bucket index (non-empty buckets only)."""
+    sum_us: int = 0
+    max_us: float = 0.0
+
+    @classmethod
+    def from_line(cls, line: Mapping[str, Any]) -> LatencyHistogram | None:
+        """The histogram of an engine line (``latency_histogram`` and ``latency_ms.max``), None without one."""
+        hist = line.get("latency_histogram")
+        if not isinstance(hist, Mapping) or hist.get("buckets_per_octave") != BUCKETS_PER_OCTAVE:
+            return None
+        counts = {int(k): int(v) for k, v in (hist.get("counts") or {}).items() if int(v)}
+        latency = line.get("latency_ms") or {}
+        return cls(counts, int(hist.get("sum_us", 0)), float(latency.get("max", 0.0)) * 1000)
+
+    @classmethod
+    def merge(cls, parts: Iterable[LatencyHistogram]) -> LatencyHistogram:
+        """The histogram of every part's transactions together: bucket counts and sums add, maxima take the max."""
+        counts: dict[int, int] = {}
+        total_us, max_us = 0, 0.0
+        for part in parts:
+            for index, count in part.counts.items():
+                counts[index] = counts.get(index, 0) + count
+            total_us += part.sum_us
+            max_us = max(max_us, part.max_us)
+        return cls(counts, total_us, max_us)
+
+    @property
+    def total(self) -> int:
+        """Transactions counted."""
+        return sum(self.counts.values())
+
+    def percentiles(self) -> dict[str, float]:
+        """p50/p90/p95/p99/max/avg in milliseconds, computed as the engine computes its own."""
+        dense = [0] * BUCKETS
+        for index, count in self.counts.items():
+            dense[min(max(index, 0), BUCKETS - 1)] += count
+        return histogram_summary(dense, self.max_us, self.sum_us)
 
 
 class RateWindow:

@@ -10,8 +10,8 @@ tuning screen; nothing here knows about Textual.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 from kumotui.backends.samples import Sample
@@ -31,6 +31,9 @@ class Hint:
     """The sysctl key to look at, for the jump to tuning; or a benchmark flag
     (``--workers``) when the fix is in the run's own settings."""
     severity: str = "warn"
+    host: str | None = None
+    """The host the symptom shows on and whose parameter to change (None: the run's one host):
+    the tuning screen opens for this host."""
 
 
 @dataclass(frozen=True)
@@ -223,3 +226,59 @@ RULES: tuple[Callable[[HintInputs], Hint | None], ...] = (
 def evaluate(inputs: HintInputs) -> list[Hint]:
     """Every hint that applies now, most urgent first."""
     return [hint for rule in RULES if (hint := rule(inputs)) is not None]
+
+
+def _is_kernel_key(param: str | None) -> bool:
+    return param is not None and not param.startswith("-")
+
+
+def host_hints(host: str, roles: Sequence[str], inputs: HintInputs) -> list[Hint]:
+    """The rules on one host of a run, each hint naming the host and where to act.
+
+    ``sink host mx2: Listen queue overflowed → net.core.somaxconn on mx2``:
+    the id is the rule's and the host's (``listen-overflow@mx2``), so a pane
+    updates it in place, and :attr:`Hint.host` says which host's tuning
+    screen Enter opens.
+    """
+    where = f"{roles[0] if roles else 'the'} host {host}"
+    found = []
+    for hint in evaluate(inputs):
+        action = (
+            f" → {hint.param} on {host}" if _is_kernel_key(hint.param) else (f" → {hint.param}" if hint.param else "")
+        )
+        found.append(replace(hint, id=f"{hint.id}@{host}", title=f"{where}: {hint.title}{action}", host=host))
+    return found
+
+
+def hints_by_host(
+    hosts: Sequence[tuple[str, Sequence[str], Mapping[str, str]]],
+    readings: Mapping[str, HostStats | None],
+    at_start: Mapping[str, HostStats | None],
+    *,
+    generators: Mapping[str, Sample] | None = None,
+    sink: Sample | None = None,
+    failures: Mapping[str, Mapping[str, int]] | None = None,
+) -> list[Hint]:
+    """Every host's hints for one tick, warnings first.
+
+    Args:
+        hosts: each host's name, roles (``generator``, ``sink``, ``mta``) and the profile's kernel values there
+            at start (a run record's :class:`~kumotui.bench.records.HostEntry` gives all three).
+        readings: each host's latest :class:`HostStats` (None: not read this tick).
+        at_start: each host's first reading, the base of counters that only grow (listen overflows).
+        generators: each generator host's latest reading (the CPU-bound and sink-lag rules).
+        sink: the sink's latest reading, for the sink's host.
+        failures: failure reasons and counts of each generator host's job.
+    """
+    found: list[Hint] = []
+    for name, roles, parameters in hosts:
+        inputs = HintInputs(
+            generator=(generators or {}).get(name),
+            sink=sink if "sink" in roles else None,
+            host=readings.get(name),
+            host_at_start=at_start.get(name),
+            parameters=parameters,
+            failures=(failures or {}).get(name, {}),
+        )
+        found += host_hints(name, roles, inputs)
+    return sorted(found, key=lambda hint: hint.severity != "warn")

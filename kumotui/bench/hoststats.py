@@ -12,10 +12,16 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 import psutil
+
+from kumotui.errors import KumotuiError
+from kumotui.hosts import agent
 
 PROC = Path("/proc")
 
@@ -177,3 +183,162 @@ def process_cpu(pid: int | None) -> ProcessCpu | None:
 
 _PROCESSES: dict[int, psutil.Process] = {}
 """psutil keeps each process's previous CPU times on the object, so reuse them."""
+
+
+# --- any host, over the agent channel -------------------------------------------------------
+
+
+class CounterSource(Protocol):
+    """A remote host's agent channel, as far as readings need it (:class:`~kumotui.hosts.remote.RemoteHost`)."""
+
+    name: str
+    bytes_sent: int
+    bytes_received: int
+
+    def host_counters(self, interface: str | None = None, route_to: str | None = None) -> dict[str, Any]:
+        """One batched reading of the host's raw counters."""
+        ...
+
+
+@dataclass(frozen=True)
+class HostReading:
+    """One host's reading in a tick: its stats, or why there are none, and what the reading cost."""
+
+    host: str
+    """The host as the run names it (``local`` for this machine)."""
+    stats: HostStats | None
+    error: str = ""
+    """Why there is no reading (the link dropped); the pane says so instead of going blank."""
+    reader_pid: int | None = None
+    """The pid of the process that read the counters there: the agent's on a remote host."""
+    processes: int | None = None
+    """Processes the host has now, as the reader saw them."""
+    nofile_soft: int | None = None
+    nofile_hard: int | None = None
+    """The open-file limits of the account kumotui runs as there (the agent's, or this process's)."""
+    seconds: float = 0.0
+    """How long the reading took (one round trip on the agent channel for a remote host)."""
+    bytes: int = 0
+    """Bytes the reading moved over the agent channel (request and reply; 0 on this machine)."""
+
+
+class AgentSampler:
+    """Readings of one host from raw counters, read in one call (one agent request when remote).
+
+    The same parsing serves every host: on this machine
+    :func:`~kumotui.hosts.agent.host_counters` runs in-process; on a remote
+    one the agent runs it and sends the numbers back. CPU percentages and
+    network rates are the change since the previous reading.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        source: CounterSource | None = None,
+        *,
+        interface: str | None = None,
+        route_to: str | None = None,
+    ) -> None:
+        """Read ``source`` (None: this machine) for the host named ``name``; the interface is ``interface``,
+        or the one traffic to ``route_to`` leaves by there."""
+        self.name = name
+        self.source = source
+        self.interface = interface
+        self.route_to = route_to
+        self._last: tuple[float, dict[str, Any]] | None = None
+
+    def _counters(self) -> tuple[dict[str, Any], int]:
+        if self.source is None:
+            return agent.host_counters(interface=self.interface, route_to=self.route_to), 0
+        before = self.source.bytes_sent + self.source.bytes_received
+        counters = self.source.host_counters(self.interface, self.route_to)
+        return counters, self.source.bytes_sent + self.source.bytes_received - before
+
+    def read(self) -> HostReading:
+        """One reading; a failure (a dropped link, a malformed reply) is a reading with an error, not an exception."""
+        started = time.monotonic()
+        try:
+            counters, moved = self._counters()
+            stats = self._stats(started, counters)
+        except (KumotuiError, OSError, KeyError, TypeError, ValueError) as error:
+            return HostReading(self.name, None, error=str(error), seconds=time.monotonic() - started)
+        self.interface = counters.get("interface") or self.interface
+        return HostReading(
+            self.name,
+            stats,
+            reader_pid=_int_or_none(counters.get("pid")),
+            processes=_int_or_none(counters.get("processes")),
+            nofile_soft=_int_or_none(counters.get("nofile_soft")),
+            nofile_hard=_int_or_none(counters.get("nofile_hard")),
+            seconds=time.monotonic() - started,
+            bytes=moved,
+        )
+
+    def sample(self) -> HostStats | None:
+        """Just the stats (the shape :class:`HostSampler` gives), None when the host could not be read."""
+        return self.read().stats
+
+    def _stats(self, now: float, counters: dict[str, Any]) -> HostStats:
+        last = self._last
+        self._last = (now, counters)
+        cpus = [(int(busy), int(total)) for busy, total in counters["cpu"]]
+        previous = [(int(b), int(t)) for b, t in last[1]["cpu"]] if last is not None else []
+        per_core = (
+            tuple(
+                100.0 * (busy - old_busy) / (total - old_total) if total > old_total else 0.0
+                for (busy, total), (old_busy, old_total) in zip(cpus, previous or [(0, 0)] * len(cpus), strict=False)
+            )
+            if last is not None
+            else tuple(0.0 for _ in cpus)
+        )
+        rx_rate = tx_rate = None
+        if last is not None and now > last[0]:
+            span = now - last[0]
+            if counters.get("rx_bytes") is not None and last[1].get("rx_bytes") is not None:
+                rx_rate = (int(counters["rx_bytes"]) - int(last[1]["rx_bytes"])) / span
+                tx_rate = (int(counters["tx_bytes"]) - int(last[1]["tx_bytes"])) / span
+        total = int(counters["memory_total"])
+        return HostStats(
+            time=now,
+            cpu_per_core=per_core,
+            memory_used=total - int(counters["memory_available"]),
+            memory_total=total,
+            interface=counters.get("interface"),
+            rx_bytes_per_s=rx_rate,
+            tx_bytes_per_s=tx_rate,
+            tcp_inuse=int(counters["tcp_inuse"]),
+            tcp_time_wait=int(counters["tcp_time_wait"]),
+            open_files=int(counters["open_files"]),
+            open_files_max=int(counters["open_files_max"]),
+            listen_overflows=int(counters["listen_overflows"]),
+            listen_drops=int(counters["listen_drops"]),
+            tcp_established=_int_or_none(counters.get("tcp_established")),
+        )
+
+
+def _int_or_none(value: object) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class HostReaders:
+    """Every host of a run read once per tick, all at once: one agent request per remote host, in parallel,
+    so a tick costs about the slowest host's round trip, not their sum."""
+
+    def __init__(self, samplers: Sequence[AgentSampler]) -> None:
+        """Read ``samplers`` (one per host) on each :meth:`read`."""
+        self.samplers = list(samplers)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.samplers)), thread_name_prefix="kumotui-hosts")
+
+    def read(self) -> list[HostReading]:
+        """One reading per host, in the samplers' order."""
+        return list(self._pool.map(lambda sampler: sampler.read(), self.samplers))
+
+    def close(self) -> None:
+        """Stop the reading threads."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def sampler_for(name: str, host: object, *, route_to: str | None = None) -> AgentSampler:
+    """The sampler for an open host: over its agent channel when it has one, in-process for this machine."""
+    source = host if hasattr(host, "host_counters") else None
+    return AgentSampler(name, cast("CounterSource | None", source), route_to=route_to)

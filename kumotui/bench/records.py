@@ -21,6 +21,7 @@ from typing import Any
 from kumotui.backends.samples import Sample, Summary, thin_series
 from kumotui.bench.delivery import Delivery
 from kumotui.bench.measure import Measurement
+from kumotui.bench.senders import SenderResult
 from kumotui.errors import KumotuiError
 from kumotui.hosts import HostFacts, RefusedPath
 from kumotui.hosts.local import atomic_write, require_private_dir
@@ -72,6 +73,47 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class HostEntry:
+    """One host of a run as it was at the start: what it did, its facts, its kernel values."""
+
+    name: str
+    """As the user named it (``local`` for this machine)."""
+    roles: tuple[str, ...]
+    """``generator``, ``sink``, ``mta`` (the MTA under test): what ran there."""
+    facts: HostFacts
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    """The profile's kernel parameters' values on this host at the start."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The stored shape."""
+        return {
+            "name": self.name,
+            "roles": list(self.roles),
+            "facts": self.facts.as_dict(),
+            "parameters": dict(self.parameters),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HostEntry:
+        """Rebuild from :meth:`as_json`."""
+        return cls(
+            name=str(data["name"]),
+            roles=tuple(str(r) for r in data.get("roles", [])),
+            facts=_facts(data["facts"]),
+            parameters={str(k): str(v) for k, v in (data.get("parameters") or {}).items()},
+        )
+
+
+def _facts(data: Mapping[str, Any]) -> HostFacts:
+    return HostFacts(
+        hostname=str(data["hostname"]),
+        kernel=str(data["kernel"]),
+        cpus=int(data["cpus"]),
+        memory_bytes=int(data["memory_bytes"]),
+    )
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """One benchmark run as saved."""
 
@@ -96,6 +138,19 @@ class RunRecord:
     """Stopped early (a key, Ctrl+C, a signal): its counts are partial."""
     delivery: Delivery | None = None
     """Through an MTA under test: injected, delivered, lost, duplicated, delivery latency, the probe."""
+    hosts: tuple[HostEntry, ...] = ()
+    """Every host of the run with its roles, facts and kernel values at start (empty in older records:
+    :meth:`host_entries` then derives one from ``host`` and ``parameters``)."""
+    generators: tuple[SenderResult, ...] = ()
+    """Each generator host's own numbers (empty in older records); ``generator`` is their merge."""
+    failure: str = ""
+    """Why the run failed as a whole (a generator host's link dropped mid-run), or empty."""
+
+    def host_entries(self) -> tuple[HostEntry, ...]:
+        """The run's hosts; for a record from before per-host entries, the one host it kept."""
+        if self.hosts:
+            return self.hosts
+        return (HostEntry(self.host.hostname, ("generator",), self.host, self.parameters),)
 
     @property
     def status(self) -> RunStatus:
@@ -118,7 +173,8 @@ class RunRecord:
         """Whether every summary present says the run went as asked."""
         summaries = [s for s in (self.generator, self.sink) if s is not None]
         lost = self.delivery is not None and self.delivery.lost > 0
-        return bool(summaries) and all(s.ok for s in summaries) and not lost
+        senders_ok = all(part.ok for part in self.generators)
+        return bool(summaries) and all(s.ok for s in summaries) and not lost and senders_ok and not self.failure
 
     def as_json(self) -> dict[str, Any]:
         """The stored shape."""
@@ -137,6 +193,9 @@ class RunRecord:
             "measurement": self.measurement.as_json() if self.measurement else None,
             "stopped": self.stopped,
             "delivery": self.delivery.as_json() if self.delivery else None,
+            "hosts": [entry.as_json() for entry in self.hosts],
+            "generators": [part.as_json() for part in self.generators],
+            "failure": self.failure,
         }
 
     @classmethod
@@ -149,12 +208,7 @@ class RunRecord:
             label=str(data.get("label") or ""),
             profile=data.get("profile"),
             config=RunConfig(**data["config"]),
-            host=HostFacts(
-                hostname=str(host["hostname"]),
-                kernel=str(host["kernel"]),
-                cpus=int(host["cpus"]),
-                memory_bytes=int(host["memory_bytes"]),
-            ),
+            host=_facts(host),
             parameters={str(k): str(v) for k, v in data.get("parameters", {}).items()},
             generator=Summary.from_json(data["generator"]) if data.get("generator") else None,
             sink=Summary.from_json(data["sink"]) if data.get("sink") else None,
@@ -162,6 +216,9 @@ class RunRecord:
             measurement=Measurement.from_json(data["measurement"]) if data.get("measurement") else None,
             stopped=bool(data.get("stopped", False)),
             delivery=Delivery.from_json(data["delivery"]) if data.get("delivery") else None,
+            hosts=tuple(HostEntry.from_json(h) for h in data.get("hosts") or []),
+            generators=tuple(SenderResult.from_json(g) for g in data.get("generators") or []),
+            failure=str(data.get("failure") or ""),
         )
 
 

@@ -23,7 +23,7 @@ from kumotui.bench.published import (
     comparability,
     versus_published,
 )
-from kumotui.bench.records import RunRecord, RunStatus
+from kumotui.bench.records import HostEntry, RunRecord, RunStatus
 from kumotui.text.format import (
     DASH,
     format_bytes,
@@ -289,7 +289,18 @@ def _single(run: RunRecord) -> list[str]:
     gen_rows, sink_rows = _summary_rows(run.generator), _summary_rows(run.sink)
     rows = [(label, g, s) for (label, g), (_, s) in zip(gen_rows, sink_rows, strict=True)]
     lines += _md_table(["", "Generator", "Sink"], rows)
+    if run.failure:
+        lines += ["", f"Failed: {run.failure}."]
+    senders = sender_lines(run)
+    if senders:
+        lines += ["", "## Generator hosts", "", *(f"- {line}" for line in senders)]
     lines += ["", "## Setup", "", *_md_table(["Setting", "Value"], setup_rows(run), align="ll")]
+    if run.hosts:
+        lines += ["", "## Hosts", "", *_md_table(["Host", "Roles", "CPUs", "Memory", "Kernel"], host_rows(run))]
+    if len(run.hosts) > 1:
+        lines += ["", "## Kernel parameters at start, by host", ""]
+        by_host = [(e.name, k, v) for e in run.hosts for k, v in sorted(e.parameters.items())]
+        return lines + (_md_table(["Host", "Parameter", "Value"], by_host, align="lll") or ["Not recorded."])
     lines += ["", "## Kernel parameters at start", ""]
     if run.parameters:
         lines += _md_table(["Parameter", "Value"], sorted(run.parameters.items()), align="ll")
@@ -344,6 +355,59 @@ def parameter_differences(before: RunRecord, after: RunRecord) -> list[tuple[str
         (key, before.parameters.get(key), after.parameters.get(key))
         for key in keys
         if before.parameters.get(key) != after.parameters.get(key)
+    ]
+
+
+def _matching(entry: HostEntry, others: Sequence[HostEntry], alone: bool) -> HostEntry | None:
+    """The other run's entry for the same host: by name, else by hostname, else the only one of each."""
+    for found in (
+        [o for o in others if o.name == entry.name],
+        [o for o in others if o.facts.hostname == entry.facts.hostname],
+    ):
+        if len(found) == 1:
+            return found[0]
+    return others[0] if alone and len(others) == 1 else None
+
+
+def host_parameter_differences(before: RunRecord, after: RunRecord) -> list[tuple[str, str, str | None, str | None]]:
+    """(host, key, A, B) for every kernel value that differed at start on the same host of both runs.
+
+    A host is matched by its name, then its hostname (records from before
+    per-host entries kept one host under its hostname). A host in only one
+    run shows each of its values against ``None``.
+    """
+    a_hosts, b_hosts = before.host_entries(), after.host_entries()
+    alone = len(a_hosts) == 1 == len(b_hosts)
+    rows: list[tuple[str, str, str | None, str | None]] = []
+    seen: list[HostEntry] = []
+    for entry in a_hosts:
+        other = _matching(entry, b_hosts, alone)
+        if other is not None:
+            seen.append(other)
+        theirs = other.parameters if other is not None else {}
+        for key in sorted(set(entry.parameters) | set(theirs)):
+            if entry.parameters.get(key) != theirs.get(key):
+                rows.append((entry.name, key, entry.parameters.get(key), theirs.get(key)))
+    for entry in b_hosts:
+        if entry not in seen:
+            rows += [(entry.name, key, None, value) for key, value in sorted(entry.parameters.items())]
+    return rows
+
+
+def hosts_that_differed(before: RunRecord, after: RunRecord) -> list[str]:
+    """The hosts whose kernel values at start differed between two runs, each named once, in order."""
+    names: list[str] = []
+    for name, _key, _a, _b in host_parameter_differences(before, after):
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def host_rows(run: RunRecord) -> list[tuple[str, str, str, str, str]]:
+    """Each host of a run: name, roles, CPUs, memory and kernel."""
+    return [
+        (e.name, ", ".join(e.roles), str(e.facts.cpus), format_bytes(e.facts.memory_bytes), e.facts.kernel)
+        for e in run.host_entries()
     ]
 
 
@@ -430,6 +494,8 @@ def _comparison(before: RunRecord, after: RunRecord) -> list[str]:
     if reason:
         lines += [reason, ""]
     lines += _md_table(["", "A", "B", "Change"], compare_figures(before, after))
+    if len(before.host_entries()) > 1 or len(after.host_entries()) > 1:
+        return lines + _host_differences(before, after)
     lines += ["", "## Kernel parameters that differed", ""]
     differences = parameter_differences(before, after)
     if differences:
@@ -441,6 +507,20 @@ def _comparison(before: RunRecord, after: RunRecord) -> list[str]:
     else:
         lines.append("None: both runs started with the same recorded values.")
     return lines
+
+
+def _host_differences(before: RunRecord, after: RunRecord) -> list[str]:
+    """The comparison's parameter section for runs on several hosts: which host's values differed, and how."""
+    lines = ["", "## Kernel parameters that differed, by host", ""]
+    differed = hosts_that_differed(before, after)
+    if not differed:
+        return [*lines, "None: every host started both runs with the same recorded values."]
+    lines += [f"Hosts whose parameters differed: {', '.join(differed)}.", ""]
+    shown = [
+        (host, key, a if a is not None else "(not recorded)", b if b is not None else "(not recorded)")
+        for host, key, a, b in host_parameter_differences(before, after)
+    ]
+    return lines + _md_table(["Host", "Parameter", "A", "B"], shown, align="llll")
 
 
 def _failed(run: RunRecord) -> int | None:
@@ -471,4 +551,23 @@ def _published_section(runs: Sequence[RunRecord]) -> list[str]:
         lines += ["", f"{title}:", ""]
         lines += _md_table(["Software", "Machine", "CPUs / RAM", "MMH", f"vs {cpus} CPUs"], rows, align="lllrl")
     lines += ["", PLANNING_GUIDANCE]
+    return lines
+
+
+def sender_lines(record: RunRecord) -> list[str]:
+    """One line per generator host (only when there were several): its counts, its rate, its p99, or why it has none."""
+    if len(record.generators) < 2:
+        return []
+    lines = []
+    for part in record.generators:
+        summary = part.summary
+        if summary is None:
+            lines.append(f"{part.host}: no summary: {part.error}")
+            continue
+        unsent = f", {part.unsent:,} unsent" if part.unsent else ""
+        p99 = summary.latency_p99_ms
+        lines.append(
+            f"{part.host}: {summary.count:,} sent, {summary.failed:,} failed{unsent}, "
+            f"{format_rate(summary.msgs_per_s)} msgs/s" + (f", p99 {format_ms(p99)} ms" if p99 is not None else "")
+        )
     return lines

@@ -16,21 +16,22 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kumotui.backends import Backend, SinkRequest, resolve
-from kumotui.backends.builtin import BuiltinGenJob, BuiltinSinkJob
+from kumotui.backends.builtin import BuiltinGenJob, BuiltinSinkJob, EngineJob
 from kumotui.backends.job import Job
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Role, Sample, Summary, thin_series
-from kumotui.bench.delivery import Delivery, Probe, account, counted
+from kumotui.bench.delivery import Delivery, Probe, account, counted, union
 from kumotui.bench.measure import measure
 from kumotui.bench.mta import MtaWatcher, watcher_for
 from kumotui.bench.options import BenchOptions
-from kumotui.bench.records import RunConfig, RunRecord, new_run, save_run
+from kumotui.bench.records import HostEntry, RunConfig, RunRecord, new_run, save_run
 from kumotui.bench.route import probe_ids, probe_route
+from kumotui.bench.senders import SenderResult, merged_sample, merged_summary, share
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
 from kumotui.hosts.address import format_address, is_loopback, parse_address
@@ -73,6 +74,9 @@ class BenchPlan:
     """A note saved with the run (``before tuning``), shown in the runs list."""
     parameters: dict[str, str] = field(default_factory=dict)
     """The profile's parameters' values at start, for the run record."""
+    hosts: tuple[HostEntry, ...] = ()
+    """Every host of the run with its roles, facts and kernel values at start (see
+    :func:`kumotui.bench.placement.host_entries`); kept in the run record."""
 
 
 @dataclass
@@ -105,6 +109,7 @@ class Benchmark:
         generator_launcher: Launcher | None = None,
         series_limit: int = SERIES_LIMIT,
         sink: Job | None = None,
+        generator_launchers: Sequence[Launcher] = (),
     ) -> None:
         """Prepare a run of ``plan``; nothing starts before :meth:`start`.
 
@@ -114,13 +119,31 @@ class Benchmark:
         stays flat over long runs. ``sink`` is an already started (and
         ready) sink job to count and stop with the run, when the plan sends
         to its ``target`` instead of starting one (the guided setup's sink).
+        ``generator_launchers`` runs one generator on each (several hosts,
+        built-in backend): the run's totals are shared between them
+        (:func:`~kumotui.bench.senders.share`) and their readings merged.
         """
         self.plan = replace(plan, backend=resolve(plan.backend))
         self.series_limit = series_limit
         self.sink_launcher = sink_launcher or Launcher()
-        self.generator_launcher = generator_launcher or Launcher()
+        self.generator_launchers: list[Launcher] = list(generator_launchers) or [generator_launcher or Launcher()]
+        self.generator_launcher = self.generator_launchers[0]
+        if len(self.generator_launchers) > 1 and self.plan.backend != Backend.BUILTIN:
+            raise KumotuiError(
+                f"generators on {len(self.generator_launchers)} hosts need the builtin backend "
+                f"(its counters and latency histograms merge exactly), not {self.plan.backend}"
+            )
+        messages = self.plan.options.messages
+        hosts = len(self.generator_launchers)
+        if messages is not None and messages < hosts:
+            raise KumotuiError(f"--messages {messages}: at least one message per generator host ({hosts} hosts)")
         self.sink: Job | None = sink
-        self.generator: Job | None = None
+        self.generators: list[Job] = []
+        """One generator job per generator host, in the order of :attr:`generator_launchers`."""
+        self.sender_samples: list[Sample | None] = []
+        """Each generator host's latest reading, on the run's clock (the series holds their merge)."""
+        self.failure: str | None = None
+        """Why the run ended early on its own: a generator host ended without its summary."""
         self.series: list[Sample] = []
         self.target = plan.options.target or ""
         self._stop = threading.Event()
@@ -138,10 +161,29 @@ class Benchmark:
         """``starting``, ``probing`` (the route through the MTA), ``sending``, ``draining`` (the MTA's
         backlog), ``done``: what a live view says the run is doing."""
 
+    @property
+    def generator(self) -> Job | None:
+        """The generator job: the first host's when generators run on several hosts."""
+        return self.generators[0] if self.generators else None
+
+    @generator.setter
+    def generator(self, job: Job | None) -> None:
+        self.generators = [job] if job is not None else []
+
+    @property
+    def sender_hosts(self) -> list[str]:
+        """The generator hosts' names, in order (``local`` for this machine)."""
+        return [launcher.name for launcher in self.generator_launchers]
+
+    @property
+    def several(self) -> bool:
+        """Whether generators run on more than one host."""
+        return len(self.generator_launchers) > 1
+
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the sink (if asked), wait for it, then start the generator."""
+        """Start the sink (if asked), wait for it, then start every generator together."""
         self.plan.options.validate()
         self.started_at = time.monotonic()
         _LIVE.add(self)
@@ -159,8 +201,15 @@ class Benchmark:
                 self.mta = self._mta_watcher(through, self.probe.mta_banner)
             if self.sink is not None:
                 self.poll()  # the sink's baseline, so its summary spans exactly the generator's work
-            self.generator = self.make_generator(through or self.target)
-            self.generator.start().wait_ready()
+            self.generators = [
+                self.make_generator(through or self.target_for(launcher), launcher, index)
+                for index, launcher in enumerate(self.generator_launchers)
+            ]
+            self.sender_samples = [None] * len(self.generators)
+            for job in self.generators:  # all launched before any is waited for: they start together
+                job.start()
+            for job in self.generators:
+                job.wait_ready()
             self.phase = "sending"
         except BaseException:
             self.stop()
@@ -217,11 +266,18 @@ class Benchmark:
         reading = sink.reading()
         return max(0, (reading.count if reading is not None else 0) - self._probe_baseline - len(probe_ids()))
 
+    def target_for(self, launcher: Launcher) -> str:
+        """Where a generator run by ``launcher`` sends: the run's target, except that a sink started on
+        this machine is reached from another host at the address that host sees this machine at."""
+        sink = self.sink
+        if sink is None or self.sink_launcher.remote or not launcher.remote or not self.plan.options.local_sink:
+            return self.target
+        return format_address(launcher.home_address, sink.port)
+
     def drain(self, on_samples: Callable[[list[Sample]], None] | None, interval: float) -> None:
         """After the generator ended: keep reading until the sink has every message the MTA accepted,
         or the drain deadline, or a stop."""
-        gen = self.generator
-        summary = gen.summary(self.series) if gen is not None else None
+        summary = self.generator_summary()
         injected = summary.count if summary is not None else 0
         started = time.monotonic()
         deadline = started + self.plan.options.drain_timeout
@@ -243,16 +299,18 @@ class Benchmark:
         """What happened to every message (a run through an MTA), from both sides' final lines."""
         if self.plan.options.through is None or self.sink is None or gen is None:
             return None
+        remote = self.sink_launcher.remote or any(launcher.remote for launcher in self.generator_launchers)
         clock = (
             "same host: one clock"
-            if not (self.sink_launcher.remote or self.generator_launcher.remote)
+            if not remote
             else ("different hosts: latency includes the offset between their clocks (not measured)")
         )
-        sink, generator = self.sink, self.generator
-        if self.stamped and isinstance(sink, BuiltinSinkJob) and isinstance(generator, BuiltinGenJob):
+        sink, generators = self.sink, self.generators
+        if self.stamped and isinstance(sink, BuiltinSinkJob) and all(isinstance(g, BuiltinGenJob) for g in generators):
             stamped, delivered = sink.stamps_so_far()
+            accepted = union(g.accepted_ids() for g in generators if isinstance(g, BuiltinGenJob))
             return account(
-                generator.accepted_ids(),
+                accepted,
                 delivered,
                 stamped,
                 latency_ms=sink.delivery_latency(),
@@ -262,27 +320,56 @@ class Benchmark:
             )
         return counted(gen.count, self.delivered_so_far() or 0, drain_seconds=self.drain_seconds, probe=self.probe)
 
+    def _now(self) -> float:
+        # Milliseconds, rounded down: a reading taken before the generator's launch
+        # must never look as if it came after it (the window's base count).
+        return math.floor((time.monotonic() - self.started_at) * 1000) / 1000
+
     def poll(self) -> list[Sample]:
-        """One reading of each job, kept in the series and returned."""
+        """One reading of each job, kept in the series and returned (several generators: their merge)."""
         fresh = []
-        for job in (self.generator, self.sink):
-            if job is None:
-                continue
+        jobs: list[Job] = [] if self.several else list(self.generators)
+        if self.several:
+            merged = self._poll_senders()
+            if merged is not None:
+                fresh.append(merged)
+        for job in [*jobs, *([self.sink] if self.sink is not None else [])]:
             sample = job.reading()
             if sample is not None:
-                # Milliseconds, rounded down: a reading taken before the generator's launch
-                # must never look as if it came after it (the window's base count).
-                sample = replace(sample, elapsed=math.floor((time.monotonic() - self.started_at) * 1000) / 1000)
-                fresh.append(sample)
+                fresh.append(replace(sample, elapsed=self._now()))
+        self._check_senders()
         self.series.extend(fresh)
         if len(self.series) > 2 * self.series_limit:
             self.series = thin_series(self.series, self.series_limit)
         return fresh
 
+    def _poll_senders(self) -> Sample | None:
+        """Each generator host's reading, kept per host, and their merge for the run's series."""
+        now = self._now()
+        for index, job in enumerate(self.generators):
+            sample = job.reading()
+            if sample is not None:
+                self.sender_samples[index] = replace(sample, elapsed=now)
+        histograms = [job.histogram() if isinstance(job, BuiltinGenJob) else None for job in self.generators]
+        known = [s for s in self.sender_samples if s is not None]
+        return merged_sample(known, histograms, now) if known else None
+
+    def _check_senders(self) -> None:
+        """A generator that ended without its summary (its SSH link dropped, it crashed) fails the run."""
+        if self.failure is not None:
+            return
+        for job in self.generators:
+            if isinstance(job, EngineJob) and job.finished and job.final is None:
+                why = job.error or f"exited with status {job.process.returncode}"
+                self.failure = f"the generator on {job.where} ended without its summary ({why})"
+                return
+
     @property
     def done(self) -> bool:
-        """The generator has finished (or a stop was asked for)."""
-        return self._stop.is_set() or (self.generator is not None and self.generator.finished)
+        """Every generator has finished, one failed the run, or a stop was asked for."""
+        if self._stop.is_set() or self.failure is not None:
+            return True
+        return bool(self.generators) and all(job.finished for job in self.generators)
 
     def request_stop(self) -> None:
         """Ask a running :meth:`run` to stop early (from any thread)."""
@@ -291,20 +378,48 @@ class Benchmark:
         self._stop.set()
 
     def generator_span(self) -> tuple[float, float]:
-        """When the generator was launched and when it exited (or the stop was asked), on the run's clock."""
-        gen = self.generator
-        if gen is None:
+        """When the generators were launched and when the last exited (or the stop was asked), on the run's clock."""
+        if not self.generators:
             return 0.0, 0.0
-        ends = [t for t in (gen.ended_at, self._stopped_at) if t is not None]
+        launched = min(gen.started_at for gen in self.generators)
+        exits = [gen.ended_at for gen in self.generators]
+        last_exit = max(t for t in exits if t is not None) if all(t is not None for t in exits) else None
+        ends = [t for t in (last_exit, self._stopped_at) if t is not None]
         ended = min(ends) if ends else time.monotonic()
-        return gen.started_at - self.started_at, ended - self.started_at
+        return launched - self.started_at, ended - self.started_at
 
     def stop(self) -> None:
-        """Stop every job by PID, generator first. Idempotent."""
-        for job in (self.generator, self.sink):
-            if job is not None:
-                job.stop()
+        """Stop every job by PID, generators first. Idempotent."""
+        for job in [*self.generators, *([self.sink] if self.sink is not None else [])]:
+            job.stop()
         _LIVE.discard(self)
+
+    def sender_results(self) -> list[SenderResult]:
+        """Each generator host's own result (after the run): its summary, or why it has none."""
+        results = []
+        for launcher, job in zip(self.generator_launchers, self.generators, strict=False):
+            summary = job.summary(self.series) if not self.several else job.summary([])
+            gen = job if isinstance(job, BuiltinGenJob) else None
+            error = ""
+            if summary is None:
+                error = job.error or "ended without its summary (the link to its host dropped, or it crashed)"
+            results.append(
+                SenderResult(
+                    host=launcher.name,
+                    summary=summary,
+                    unsent=gen.unsent() if gen is not None else None,
+                    error=error,
+                    latency_histogram=gen.histogram() if gen is not None and summary is not None else None,
+                )
+            )
+        return results
+
+    def generator_summary(self) -> Summary | None:
+        """The run's generator summary: the one generator's, or every host's merged exactly."""
+        if not self.several:
+            gen = self.generator
+            return gen.summary(self.series) if gen is not None else None
+        return merged_summary(self.sender_results())
 
     def run(
         self, on_samples: Callable[[list[Sample]], None] | None = None, interval: float = SAMPLE_INTERVAL
@@ -317,10 +432,11 @@ class Benchmark:
                 on_samples(fresh)
             next_tick += interval
             self._stop.wait(max(0.0, next_tick - time.monotonic()))
-        if self.generator is not None and not self.generator.finished:
-            self.generator.stop()
-        if self.generator is not None:
-            self.generator.process.drained(2.0)
+        for gen in self.generators:
+            if not gen.finished:
+                gen.stop()
+        for gen in self.generators:
+            gen.process.drained(2.0)
         if self.plan.options.through is not None:
             self.phase = "draining"
             self.drain(on_samples, interval)
@@ -339,7 +455,7 @@ class Benchmark:
         self.stop()
         if self.sink is not None:
             self.poll()  # a stopped engine's final line carries its exact totals
-        gen_summary = self.generator.summary(self.series) if self.generator else None
+        gen_summary = self.generator_summary()
         sink_series = [s for s in self.series if s.role == "sink"]
         sink_summary = self.sink.summary(sink_series) if self.sink else None
         if sink_summary is not None and gen_summary is not None:
@@ -371,6 +487,9 @@ class Benchmark:
             measurement=measure(self.series, launched=launched, ended=ended, role=role) if self.generator else None,
             stopped=interrupted,
             delivery=self.delivery(gen_summary),
+            hosts=self.plan.hosts,
+            generators=tuple(self.sender_results()),
+            failure=self.failure or "",
         )
         return BenchOutcome(record, self.target, interrupted)
 
@@ -379,17 +498,24 @@ class Benchmark:
     def make_sink(self) -> Job:
         """The sink job the plan asks for (not started)."""
         request = replace(self.plan.sink, concurrency=self.plan.options.concurrency)
+        elsewhere = [launcher.name for launcher in self.generator_launchers if launcher.remote]
+        reached_by_generators = self.plan.options.through is None  # else the MTA reaches it, not them
+        if elsewhere and reached_by_generators and not self.sink_launcher.remote and is_loopback(request.host):
+            # Generators on other hosts cannot reach this machine's loopback: listen on every
+            # interface (for this run only; each generator still checks its target's range).
+            request = replace(request, host="::" if ":" in request.host else "0.0.0.0")
         if self.stamped:
             request = replace(request, stamps=self.tag)
         return Backend(self.plan.backend).impl.sink(self.sink_launcher, request)
 
-    def make_generator(self, target: str) -> Job:
-        """The generator job for ``target`` (not started)."""
+    def make_generator(self, target: str, launcher: Launcher | None = None, index: int = 0) -> Job:
+        """The generator job for ``target`` (not started): host ``index``'s share of the load, run by ``launcher``."""
         sink = self.plan.sink
         load = self.plan.options.load(target, keep_going=bool(sink.tempfail_percent or sink.permfail_percent))
         if self.stamped:
             load = replace(load, stamp=self.tag)
-        return Backend(self.plan.backend).impl.generator(self.generator_launcher, load)
+        load = share(load, len(self.generator_launchers), index)
+        return Backend(self.plan.backend).impl.generator(launcher or self.generator_launcher, load)
 
 
 def _sink_timed_by_generator(sink: Summary, generator: Summary) -> Summary:
@@ -442,22 +568,31 @@ def prepare_plan(
     backend: str = "auto",
     sink: SinkRequest | None = None,
     label: str = "",
+    hosts: tuple[HostEntry, ...] = (),
 ) -> tuple[BenchPlan, HostFacts]:
     """The plan for a run on ``host``, with the kernel values it starts from, and the host's facts.
 
     The one place a run is prepared, for the CLI, the benchmark screen and
     the guided setup alike: load the profile, read its parameters on the host
     (for the record, and for the hints), and the host's facts (a simulated
-    tree's own, when ``settings`` point at one).
+    tree's own, when ``settings`` point at one). ``hosts`` are every host's
+    entries already read (:func:`kumotui.bench.placement.host_entries`): the
+    first one's are then the run's headline facts and values, read once.
     """
     profile = load_profile(settings.profile)
-    tree = SysctlTree(settings.sysctl_root, host)
+    if hosts:
+        first = hosts[0]
+        parameters, facts = dict(first.parameters), first.facts
+    else:
+        tree = SysctlTree(settings.sysctl_root, host)
+        parameters, facts = parameter_values(profile, tree), tree.facts()
     plan = BenchPlan(
         options,
         backend=backend,
         sink=sink or SinkRequest(),
         profile=profile.name,
         label=label,
-        parameters=parameter_values(profile, tree),
+        parameters=parameters,
+        hosts=hosts,
     )
-    return plan, tree.facts()
+    return plan, facts

@@ -24,6 +24,7 @@ from kumotui.backends.kumomta.install import SINK_PORT
 from kumotui.backends.kumomta.policy import routing_snippet
 from kumotui.backends.samples import Sample, mmh
 from kumotui.bench.options import BenchOptions, check_sink, parse_listen
+from kumotui.bench.placement import Roles, check_listen, host_entries, placed
 from kumotui.bench.records import list_runs, load_run
 from kumotui.bench.report import format_runs_table, report_markdown
 from kumotui.bench.run import Benchmark, BenchOutcome, prepare_plan, run_and_record
@@ -42,7 +43,7 @@ from kumotui.cli.options import (
 )
 from kumotui.cli.output import format_outcome, outcome_json, sink_line, summary_json
 from kumotui.errors import KumotuiError
-from kumotui.hosts import Host, HostFacts
+from kumotui.hosts import HostFacts
 from kumotui.hosts.connect import open_host
 from kumotui.hosts.launch import launcher_for
 from kumotui.hosts.local import atomic_write
@@ -377,13 +378,17 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         recipient=args.recipient,
         allow_remote_target=args.allow_remote_target,
     ).validate()
-    if len(settings.hosts) > 1:
-        raise KumotuiError("--host: bench runs its generator on one host; use --sink-host for the sink")
     if args.through and not args.local_sink:
         raise KumotuiError("--through needs --local-sink: kumotui counts what the MTA relays at its own sink")
     if args.sink_host and not args.local_sink:
         raise KumotuiError("--sink-host needs --local-sink (kumotui starts the sink there)")
     backend = resolve(args.backend)
+    roles = Roles(generators=tuple(settings.hosts) or (None,), sink=args.sink_host, starts_sink=args.local_sink).check()
+    if len(roles.generators) > 1 and backend is not Backend.BUILTIN:
+        raise KumotuiError(
+            f"--host given {len(roles.generators)} times: generators on several hosts need --backend builtin "
+            "(its counters and latency histograms merge exactly)"
+        )
     listen_host, listen_port = parse_listen(args.listen) if args.listen else ("127.0.0.1", None)
     if args.through and listen_port is None:
         listen_port = SINK_PORT  # where an MTA under test is told to deliver (KumoMTA's sink port)
@@ -401,19 +406,16 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         ),
         workers_flag="--sink-workers",
     )
-    hosts: list[Host] = []
-    try:
-        gen_host = open_host(settings.hosts[0] if settings.hosts else None, settings)
-        hosts.append(gen_host)
-        plan, facts = prepare_plan(settings, gen_host, options, backend=backend, sink=sink, label=args.label)
-        sink_host = open_host(args.sink_host, settings) if args.sink_host else None
-        if sink_host is not None:
-            hosts.append(sink_host)
-        bench = Benchmark(plan, sink_launcher=launcher_for(sink_host), generator_launcher=launcher_for(gen_host))
+    with placed(roles, settings) as hosts:  # every host reached before anything starts
+        if args.local_sink and args.listen and not args.through:
+            check_listen(listen_host, hosts)
+        entries = host_entries(settings, hosts)
+        first = hosts.host(roles.generators[0])
+        plan, facts = prepare_plan(
+            settings, first, options, backend=backend, sink=sink, label=args.label, hosts=entries
+        )
+        bench = Benchmark(plan, sink_launcher=hosts.sink_launcher(), generator_launchers=hosts.generator_launchers())
         outcome = _run(bench, facts, settings, live=not args.json and sys.stderr.isatty())
-    finally:
-        for host in hosts:
-            host.close()
     if args.json:
         print(json.dumps(outcome_json(outcome)))
     else:

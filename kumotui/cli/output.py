@@ -10,8 +10,9 @@ from typing import Any
 
 from kumotui.backends.samples import Sample, Summary
 from kumotui.bench.published import closest_published, comparability
-from kumotui.bench.report import delivery_lines, headline, published_verdict, what_was_measured
+from kumotui.bench.report import delivery_lines, headline, published_verdict, sender_lines, what_was_measured
 from kumotui.bench.run import BenchOutcome
+from kumotui.bench.senders import SenderResult
 from kumotui.errors import KumotuiError
 from kumotui.text.escape import printable
 from kumotui.text.format import format_mb_rate, format_ms, format_rate, format_seconds
@@ -207,6 +208,11 @@ def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
         doc["ok"] = body.pop("ok")
         doc["reason"] = body.pop("reason")
         doc["generator_clock"] = body
+    doc["generators"] = [_sender_json(part) for part in record.generators]
+    unsent = [part.unsent for part in record.generators]
+    doc["unsent"] = sum(u for u in unsent if u is not None) if unsent and None not in unsent else None
+    if record.failure:
+        doc["failure"] = record.failure
     if record.delivery is not None:
         doc["delivery"] = record.delivery.as_json()
     if outcome.sink is not None:
@@ -218,6 +224,13 @@ def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
     if outcome.interrupted:
         doc["interrupted"] = True
     return doc
+
+
+def _sender_json(part: SenderResult) -> dict[str, Any]:
+    """One generator host in ``bench --json``: host, sent, failed, unsent, msgs/s, latency, ok."""
+    body = part.as_json()
+    body.pop("summary")
+    return body
 
 
 def format_outcome(outcome: BenchOutcome) -> str:
@@ -235,6 +248,10 @@ def format_outcome(outcome: BenchOutcome) -> str:
             f"failed      {gen.failed:,}"
             + (f"  ({', '.join(f'{printable(k)} {v:,}' for k, v in gen.failures.items())})" if gen.failures else ""),
         ]
+    per_host = [printable(line) for line in sender_lines(record)]  # host names and errors came from hosts
+    lines += [f"            {line}" if i else f"per host    {line}" for i, line in enumerate(per_host)]
+    if record.failure:
+        lines.append(f"failed      {printable(record.failure)}")
     lines += [f"            {line}" if i else f"rate        {line}" for i, line in enumerate(headline(record))]
     if gen is not None:
         lines.append(

@@ -907,16 +907,19 @@ def present(state: dict[str, Any], elapsed: float, kind: str) -> dict[str, Any]:
         "mb_per_s": round(state.get("bytes", 0) / elapsed / 1e6, 3) if elapsed > 0 else 0.0,
         "latency_ms": latency_summary(state),
     }
+    # The histogram in every line (its non-empty buckets only), so that the
+    # readings of generators on several hosts merge exactly, live as at the end.
+    hist = state.get("hist") or []
+    line["latency_histogram"] = {
+        "buckets_per_octave": BUCKETS_PER_OCTAVE,
+        "unit": "us",
+        "counts": {str(i): c for i, c in enumerate(hist) if c},
+        "sum_us": int(state.get("latency_sum_us", 0)),
+    }
     if kind == "summary":
         line["unsent"] = int(state.get("unsent", 0))
         if "ranges_accepted" in state:
             line["ranges_accepted"] = state["ranges_accepted"]
-        hist = state.get("hist") or []
-        line["latency_histogram"] = {
-            "buckets_per_octave": BUCKETS_PER_OCTAVE,
-            "unit": "us",
-            "counts": {str(i): c for i, c in enumerate(hist) if c},
-        }
     return line
 
 
@@ -974,7 +977,7 @@ def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> in
                 "concurrency": split(cfg.concurrency, workers, i) or 1,
                 "messages": split(cfg.messages, workers, i),
                 "rate": cfg.rate / workers if cfg.rate else None,
-                "worker": i,
+                "worker": cfg.worker + i,
             }
         )
         if share.messages == 0:
@@ -1038,6 +1041,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--body-size", default="1KB", help="message size: 1000, 1KB, 100KB, 1MiB")
     p.add_argument("--rate", type=float, help="at most this many messages per second in total")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the work")
+    p.add_argument(
+        "--worker-base",
+        type=int,
+        default=0,
+        help="the first worker's index in stamp ids (generators on several hosts: distinct ranges)",
+    )
     p.add_argument("--no-pipelining", action="store_true", help="never pipeline commands")
     p.add_argument(
         "--messages-per-connection",
@@ -1086,6 +1095,10 @@ def config_from(args: argparse.Namespace) -> Config:
         ),
         (args.rate is None or (0 < args.rate < math.inf), "--rate must be positive"),
         (args.workers >= 1, "--workers must be at least 1"),
+        (
+            args.worker_base >= 0 and args.worker_base + args.workers <= common.PROBE_WORKER,
+            f"--worker-base must be at least 0, and --worker-base + --workers at most {common.PROBE_WORKER}",
+        ),
         (args.messages_per_connection >= 0, "--messages-per-connection must be >= 0"),
         (args.connect_timeout > 0, "--connect-timeout must be positive"),
         (0 < args.reply_timeout < math.inf, "--reply-timeout must be a positive number of seconds"),
@@ -1131,6 +1144,7 @@ def config_from(args: argparse.Namespace) -> Config:
         hostname=args.hostname,
         interval=args.interval,
         stamp=args.stamp,
+        worker=args.worker_base,
     )
 
 

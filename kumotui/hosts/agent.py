@@ -28,8 +28,10 @@ import fcntl
 import json
 import os
 import pwd
+import resource
 import secrets
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -482,7 +484,112 @@ def _facts(req: Request) -> Request:
         "euid": os.geteuid(),
         "state_home": state,
         "python": sys.version.split()[0],
+        # The client end of this SSH session: the address kumotui's machine has as seen from here.
+        "ssh_client": (os.environ.get("SSH_CONNECTION") or "").split(" ")[0],
     }
+
+
+# -- host readings while a benchmark runs ---------------------------------
+
+
+def _proc_text(proc: str, name: str) -> str:
+    try:
+        with open(os.path.join(proc, name), encoding="ascii", errors="replace") as handle:
+            return handle.read(MAX_FILE_BYTES)
+    except OSError:
+        return ""
+
+
+def _keyed(text: str, prefix: str) -> dict[str, int]:
+    """A header line and a value line starting with ``prefix`` (/proc/net/snmp, netstat) as a dict."""
+    rows = [line.split()[1:] for line in text.splitlines() if line.startswith(prefix)]
+    if len(rows) < 2:
+        return {}
+    return {k: int(v) for k, v in zip(rows[0], rows[1]) if v.lstrip("-").isdigit()}  # noqa: B905 (Python < 3.10 there)
+
+
+def route_interface(proc: str, address: str) -> str | None:
+    """The interface IPv4 traffic to ``address`` leaves by, from the main routing table (longest prefix)."""
+    if address.startswith("127.") or address in ("::1", "localhost"):
+        return "lo"
+    try:
+        target = int.from_bytes(socket.inet_aton(address), "little")
+    except OSError:
+        return None
+    best: tuple[int, str] | None = None
+    for line in _proc_text(proc, "net/route").splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        destination, mask = int(fields[1], 16), int(fields[7], 16)
+        if target & mask == destination and (best is None or bin(mask).count("1") > best[0]):
+            best = (bin(mask).count("1"), fields[0])
+    return best[1] if best else None
+
+
+def host_counters(proc: str = "/proc", interface: str | None = None, route_to: str | None = None) -> Request:
+    """Everything a live host pane shows, as raw counters, in one call (rates are the caller's).
+
+    CPU as busy and total jiffies per core, memory, the interface's byte
+    counters, TCP sockets in use / TIME_WAIT / established, file handles
+    against ``fs.file-max``, listen-queue overflows, this process's open-file
+    limits, and two marks of the machine that answered: this process's pid
+    and how many processes it sees.
+    """
+    cpus = []
+    for line in _proc_text(proc, "stat").splitlines():
+        if line.startswith("cpu") and line[3:4].isdigit():
+            ticks = [int(v) for v in line.split()[1:]]
+            idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+            cpus.append([sum(ticks) - idle, sum(ticks)])
+    memory = {}
+    for line in _proc_text(proc, "meminfo").splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("MemTotal", "MemAvailable"):
+            memory[name] = int(rest.split()[0]) * 1024
+    if interface is None and route_to:
+        interface = route_interface(proc, route_to)
+    rx = tx = None
+    for line in _proc_text(proc, "net/dev").splitlines()[2:]:
+        name, _, rest = line.partition(":")
+        if interface is not None and name.strip() == interface:
+            values = rest.split()
+            rx, tx = int(values[0]), int(values[8])
+    inuse = time_wait = 0
+    for name in ("net/sockstat", "net/sockstat6"):
+        for line in _proc_text(proc, name).splitlines():
+            if line.startswith(("TCP:", "TCP6:")):
+                fields = line.split()[1:]
+                pairs = dict(zip(fields[::2], fields[1::2]))  # noqa: B905 (Python < 3.10 there)
+                inuse += int(pairs.get("inuse", 0))
+                time_wait += int(pairs.get("tw", 0))
+    files = _proc_text(proc, "sys/fs/file-nr").split()
+    netstat = _keyed(_proc_text(proc, "net/netstat"), "TcpExt:")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return {
+        "cpu": cpus,
+        "memory_total": memory.get("MemTotal", 0),
+        "memory_available": memory.get("MemAvailable", 0),
+        "interface": interface,
+        "rx_bytes": rx,
+        "tx_bytes": tx,
+        "tcp_inuse": inuse,
+        "tcp_time_wait": time_wait,
+        "tcp_established": _keyed(_proc_text(proc, "net/snmp"), "Tcp:").get("CurrEstab"),
+        "open_files": int(files[0]) if len(files) == 3 else 0,
+        "open_files_max": int(files[2]) if len(files) == 3 else 0,
+        "listen_overflows": netstat.get("ListenOverflows", 0),
+        "listen_drops": netstat.get("ListenDrops", 0),
+        "nofile_soft": soft,
+        "nofile_hard": hard,
+        "pid": os.getpid(),
+        "processes": sum(1 for name in os.listdir(proc) if name.isdigit()),
+        "hostname": os.uname().nodename,
+    }
+
+
+def _host_counters(req: Request) -> Request:
+    return host_counters(interface=req.get("interface"), route_to=req.get("route_to"))
 
 
 OPS: dict[str, Any] = {
@@ -500,6 +607,7 @@ OPS: dict[str, Any] = {
     "lock": _lock,
     "unlock": _unlock,
     "lock_probe": _lock_probe,
+    "host_counters": _host_counters,
 }
 
 

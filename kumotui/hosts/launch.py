@@ -156,6 +156,12 @@ class SshLauncher(Launcher):
         """The address ssh connects to (a sink started here is reached there)."""
         return self.host.address
 
+    @property
+    def home_address(self) -> str:
+        """This machine's address as the remote host sees it: the client end of the SSH connection
+        (``SSH_CONNECTION`` there), the one address of ours the remote host is known to reach."""
+        return self.host.home_address
+
     def is_root(self) -> bool:
         """Whether the remote account is root."""
         return self.host.is_root()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import ipaddress
 import json
 import os
 import queue
@@ -272,6 +273,10 @@ class RemoteHost:
         self._facts: dict[str, Any] | None = None
         self._address: str | None = None
         self._on_close: list[Callable[[], None]] = []
+        self.bytes_sent = 0
+        """Bytes of requests written to the agent channel so far (for the cost of live readings)."""
+        self.bytes_received = 0
+        """Bytes of replies read from the agent channel so far."""
         options = ssh_options(self.connect_timeout)
         if spec.identity:
             options += ["-o", "IdentitiesOnly=yes"]
@@ -430,6 +435,8 @@ class RemoteHost:
                     f"{MAX_REPLY_BYTES // (1024 * 1024)} MiB; refused, connection closed"
                 )
             assert isinstance(line, bytes)
+            self.bytes_sent += len(data)
+            self.bytes_received += len(line) + 1
             reply = self._parse(op, line)
         if reply["ok"] is not True:
             code = reply.get("errno")
@@ -545,6 +552,11 @@ class RemoteHost:
             self._field("run", reply, "stderr", str),
         )
 
+    def host_counters(self, interface: str | None = None, route_to: str | None = None) -> dict[str, Any]:
+        """One batched reading of the host's counters for the live panes (see :func:`agent.host_counters`),
+        one request on the existing channel."""
+        return self.request("host_counters", interface=interface, route_to=route_to)
+
     def info(self) -> dict[str, Any]:
         """Facts plus the remote euid and state home (cached)."""
         if self._facts is None:
@@ -562,6 +574,24 @@ class RemoteHost:
                 raise self._malformed("facts", "the state home is not an absolute path")
             self._facts = reply
         return self._facts
+
+    @property
+    def home_address(self) -> str:
+        """The address the remote host sees this machine at (the client end of ``SSH_CONNECTION``).
+
+        Raises:
+            KumotuiError: the remote sshd did not say (no ``SSH_CONNECTION``), naming the host.
+        """
+        seen = self.info().get("ssh_client")
+        if not isinstance(seen, str) or not seen:
+            raise KumotuiError(
+                f"{self.spec}: cannot tell which address of this machine the host reaches "
+                "(no SSH_CONNECTION there); give the sink's address with --target instead of --local-sink"
+            )
+        try:
+            return str(ipaddress.ip_address(seen.split("%")[0]))
+        except ValueError:
+            raise self._malformed("facts", "ssh_client is not an IP address") from None
 
     def is_root(self) -> bool:
         """Whether the remote user is root."""

@@ -97,3 +97,16 @@ if __name__ == "__main__":  # manual use: start one and print how to reach it
 
     server = start_sshd(Path(tempfile.mkdtemp(prefix="kumotui-sshd-")))
     print(f"KUMOTUI_SSH_CONFIG={server.ssh_config} --host {server.alias}  (pid {server.process.pid})")
+
+
+def alias_config(path: Path, aliases: dict[str, Sshd]) -> Path:
+    """One ssh_config naming several test servers (or one server under several names): "hosts" for
+    tests of runs that span machines, each alias its own SSH connection and agent."""
+    blocks = [
+        f"Host {alias}\n  HostName 127.0.0.1\n  Port {server.port}\n  User {server.user}\n"
+        f"  IdentityFile {server.client_key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {server.known_hosts}\n"
+        "  StrictHostKeyChecking yes\n  BatchMode yes\n  LogLevel ERROR\n"
+        for alias, server in aliases.items()
+    ]
+    path.write_text("".join(blocks))
+    return path
