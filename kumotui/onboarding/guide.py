@@ -244,7 +244,13 @@ def run_first_bench(
 
 def summary_lines(state: GuideState, entries: list[Entry], run: RunRecord | None, routing: str | None) -> list[str]:
     """The closing page: what changed, the result against published figures, where the report
-    is, and what to do next."""
+    is, and what to do next.
+
+    The routing snippet itself is not among the lines: the screen shows it
+    unwrapped in a code block (a wrapped Lua comment would read as code).
+    The guide's own sink stopped with its run, so the lines say how to start
+    one that stays up at the address the snippet names.
+    """
     lines = ["What changed:"]
     applied = [e for e in entries if e.id in state.applied]
     if not applied:
@@ -277,10 +283,15 @@ def summary_lines(state: GuideState, entries: list[Entry], run: RunRecord | None
         "  - Check the open-file limit kumod gets: `kumotui limits --concurrency 20000`.",
         "  - Benchmark across machines: `kumotui bench --sink-host SINK --host SENDER ...`.",
     ]
-    if routing:
+    if routing and state.sink_target:
         lines += [
-            "  - Route the MTA under test to this sink (add to its init.lua):",
-            "",
-            *(f"    {line}" for line in routing.splitlines()),
+            "  - Route an MTA under test to a sink. The guide's sink stopped with its run; start one",
+            f"    that stays up: `{sink_command(state.sink_target, state.sink_backend)}`,",
+            "    then add the init.lua below to the MTA's policy (y copies it).",
         ]
     return lines
+
+
+def sink_command(target: str, backend: str | None) -> str:
+    """The command that starts a sink which stays up at ``target`` (the routing snippet's address)."""
+    return f"kumotui sink --backend {backend or 'builtin'} --listen {target}"

@@ -25,6 +25,7 @@ from kumotui.settings import Settings
 from kumotui.text.format import format_mmh
 from kumotui.ui.app import KumotuiApp, make_app
 from kumotui.ui.commands import ScreenCommands
+from kumotui.ui.modals.confirm import ConfirmScreen
 from kumotui.ui.modals.export import ExportScreen
 from kumotui.ui.screens.bench import BenchScreen
 from kumotui.ui.screens.runs import RunsScreen
@@ -189,7 +190,15 @@ async def test_quitting_mid_run_stops_every_job_and_keeps_the_partial_run(demo_d
         screen, pids = await start_long_run(app, pilot)
         spawned.extend(pids)
         assert screen.check_action("start", ()) is False and screen.check_action("stop", ()) is True
+        await pilot.press("q")  # asks first: the run goes on while the question is open
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert all(alive(pid) for pid in pids) and app.is_running
+        await pilot.press("escape")  # no: still running
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert all(alive(pid) for pid in pids) and screen.run_active()
         await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
     assert spawned and not [pid for pid in spawned if alive(pid)]
     (saved,) = list_runs(demo_dir / "var/lib/kumotui")
     assert saved.generator is not None and 0 < saved.generator.count < 18000

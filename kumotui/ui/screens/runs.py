@@ -66,7 +66,7 @@ class RunsScreen(Screen[None]):
         Binding("e", "export", "Export", id="runs-export", tooltip="Write the Markdown report of what is shown"),
         Binding("x", "clear_picks", "Clear", id="runs-clear", tooltip="Drop both picks; show the highlighted run"),
         Binding("R", "reload", "Reload", id="runs-reload", show=False, tooltip="Read the saved runs again"),
-        Binding("q", "quit", "Quit", id="quit", tooltip="Leave kumotui"),
+        Binding("q", "app.request_quit", "Quit", id="quit", tooltip="Leave kumotui"),
     ]
 
     class RunsListed(Message):
@@ -295,7 +295,3 @@ class RunsScreen(Screen[None]):
     def action_reload(self) -> None:
         """Read the saved runs again."""
         self.reload()
-
-    def action_quit(self) -> None:
-        """Leave the app."""
-        self.app.exit()

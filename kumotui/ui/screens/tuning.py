@@ -91,7 +91,7 @@ class TuningScreen(Screen[None]):
         Binding(
             "escape", "close_filter", "Clear filter", id="clear-filter", show=False, tooltip="Show every parameter"
         ),
-        Binding("q", "quit", "Quit", id="quit", tooltip="Leave kumotui"),
+        Binding("q", "app.request_quit", "Quit", id="quit", tooltip="Leave kumotui"),
     ]
 
     class FindingsRead(Message):
@@ -131,6 +131,7 @@ class TuningScreen(Screen[None]):
         *,
         host_facts: HostFacts | None = None,
         privilege: Privilege | None = None,
+        host: Host | None = None,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -141,13 +142,14 @@ class TuningScreen(Screen[None]):
             settings: paths and the profile to judge by.
             host_facts: fixed facts (tests, screenshots); read from the host when None.
             privilege: a fixed privilege mode (tests, screenshots); detected when None.
+            host: a connection already open (the host switcher's); opened here when None.
             name: Textual's widget name.
             id: Textual's widget id.
             classes: Textual's CSS classes.
         """
         super().__init__(name=name, id=id, classes=classes)
         self.settings = settings
-        self.host: Host | None = None
+        self.host: Host | None = host
         """The open connection (local or SSH), closed when the screen goes away."""
         self.target: Target | None = None
         """The host's tree, drop-in and journal; set by the first ``read_host``."""
@@ -203,7 +205,7 @@ class TuningScreen(Screen[None]):
                 f"the app tunes one host at a time, got {len(hosts)} --host options; "
                 "use `kumotui check` or `kumotui apply` for several"
             )
-        host = open_host(hosts[0] if hosts else None, self.settings)
+        host = self.host or open_host(hosts[0] if hosts else None, self.settings)
         self.host = host
         target = Target.from_settings(self.settings, host)
         facts = self.fixed_facts or target.tree.facts()
@@ -524,7 +526,3 @@ class TuningScreen(Screen[None]):
     def action_toggle_details(self) -> None:
         """Show or hide the details panel."""
         self.show_details = not self.show_details
-
-    def action_quit(self) -> None:
-        """Leave the app."""
-        self.app.exit()
