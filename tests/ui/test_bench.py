@@ -336,7 +336,7 @@ async def test_runs_screen_compares_two_and_exports_the_report(demo_dir: Path) -
         assert screen.compared == (before, after)
         shown = str(screen.query_one("#runs-text", Static).render())
         assert "Generator rate (msgs/s)" in shown and "+9.0% (better)" in shown
-        assert "net.ipv4.ip_local_port_range  32768 60999 → 5000 63000" in shown
+        assert "net.ipv4.ip_local_port_range  32768 60999 → 5000 63001" in shown
         assert str(screen.query_one("#runs-table").get_cell(before.id, "started")).startswith("A ")  # type: ignore[attr-defined]
         await pilot.press("e")
         await settle(pilot)

@@ -175,7 +175,7 @@ async def test_full_flow_filter_edit_exclude_apply_rollback(demo_dir: Path, size
         await settle(pilot)
 
         assert read_tree(tree, "vm.max_map_count") == "1000000"
-        assert read_tree(tree, "net.ipv4.ip_local_port_range") == "5000 63000"
+        assert read_tree(tree, "net.ipv4.ip_local_port_range") == "5000 63001"
         assert read_tree(tree, "net.core.rmem_max") == "212992"  # excluded
         assert len(journal_files(demo_dir)) == 1
         assert "vm.max_map_count = 1000000" in (demo_dir / "etc/sysctl.d/90-kumomta.conf").read_text()

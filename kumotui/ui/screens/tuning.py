@@ -20,7 +20,7 @@ from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
 from kumotui.hosts.connect import open_host
 from kumotui.settings import Settings
-from kumotui.tuning.catalog import info
+from kumotui.tuning.catalog import info, mode_change
 from kumotui.tuning.findings import Finding, evaluate, summary
 from kumotui.tuning.plan import PlanRow, plan_rows
 from kumotui.tuning.privilege import Privilege, detect_privilege
@@ -345,10 +345,11 @@ class TuningScreen(Screen[None]):
             action = "nothing: excluded from the plan (space puts it back)."
         else:
             where = self.target.dropin if self.target else "the drop-in"
-            action = f"write {row.write} now and persist it in {where}."
-            if finding.current is not None and takes_away(finding.rule, finding.current, row.write):
+            mode = mode_change(row.key, finding.current or "", row.write)
+            action = f"write {row.write} now and persist it in {where}" + (f" ({mode})." if mode else ".")
+            if mode is None and finding.current is not None and takes_away(finding.rule, finding.current, row.write):
                 now = " ".join(finding.current.split())
-                warnings.append(f"This lowers the current value ({now} → {row.write}).")
+                warnings.append(f"This goes against the rule {finding.rule} ({now} → {row.write}).")
         return Explanation(
             row=row,
             units=facts.units if facts else None,
