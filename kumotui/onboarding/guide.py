@@ -24,7 +24,7 @@ from kumotui.backends.samples import Sample
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.published import versus_published
 from kumotui.bench.records import RunRecord
-from kumotui.bench.report import report_markdown
+from kumotui.bench.report import report_markdown, reports_dir
 from kumotui.bench.run import Benchmark, BenchOutcome, prepare_plan, run_and_record
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
@@ -231,7 +231,7 @@ def run_first_bench(
     plan, host_facts = prepare_plan(settings, host, options, backend=backend)
     bench = Benchmark(plan, sink=sink if target is not None else None)
     outcome = run_and_record(bench, facts or host_facts, state_dir, on_samples)
-    report = state_dir / "reports" / f"{outcome.record.id}.md"
+    report = reports_dir(state_dir) / f"{outcome.record.id}.md"
     try:
         atomic_write(report, report_markdown(outcome.record), mode=0o600)
     except OSError as error:

@@ -524,6 +524,17 @@ class TuningScreen(Screen[None]):
         """Read every value again (after changing something outside kumotui)."""
         self.reread()
 
+    def copy_text(self) -> tuple[str, str] | None:
+        """What y copies here: the highlighted row's proposed value (or its current one)."""
+        row = self.query_one(ParamTable).highlighted if self.is_mounted else None
+        if row is None:
+            return None
+        if row.write is not None and row.included:
+            return f"{row.key} (proposed)", row.write
+        if row.finding.current is None:
+            return None
+        return f"{row.key} (current)", normalize(row.finding.current)
+
     def action_toggle_details(self) -> None:
         """Show or hide the details panel."""
         self.show_details = not self.show_details
