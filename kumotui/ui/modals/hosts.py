@@ -32,6 +32,10 @@ from kumotui.tuning.profiles import load_profile
 from kumotui.tuning.sysctl import SysctlTree
 from kumotui.tuning.values import STATUS_ICON
 from kumotui.ui.notices import notify_error
+from kumotui.ui.widgets.param_table import ellipsize
+
+COMPARE_VALUE_WIDTH = 14
+"""Cells of a value in the comparison are cut to this, with an ellipsis that says so."""
 
 LOCAL = "local"
 """The row for this machine (no ``--host``)."""
@@ -222,7 +226,9 @@ class HostsScreen(ModalScreen[str | None]):
                 if finding is None:
                     cells.append("–")
                 else:
-                    current = printable(" ".join((finding.current or "").split()), keep="")[:14]
+                    current = ellipsize(
+                        printable(" ".join((finding.current or "").split()), keep=""), COMPARE_VALUE_WIDTH
+                    )
                     cells.append(f"{STATUS_ICON[finding.status]} {finding.status} {current}".rstrip())
             table.add_row(key, *cells, key=key)
         for name, result in message.results.items():

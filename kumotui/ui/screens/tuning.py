@@ -91,6 +91,7 @@ class TuningScreen(Screen[None]):
         Binding(
             "escape", "close_filter", "Clear filter", id="clear-filter", show=False, tooltip="Show every parameter"
         ),
+        Binding("escape", "close_details", "Back", id="details-back", tooltip="Back from the details to the table"),
         Binding("q", "app.request_quit", "Quit", id="quit", tooltip="Leave kumotui"),
     ]
 
@@ -412,7 +413,9 @@ class TuningScreen(Screen[None]):
         if action in ("reread", "switch_profile"):
             return not self.busy
         if action == "close_filter":
-            return bool(self.filter_text) or self.has_class("-filtering")
+            return (bool(self.filter_text) or self.has_class("-filtering")) and not self.has_class("-details-full")
+        if action == "close_details":
+            return self.has_class("-details-full")
         return True
 
     def action_filter(self) -> None:
@@ -536,5 +539,26 @@ class TuningScreen(Screen[None]):
         return f"{row.key} (current)", normalize(row.finding.current)
 
     def action_toggle_details(self) -> None:
-        """Show or hide the details panel."""
-        self.show_details = not self.show_details
+        """Show or hide the details panel; on a narrow terminal, show it full-width in the table's place.
+
+        At 80x24 a long profile leaves the panel under the table no rows at
+        all, so there ``d`` swaps the table for the panel (and back).
+        """
+        if self.has_class("-narrow"):
+            self.set_details_full(not self.has_class("-details-full"))
+        else:
+            self.show_details = not self.show_details
+
+    def set_details_full(self, full: bool) -> None:
+        """Swap the table for the full-width details panel (narrow terminals), or back."""
+        self.set_class(full, "-details-full")
+        if full:
+            self.show_details = True
+            self.query_one(ParamDetails).focus()
+        else:
+            self.query_one(ParamTable).focus()
+        self.refresh_bindings()
+
+    def action_close_details(self) -> None:
+        """Back from the full-width details to the table."""
+        self.set_details_full(False)

@@ -38,6 +38,41 @@ def ellipsize(text: str, width: int) -> str:
     return text[: max(width - 1, 0)] + ELLIPSIS
 
 
+def field_segments(value: str, reference: str) -> list[tuple[str, bool]]:
+    """A value's fields, each marked when it differs from the same field of ``reference``.
+
+    Only values of several fields (``tcp_rmem``: min default max) are
+    marked, and only against a reference of as many fields.
+    """
+    fields, others = value.split(), reference.split()
+    if len(fields) < 2 or len(fields) != len(others):
+        return [(value, False)]
+    return [(field, field != other) for field, other in zip(fields, others, strict=True)]
+
+
+def fit_fields(segments: list[tuple[str, bool]], width: int) -> list[tuple[str, bool]]:
+    """Segments shortened to ``width`` cells so the differing fields stay visible.
+
+    Fields that match the reference give way first (each run of them
+    becomes one ``…``); only then is the end cut, with an ellipsis.
+    """
+
+    def length(parts: list[tuple[str, bool]]) -> int:
+        return len(" ".join(text for text, _ in parts))
+
+    if length(segments) <= width or not any(differs for _, differs in segments):
+        return segments if length(segments) <= width else [(ellipsize(" ".join(t for t, _ in segments), width), False)]
+    kept: list[tuple[str, bool]] = []
+    for text, differs in segments:
+        if differs:
+            kept.append((text, True))
+        elif not kept or kept[-1] != (ELLIPSIS, False):
+            kept.append((ELLIPSIS, False))
+    if length(kept) <= width:
+        return kept
+    return [(ellipsize(" ".join(t for t, _ in kept), width), False)]
+
+
 def fit_widths(natural: dict[str, int], available: int) -> dict[str, int]:
     """Column widths that fit ``available`` cells, shrinking the widest first.
 
@@ -99,6 +134,7 @@ class ParamTable(DataTable[Text]):
     | `param-table--unknown` | A key that is missing or unreadable. |
     | `param-table--change` | A value apply would write. |
     | `param-table--muted` | Nothing to do, or taken out of the plan. |
+    | `param-table--field` | The field of a multi-field value that differs. |
     """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -107,6 +143,7 @@ class ParamTable(DataTable[Text]):
         "param-table--unknown",
         "param-table--change",
         "param-table--muted",
+        "param-table--field",
     }
 
     DEFAULT_CSS = """
@@ -118,6 +155,7 @@ class ParamTable(DataTable[Text]):
         & > .param-table--unknown { color: $text-warning; }
         & > .param-table--change { color: $text-accent; text-style: bold; }
         & > .param-table--muted { color: $text-muted; }
+        & > .param-table--field { text-style: bold underline; }
     }
     """
 
@@ -250,8 +288,14 @@ class ParamTable(DataTable[Text]):
         else:
             proposed_style = self._style("param-table--muted")
         cells: dict[str, Text] = {}
+        references = {"current": texts["recommended"], "recommended": texts["current"], "proposed": texts["current"]}
         for column, text in texts.items():
-            shown = ellipsize(text, widths.get(column, len(text)))
+            width = widths.get(column, len(text))
+            shown = ellipsize(text, width)
+            if column in references and row.finding.status is not Status.OK:
+                style = proposed_style if column == "proposed" else Style()
+                cells[column] = self._vector_cell(fit_fields(field_segments(text, references[column]), width), style)
+                continue
             if column == "key":
                 cells[column] = _KeyCell(row.key, shown, rank)
             elif column == "status":
@@ -261,6 +305,16 @@ class ParamTable(DataTable[Text]):
             else:
                 cells[column] = Text(shown, no_wrap=True, end="")
         return cells
+
+    def _vector_cell(self, segments: list[tuple[str, bool]], style: Style) -> Text:
+        """A value cell with the differing fields marked (bold, underlined)."""
+        cell = Text(no_wrap=True, end="", style=style)
+        field_style = self._style("param-table--field")
+        for index, (text, differs) in enumerate(segments):
+            if index:
+                cell.append(" ")
+            cell.append(text, style=field_style if differs else None)
+        return cell
 
     def on_idle(self) -> None:
         """Redraw everything once the columns settle on new widths.
