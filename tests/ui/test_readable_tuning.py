@@ -113,3 +113,26 @@ async def test_host_compare_marks_a_cut_number_with_an_ellipsis(demo_dir: Path, 
         local = str(compare.get_row("kernel.shmmax")[1])  # 18446744073692774399: 20 digits
         assert local.startswith("✔ ok 1844674407") and local.endswith("…"), local
         assert str(compare.get_row("kernel.shmmax")[2]) == "unreachable"
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)])
+async def test_the_boot_column_says_whether_each_value_survives_a_reboot(tmp_path: Path, size: tuple[int, int]) -> None:
+    settings = make_simulated_host(tmp_path / "host")
+    later = settings.system_root / "usr/lib/sysctl.d"
+    later.mkdir(parents=True, exist_ok=True)
+    (later / "99-vendor.conf").write_text("# read after 90-kumomta.conf\nvm.max_map_count = 65530\n")
+    (later / "50-base.conf").write_text("net.core.somaxconn = 4096\nnet.core.rmem_default = 1000\n")
+    app = make_app(settings, host_facts=DEMO_FACTS)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(ParamTable)
+        marks = {row.key: table.get_cell(row.key, "boot").plain for row in table.rows_shown}
+        assert marks["vm.max_map_count"] == "⚠"  # the vendor file, read later, sets it back
+        assert marks["net.core.rmem_max"] == "✔"  # the drop-in will set it
+        assert marks["net.core.somaxconn"] == "✔"  # not changed; a file sets today's value at boot
+        assert marks["net.core.rmem_default"] == "⚠"  # not changed; a file sets another value at boot
+        assert marks["fs.file-max"] == "·"  # nobody sets it
+        table.move_cursor(row=table.get_row_index("vm.max_map_count"))
+        await settle(pilot)
+        text = str(app.screen.query_one(ParamDetails).query_one("#details-text").render())
+        assert f"{later / '99-vendor.conf'}:2sets65530" in "".join(text.split())  # wrapped across lines

@@ -21,6 +21,7 @@ from kumotui.hosts import Host, HostFacts
 from kumotui.hosts.connect import open_host
 from kumotui.settings import Settings
 from kumotui.tuning.catalog import info, mode_change
+from kumotui.tuning.dropin import BootView, boot_view
 from kumotui.tuning.findings import Finding, evaluate, summary
 from kumotui.tuning.plan import PlanRow, plan_rows
 from kumotui.tuning.privilege import Privilege, detect_privilege
@@ -96,12 +97,13 @@ class TuningScreen(Screen[None]):
     ]
 
     class FindingsRead(Message):
-        """A profile was (re)read against the host."""
+        """A profile was (re)read against the host, with who sets each key at boot."""
 
-        def __init__(self, profile: Profile, findings: list[Finding]) -> None:
+        def __init__(self, profile: Profile, findings: list[Finding], boot: BootView) -> None:
             super().__init__()
             self.profile = profile
             self.findings = findings
+            self.boot = boot
 
     class JournalChecked(Message):
         """What the journal says needs attention: interrupted applies or rollbacks, unreadable entries."""
@@ -164,6 +166,8 @@ class TuningScreen(Screen[None]):
         """Values the operator typed, by key (validated by the core on entry)."""
         self.excluded: set[str] = set()
         """Keys the operator took out of the plan."""
+        self.boot: BootView | None = None
+        """Who sets each key at boot (the files in sysctl.d order), read with the findings."""
         self.notices: list[str] = []
         """Interrupted applies and the like, from the journal (see :class:`JournalChecked`)."""
 
@@ -229,8 +233,9 @@ class TuningScreen(Screen[None]):
         """Load ``spec`` and judge every parameter against the host."""
         profile = load_profile(spec)
         findings = evaluate(profile, target.tree)
+        boot = boot_view(target.host, target.dropin, [f.key for f in findings], target.system_root)
         if not get_current_worker().is_cancelled:
-            self.post_message(self.FindingsRead(profile, findings))
+            self.post_message(self.FindingsRead(profile, findings, boot))
 
     def reread(self, spec: str | None = None) -> None:
         """Judge the host again, by ``spec`` or the current profile."""
@@ -278,6 +283,7 @@ class TuningScreen(Screen[None]):
         self.profile = message.profile
         self.profile_spec = message.profile.name
         self.findings = message.findings
+        self.boot = message.boot
         self.query_one(HostHeader).profile_name = message.profile.name
         self.refresh_rows()
 
@@ -301,7 +307,7 @@ class TuningScreen(Screen[None]):
         """Push the current rows into the table and the summary, honouring the filter."""
         needle = self.filter_text.strip().lower()
         rows = [row for row in self.plan_rows() if needle in row.key.lower()]
-        self.query_one(ParamTable).show(rows)
+        self.query_one(ParamTable).show(rows, {row.key: self.boot_outlook(row)[0] for row in rows})
         self.update_details()
         self.update_summary()
         self.refresh_bindings()
@@ -332,6 +338,13 @@ class TuningScreen(Screen[None]):
         row = self.query_one(ParamTable).highlighted
         self.query_one(ParamDetails).explain(self.explanation(row) if row else None)
 
+    def boot_outlook(self, row: PlanRow) -> tuple[str, str]:
+        """(mark, words): would this row's value survive a reboot once the plan is applied?"""
+        if self.boot is None:
+            return "", ""
+        write = row.write if row.write is not None and row.included else None
+        return self.boot.outlook(row.key, row.finding.current, write)
+
     def explanation(self, row: PlanRow) -> Explanation:
         """What the details panel says about ``row``: catalog facts, apply's action, warnings."""
         finding = row.finding
@@ -357,6 +370,7 @@ class TuningScreen(Screen[None]):
             kernel_default=facts.default if facts else None,
             action=action,
             warnings=tuple(warnings),
+            boot=" ".join(self.boot_outlook(row)).strip(),
         )
 
     def watch_busy(self) -> None:

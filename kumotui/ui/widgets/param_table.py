@@ -21,11 +21,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("current", "Current"),
     ("recommended", "Recommended"),
     ("status", "Status"),
+    ("boot", "Boot"),
     ("proposed", "Proposed"),
 )
 """Column keys and headers, left to right."""
 
-_MIN_WIDTH = {"key": 16, "current": 6, "recommended": 6, "status": 4, "proposed": 6}
+_MIN_WIDTH = {"key": 16, "current": 6, "recommended": 6, "status": 4, "boot": 4, "proposed": 6}
 _SOFT_MIN = 11
 """Value columns shrink to this before the key column gives up anything:
 a value of up to 11 characters (``32768 60999``) stays whole."""
@@ -173,6 +174,8 @@ class ParamTable(DataTable[Text]):
         self._ranks: dict[str, int] = {}
         self._widths: dict[str, int] = {}
         self._drawn_widths: tuple[int, ...] = ()
+        self.boot_marks: dict[str, str] = {}
+        """Per key: ✔ the value survives a reboot after apply, ⚠ a later file overrides it, · not persisted."""
 
     def on_mount(self) -> None:
         """Add the columns; their widths follow the content and the table's width."""
@@ -192,12 +195,14 @@ class ParamTable(DataTable[Text]):
         row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
         return self._rows.get(str(row_key.value))
 
-    def show(self, rows: Sequence[PlanRow]) -> None:
+    def show(self, rows: Sequence[PlanRow], boot: dict[str, str] | None = None) -> None:
         """Make the table show ``rows``: drop stale rows, update changed cells, add new ones.
 
         The order is problems first, then profile order; the cursor stays on
         the same key when that key is still shown.
         """
+        if boot is not None:
+            self.boot_marks = boot
         current = self.highlighted
         keep_key = current.key if current is not None else None
         ordered = [row for _, row in sorted(enumerate(rows), key=lambda p: (p[1].rank, p[0]))]
@@ -266,6 +271,7 @@ class ParamTable(DataTable[Text]):
             "current": printable(current, keep=""),
             "recommended": printable(finding.recommended, keep=""),
             "status": f"{STATUS_ICON[status]} {status}",
+            "boot": self.boot_marks.get(row.key, ""),
             "proposed": printable(proposed, keep=""),
         }
 
