@@ -60,12 +60,15 @@ SCREEN_NOTES: dict[str, tuple[str, ...]] = {
 """What each kind of screen's columns and words mean, by class (a subclass finds its parent's)."""
 
 
+def kind_of(screen: Screen[object]) -> str | None:
+    """The class name :data:`SCREEN_NOTES` knows ``screen`` by (a subclass finds its parent's)."""
+    return next((cls.__name__ for cls in type(screen).__mro__ if cls.__name__ in SCREEN_NOTES), None)
+
+
 def notes_for(screen: Screen[object]) -> tuple[str, ...]:
-    """The explanations for ``screen``'s kind, following its class's parents."""
-    for cls in type(screen).__mro__:
-        if cls.__name__ in SCREEN_NOTES:
-            return SCREEN_NOTES[cls.__name__]
-    return ()
+    """The explanations for ``screen``'s kind."""
+    kind = kind_of(screen)
+    return SCREEN_NOTES[kind] if kind else ()
 
 
 def keys_of(screen: Screen[object]) -> list[tuple[str, str]]:
@@ -74,7 +77,8 @@ def keys_of(screen: Screen[object]) -> list[tuple[str, str]]:
     seen: set[str] = set()
     for key, active in screen.active_bindings.items():
         binding = active.binding
-        if not binding.description or not active.enabled or binding.action in seen:
+        # kumotui's own keys (they carry an id); the widgets' arrows and page keys go without saying.
+        if binding.id is None or not binding.description or not active.enabled or binding.action in seen:
             continue
         seen.add(binding.action)
         words = binding.tooltip or binding.description
@@ -115,7 +119,8 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         """Title, the scrollable text, the footer."""
         with Vertical(id="help-dialog"):
-            yield Static(f"Help · {type(self.about).__name__.removesuffix('Screen') or 'kumotui'}", id="help-title")
+            kind = kind_of(self.about) or type(self.about).__name__
+            yield Static(f"Help · {kind.removesuffix('Screen')} · Esc closes", id="help-title")
             with VerticalScroll(id="help-body"):
                 yield Static(self.text, id="help-text")
             yield Footer()

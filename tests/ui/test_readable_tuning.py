@@ -136,3 +136,13 @@ async def test_the_boot_column_says_whether_each_value_survives_a_reboot(tmp_pat
         await settle(pilot)
         text = str(app.screen.query_one(ParamDetails).query_one("#details-text").render())
         assert f"{later / '99-vendor.conf'}:2sets65530" in "".join(text.split())  # wrapped across lines
+
+
+async def test_at_60x20_every_column_fits_without_scrolling_sideways(tmp_path: Path) -> None:
+    app = make_app(make_simulated_host(tmp_path / "host"), host_facts=DEMO_FACTS)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(ParamTable)
+        widths = sum(column.get_render_width(table) for column in table.ordered_columns)
+        assert widths <= table.size.width and not table.show_horizontal_scrollbar
+        assert table.get_cell("net.ipv4.tcp_tw_reuse", "proposed").plain == "1"

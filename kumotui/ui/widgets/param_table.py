@@ -9,6 +9,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from kumotui.text.escape import printable
 from kumotui.tuning.plan import PlanRow
@@ -26,7 +27,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 """Column keys and headers, left to right."""
 
-_MIN_WIDTH = {"key": 16, "current": 6, "recommended": 6, "status": 4, "boot": 4, "proposed": 6}
+_MIN_WIDTH = {"key": 16, "current": 5, "recommended": 5, "status": 4, "boot": 4, "proposed": 5}
 _SOFT_MIN = 11
 """Value columns shrink to this before the key column gives up anything:
 a value of up to 11 characters (``32768 60999``) stays whole."""
@@ -211,6 +212,8 @@ class ParamTable(DataTable[Text]):
         refit = widths != self._widths
         self._widths = widths
         with self.app.batch_update():
+            if refit:
+                self._size_columns(widths)
             for key in [k for k in self._rows if k not in ranks]:
                 self.remove_row(key)
                 del self._rows[key]
@@ -231,6 +234,22 @@ class ParamTable(DataTable[Text]):
             self._order = [row.key for row in ordered]
         if keep_key is not None and keep_key in ranks:
             self.move_cursor(row=self.get_row_index(keep_key))
+
+    def _size_columns(self, widths: dict[str, int]) -> None:
+        """Give each column its fitted width, the header cut with an ellipsis if it must be.
+
+        DataTable's automatic widths only ever grow (a header or a value seen
+        once keeps its column that wide), so on a narrow terminal the table
+        would scroll sideways instead of fitting.
+        """
+        for key, label in COLUMNS:
+            column = self.columns.get(ColumnKey(key))
+            if column is None:
+                continue
+            column.auto_width = False
+            column.width = widths[key]
+            column.label = Text(ellipsize(label, widths[key]))
+        self._require_update_dimensions = True
 
     def refit(self) -> None:
         """Fit the columns again after the table's width changed."""
