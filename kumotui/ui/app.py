@@ -20,6 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.command import CommandPalette, Provider
 from textual.message import Message
 from textual.screen import Screen
+from textual.widgets import DataTable, OptionList
 from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import Worker, WorkerState
 
@@ -39,6 +40,7 @@ from kumotui.ui.screens.bench import BenchScreen
 from kumotui.ui.screens.guide import GuideScreen
 from kumotui.ui.screens.runs import RunsScreen
 from kumotui.ui.screens.tuning import TuningScreen
+from kumotui.ui.widgets.list_filter import ListFilter
 from kumotui.ui.widgets.param_table import ParamTable
 
 WIDE_FOOTER = 100
@@ -135,6 +137,14 @@ class KumotuiApp(App[None]):
         Binding(
             "question_mark", "help", "Help", id="help", show=False, tooltip="Keys and columns of this screen, in full"
         ),
+        Binding(
+            "slash",
+            "filter_list",
+            "Filter",
+            id="filter-list",
+            show=False,
+            tooltip="Show only the rows containing some text",
+        ),
         Binding("y", "copy", "Copy", id="copy", show=False, tooltip="Copy what is under the cursor to the clipboard"),
         # vi keys in every list: the focused list's own cursor actions.
         Binding("j", "cursor('down')", "Down", show=False),
@@ -212,6 +222,8 @@ class KumotuiApp(App[None]):
             return not in_dialog and not self.switching
         if action == "copy":
             return copy_source(screen) is not None
+        if action == "filter_list":
+            return isinstance(self.focused, (DataTable, OptionList))
         return True
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
@@ -268,6 +280,20 @@ class KumotuiApp(App[None]):
         self.copy_to_clipboard(text)
         shown = text if len(text) <= 60 and "\n" not in text else f"{len(text.splitlines())} lines"
         self.notify(f"{what}: {shown}", title="Copied", markup=False, timeout=4)
+
+    async def action_filter_list(self) -> None:
+        """``/`` in a list without a filter of its own: a filter line under it (Esc puts every row back)."""
+        focused = self.focused
+        if not isinstance(focused, (DataTable, OptionList)):
+            return
+        screen = focused.screen
+        kept = [line for line in screen.query(ListFilter) if line.target is focused]
+        if kept:  # a filter kept with Enter: edit it again
+            kept[0].focus()
+            return
+        line = ListFilter(focused)
+        await screen.mount(line)  # mounted before the next key arrives, so that key is typed into it
+        line.focus()
 
     def action_cursor(self, direction: str) -> None:
         """j/k: move the focused list's cursor (tables, option lists), or scroll a text panel."""

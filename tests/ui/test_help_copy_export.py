@@ -12,9 +12,12 @@ import pytest
 from textual.widgets import DataTable, Input, Static
 
 from kumotui.bench.report import reports_dir
+from kumotui.hosts.remembered import remember_host
 from kumotui.settings import Settings
 from kumotui.ui.app import make_app
 from kumotui.ui.modals.export import ExportScreen
+from kumotui.ui.modals.hosts import HostsScreen
+from kumotui.ui.modals.profile_picker import ProfileScreen
 from kumotui.ui.screens.runs import RunsScreen
 from kumotui.ui.screens.tuning import TuningScreen
 from kumotui.ui.widgets.param_table import ParamTable
@@ -142,3 +145,46 @@ async def test_j_and_k_move_the_runs_table(demo_dir: Path) -> None:
         assert table.cursor_row == 1
         await pilot.press("k")
         assert table.cursor_row == 0
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_slash_filters_the_runs_the_profiles_and_the_hosts(demo_dir: Path, size: tuple[int, int]) -> None:
+    settings = with_runs(demo_dir)
+    remember_host("root@mta-02.example.net")
+    remember_host("sink-01.example.net:2222")
+    app = make_app(settings, host_facts=DEMO_FACTS)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("h")
+        await settle(pilot)
+        runs = app.screen
+        assert isinstance(runs, RunsScreen)
+        table = runs.query_one(DataTable)
+        assert table.row_count == 2
+        second = list(runs.runs)[1]
+        cells = [str(c) for c in table.get_row(second)]
+        unique = next(c for c in cells if not any(c in str(o) for o in table.get_row(list(runs.runs)[0])))
+        await pilot.press("slash", *unique[:12])  # a cell only the older run has
+        await settle(pilot)
+        assert table.row_count == 1 and runs.highlighted is not None and runs.highlighted.id == second
+        await pilot.press("enter", "y")  # back in the list: y copies the one shown
+        assert app.clipboard == second
+        await pilot.press("slash")
+        await pilot.press("escape")  # every row back
+        await settle(pilot)
+        assert table.row_count == 2
+
+        await pilot.press("t", "p")  # the profile picker, filtered to one
+        await wait_for(pilot, lambda: isinstance(app.screen, ProfileScreen))
+        await pilot.press("slash", *"ext", "enter", "enter")
+        tuning = app.get_screen_stack("tuning")[-1]
+        assert isinstance(tuning, TuningScreen)
+        await wait_for(pilot, lambda: tuning.profile_spec == "kumomta-extended")
+
+        await pilot.press("H")
+        await wait_for(pilot, lambda: isinstance(app.screen, HostsScreen))
+        hosts = app.screen
+        await pilot.press("slash", *"sink", "enter")
+        await settle(pilot)
+        assert hosts.query_one("#hosts-list", DataTable).row_count == 1
+        assert hosts.highlighted == "sink-01.example.net:2222"

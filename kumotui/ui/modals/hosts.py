@@ -31,6 +31,7 @@ from kumotui.tuning.findings import Finding, evaluate
 from kumotui.tuning.profiles import load_profile
 from kumotui.tuning.sysctl import SysctlTree
 from kumotui.tuning.values import STATUS_ICON
+from kumotui.ui.keys import LIST_KEYS
 from kumotui.ui.notices import notify_error
 from kumotui.ui.widgets.param_table import ellipsize
 
@@ -69,6 +70,7 @@ class HostsScreen(ModalScreen[str | None]):
         Binding("x", "forget", "Forget", id="hosts-forget", tooltip="Remove the highlighted host from the list"),
         Binding("c", "compare", "Compare", id="hosts-compare", tooltip="Check every host: one column per host"),
         Binding("escape", "close", "Close", id="hosts-close", tooltip="Back without switching"),
+        *LIST_KEYS,
     ]
 
     class Compared(Message):
@@ -123,9 +125,10 @@ class HostsScreen(ModalScreen[str | None]):
     def highlighted(self) -> str | None:
         """The host under the cursor."""
         table = self.query_one("#hosts-list", DataTable)
-        if not self.hosts or table.cursor_row >= len(self.hosts):
+        if not table.row_count:
             return None
-        return self.hosts[table.cursor_row]
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value  # rows may be filtered (/)
+        return str(key) if key in self.hosts else None
 
     # -- actions ---------------------------------------------------------
 
