@@ -161,9 +161,9 @@ async def test_slash_filters_the_runs_the_profiles_and_the_hosts(demo_dir: Path,
         assert isinstance(runs, RunsScreen)
         table = runs.query_one(DataTable)
         assert table.row_count == 2
-        second = list(runs.runs)[1]
+        newest, second = list(runs.runs)
         cells = [str(c) for c in table.get_row(second)]
-        unique = next(c for c in cells if not any(c in str(o) for o in table.get_row(list(runs.runs)[0])))
+        unique = next(c for c in cells if not any(c in str(o) for o in table.get_row(newest)))
         await pilot.press("slash", *unique[:12])  # a cell only the older run has
         await settle(pilot)
         assert table.row_count == 1 and runs.highlighted is not None and runs.highlighted.id == second
