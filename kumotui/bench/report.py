@@ -11,6 +11,7 @@ set against a run only where :func:`~kumotui.bench.published.comparability` allo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 from kumotui.backends.samples import Summary
 from kumotui.bench.delivery import Delivery
@@ -24,6 +25,8 @@ from kumotui.bench.published import (
     versus_published,
 )
 from kumotui.bench.records import HostEntry, RunRecord, RunStatus
+from kumotui.errors import KumotuiError
+from kumotui.hosts.local import atomic_write
 from kumotui.text.format import (
     DASH,
     format_bytes,
@@ -36,6 +39,31 @@ from kumotui.text.format import (
     format_size,
 )
 from kumotui.text.table import table
+
+REPORTS_DIR = "reports"
+"""Where reports go under the state dir, unless the operator names another file."""
+
+
+def reports_dir(state_dir: Path) -> Path:
+    """The state dir's reports folder: the guide's report and the export dialog's default."""
+    return state_dir / REPORTS_DIR
+
+
+def export_report(path: Path, text: str) -> Path:
+    """Write a report where the operator asked, atomically; the absolute path written.
+
+    Raises:
+        KumotuiError: naming the path and the reason (a missing or read-only
+            directory, a directory given as the file, a link).
+    """
+    target = path.expanduser().absolute()
+    if target.is_dir():
+        raise KumotuiError(f"{target} is a directory; name a file in it, e.g. {target / 'report.md'}")
+    try:
+        atomic_write(target, text, private=False)
+    except OSError as error:
+        raise KumotuiError(f"cannot write {target}: {error.strerror or error}") from None
+    return target
 
 
 def _status(summary: Summary | None) -> str:

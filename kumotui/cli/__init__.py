@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tune a KumoMTA host's kernel and prove it with a live SMTP benchmark. "
         "With no command, opens the terminal app.",
         epilog="Exit status: 0 success (check: every parameter passes), 1 the answer is no (a check failed, "
-        "a run was not ok, a confirmation was declined), 2 bad input or an unusable host, 130 interrupted, "
+        "a run was not ok, a confirmation was declined), 2 bad input or an unusable host, 70 the app crashed (a bug), "
+        "130 interrupted (Ctrl+C, SIGTERM), "
         "141 the reader of stdout went away (| head).",
         formatter_class=HelpFormatter,
     )
@@ -120,8 +121,10 @@ def run_app(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     from kumotui.ui.app import GuideMode, make_app  # deferred: scripted commands never load Textual
 
     guided = GuideMode.ALWAYS if getattr(args, "command", None) == "setup" else GuideMode.FIRST_RUN
-    make_app(settings, guided=guided).run()
-    return ExitStatus.OK
+    app = make_app(settings, guided=guided)
+    app.run()
+    # Textual shows a crash's traceback and sets a non-zero return code; scripts must see it too.
+    return ExitStatus.OK if not app.return_code else ExitStatus.CRASHED
 
 
 def _is_terminal(stream: object) -> bool:

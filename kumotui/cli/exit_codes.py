@@ -16,6 +16,9 @@ class ExitStatus(enum.IntEnum):
     ERROR = 2
     """Bad input, an unreachable host, or an environment that cannot be used
     (including read-only access when writing was asked for). Nothing was changed."""
+    CRASHED = 70
+    """The app stopped on an error kumotui did not expect (a bug; Textual printed its traceback).
+    70 is EX_SOFTWARE, "internal software error", from sysexits.h."""
     INTERRUPTED = 130
     """Stopped by Ctrl+C or SIGTERM (a benchmark keeps its partial record)."""
     BROKEN_PIPE = 141

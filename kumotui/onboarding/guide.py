@@ -24,7 +24,7 @@ from kumotui.backends.samples import Sample
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.published import versus_published
 from kumotui.bench.records import RunRecord
-from kumotui.bench.report import report_markdown
+from kumotui.bench.report import report_markdown, reports_dir
 from kumotui.bench.run import Benchmark, BenchOutcome, prepare_plan, run_and_record
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
@@ -245,7 +245,7 @@ def run_first_bench(
     plan, host_facts = prepare_plan(settings, host, options, backend=backend)
     bench = Benchmark(plan, sink=sink if target is not None else None)
     outcome = run_and_record(bench, facts or host_facts, state_dir, on_samples)
-    report = state_dir / "reports" / f"{outcome.record.id}.md"
+    report = reports_dir(state_dir) / f"{outcome.record.id}.md"
     try:
         atomic_write(report, report_markdown(outcome.record), mode=0o600)
     except OSError as error:
@@ -258,7 +258,13 @@ def run_first_bench(
 
 def summary_lines(state: GuideState, entries: list[Entry], run: RunRecord | None, routing: str | None) -> list[str]:
     """The closing page: what changed, the result against published figures, where the report
-    is, and what to do next."""
+    is, and what to do next.
+
+    The routing snippet itself is not among the lines: the screen shows it
+    unwrapped in a code block (a wrapped Lua comment would read as code).
+    The guide's own sink stopped with its run, so the lines say how to start
+    one that stays up at the address the snippet names.
+    """
     lines = ["What changed:"]
     applied = [e for e in entries if e.id in state.applied]
     if not applied:
@@ -291,10 +297,15 @@ def summary_lines(state: GuideState, entries: list[Entry], run: RunRecord | None
         "  - Check the open-file limit kumod gets: `kumotui limits --concurrency 20000`.",
         "  - Benchmark across machines: `kumotui bench --sink-host SINK --host SENDER ...`.",
     ]
-    if routing:
+    if routing and state.sink_target:
         lines += [
-            "  - Route the MTA under test to this sink (add to its init.lua):",
-            "",
-            *(f"    {line}" for line in routing.splitlines()),
+            "  - Route an MTA under test to a sink. The guide's sink stopped with its run; start one",
+            f"    that stays up: `{sink_command(state.sink_target, state.sink_backend)}`,",
+            "    then add the init.lua below to the MTA's policy (y copies it).",
         ]
     return lines
+
+
+def sink_command(target: str, backend: str | None) -> str:
+    """The command that starts a sink which stays up at ``target`` (the routing snippet's address)."""
+    return f"kumotui sink --backend {backend or 'builtin'} --listen {target}"

@@ -200,3 +200,55 @@ def overrides(host: Host, ours: Path, values: dict[str, str], system_root: Path)
                 elif after_ours:
                     found.pop(key, None)
     return list(found.values())
+
+
+@dataclass(frozen=True)
+class BootView:
+    """Who sets each key at boot, read from every sysctl file in boot order.
+
+    ``last`` is the file that wins today (our drop-in as it is on disk
+    included); ``after_ours`` the last file read after our drop-in, which
+    would override whatever apply persists.
+    """
+
+    dropin: Path
+    last: dict[str, Setting]
+    after_ours: dict[str, Setting]
+
+    def outlook(self, key: str, current: str | None, write: str | None) -> tuple[str, str]:
+        """(mark, words) for ``key`` after an apply: ✔ survives a reboot, ⚠ does not, · not persisted.
+
+        ``write`` is what apply would persist for the key (None: nothing);
+        otherwise the question is whether today's value comes back at boot.
+        """
+        if write is not None:
+            later = self.after_ours.get(key)
+            if later is not None and normalize(later.value) != normalize(write):
+                return "⚠", f"at boot {later.path}:{later.line} sets {later.value}, overriding the drop-in"
+            return "✔", f"the drop-in {self.dropin} sets it at boot"
+        last = self.last.get(key)
+        if last is None:
+            return "·", "no file sets it: at boot the kernel's default applies"
+        if current is not None and normalize(last.value) == normalize(current):
+            return "✔", f"{last.path}:{last.line} sets it at boot"
+        return "⚠", f"at boot {last.path}:{last.line} sets {last.value}, not today's value"
+
+
+def boot_view(host: Host, ours: Path, keys: list[str], system_root: Path) -> BootView:
+    """Read every sysctl file in boot order and note who sets each of ``keys`` last (see :class:`BootView`)."""
+    last: dict[str, Setting] = {}
+    after_ours: dict[str, Setting] = {}
+    passed_ours = False
+    for path in boot_files(host, ours, system_root):
+        try:
+            text = host.read_text(path)
+        except OSError:
+            text = ""
+        for setting in parse_conf(text, path):
+            for key in keys:
+                if fnmatch.fnmatchcase(key, setting.key):
+                    last[key] = setting
+                    if passed_ours:
+                        after_ours[key] = setting
+        passed_ours = passed_ours or path == ours
+    return BootView(ours, last, after_ours)

@@ -123,9 +123,11 @@ def _kernel_limits(key: str, numbers: tuple[int, ...], tree: SysctlTree) -> list
                 "the kernel refuses that (EINVAL)"
             )
         if lo % 2 == hi % 2:
+            # The suggestion widens the range by one port, so it never goes below a `covers` target.
+            fix = f"{lo} {hi + 1}" if hi < 65535 else f"{lo - 1} {hi}"
             warnings.append(
                 f"{key}: {lo} and {hi} have the same parity; the kernel documentation advises "
-                f"one even and one odd (e.g. {lo} {hi - 1}) so ports spread evenly"
+                f"one even and one odd (e.g. {fix}) so ports spread evenly"
             )
     if key in ("net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem") and list(numbers) != sorted(numbers):
         warnings.append(f"{key}: fields should rise: min <= default <= max")

@@ -125,19 +125,23 @@ def judge(rule: Rule, current: str, target: str) -> tuple[Status, str]:
 
 
 def takes_away(rule: Rule, current: str, proposed: str) -> bool:
-    """Whether writing ``proposed`` would take capacity away from ``current``.
+    """Whether writing ``proposed`` would go against the rule's promise for ``current``.
 
-    True when any numeric field would get smaller, or, under ``covers``,
-    when the new range no longer contains the current one (raising the low
-    end of a port range narrows it). The UI warns before such a change; a
-    profile's own proposal only does this under ``exactly`` (``tcp_tw_reuse``
-    2 -> 1) or when the user typed the value.
+    ``at-least`` and ``exactly``: any numeric field gets smaller. ``at-most``
+    (a timeout, where less is the point): any field gets larger. ``covers``:
+    the new range no longer contains the current one (raising the low end of
+    a port range narrows it). The UI warns before such a change; a profile's
+    own proposal never does this, and a mode (``tcp_tw_reuse``) is not a
+    magnitude: callers describe it with :func:`kumotui.tuning.catalog.mode_change`
+    first.
     """
     cur, new = parse_numbers(current), parse_numbers(proposed)
     if cur is None or new is None or len(cur) != len(new):
         return False
     if rule is Rule.COVERS and len(cur) == 2:
         return new[0] > cur[0] or new[1] < cur[1]
+    if rule is Rule.AT_MOST:
+        return any(n > c for c, n in zip(cur, new, strict=True))
     return any(n < c for c, n in zip(cur, new, strict=True))
 
 

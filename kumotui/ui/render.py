@@ -25,6 +25,7 @@ from kumotui.bench.report import (
 from kumotui.text.escape import printable
 from kumotui.text.format import DASH, format_count, format_mmh, format_ms, format_rate, format_seconds, format_size
 from kumotui.tuning.apply import Outcome
+from kumotui.tuning.catalog import mode_change
 from kumotui.tuning.journal import EntryKind, EntryStatus
 from kumotui.tuning.plan import Plan
 from kumotui.tuning.profiles import Profile
@@ -58,15 +59,18 @@ def render_preview(plan: Plan, profile: Profile | None = None) -> Content:
         parts.append(_markup(f"[b]Runtime[/b] [$text-muted]({len(plan.changes)} written now, each read back)[/]"))
         for change in plan.changes:
             param = profile.param(change.key) if profile else None
-            lowers = param is not None and takes_away(param.rule, change.before, change.after)
+            mode = mode_change(change.key, change.before, change.after)
+            lowers = mode is None and param is not None and takes_away(param.rule, change.before, change.after)
             line = _markup(
                 "  $key  [$text-muted]$before →[/] [$text-accent b]$after[/]",
                 key=change.key.ljust(width),
                 before=normalize(change.before),
                 after=change.after,
             )
-            if lowers:
-                line += _markup("  [$text-warning]⚠ lower than now[/]")
+            if mode is not None:
+                line += _markup("  [$text-muted]$mode[/]", mode=mode)
+            elif lowers:
+                line += _markup("  [$text-warning]⚠ takes away from the current value[/]")
             parts.append(line)
     else:
         parts.append(_markup("[b]Runtime[/b] [$text-muted]nothing to write: values already match[/]"))

@@ -70,7 +70,7 @@ def test_sudo_writer_applies_and_rolls_back(sim_paths: dict[str, Path]) -> None:
     profile = load_profile("kumomta")
     outcome = apply_plan(make_plan(profile, evaluate(profile, target.tree), target), target, writer=writer)
     assert outcome.ok and outcome.dropin == "written"
-    assert read_tree(sim_paths["tree"], "net.ipv4.ip_local_port_range") == "5000 63000"
+    assert read_tree(sim_paths["tree"], "net.ipv4.ip_local_port_range") == "5000 63001"
     dropin = sim_paths["sysctl_d"] / "90-kumomta.conf"
     assert stat.S_IMODE(dropin.stat().st_mode) == 0o644
     assert not list(sim_paths["sysctl_d"].glob(".*"))  # no temp file left behind

@@ -312,7 +312,7 @@ DEMO_RUN_MESSAGES = 300_000
 
 def demo_runs(state_dir: Path) -> list[RunRecord]:
     """Save two runs on the demo host, before and after tuning, for the runs screen."""
-    tuned = {**DEMO_KERNEL, "net.ipv4.ip_local_port_range": "5000 63000", "net.ipv4.tcp_tw_reuse": "1"}
+    tuned = {**DEMO_KERNEL, "net.ipv4.ip_local_port_range": "5000 63001", "net.ipv4.tcp_tw_reuse": "1"}
     tuned |= {"vm.max_map_count": "768000", "net.core.rmem_max": "262144", "net.core.wmem_max": "262144"}
     before = {key: " ".join(value.split()) for key, value in DEMO_KERNEL.items()}
     runs = []

@@ -53,7 +53,7 @@ BELOW_ON_MODERN = {
     "vm.max_map_count": "768000",
     "net.core.rmem_max": "262144",
     "net.core.wmem_max": "262144",
-    "net.ipv4.ip_local_port_range": "5000 63000",
+    "net.ipv4.ip_local_port_range": "5000 63001",
     "net.ipv4.tcp_tw_reuse": "1",
     "vm.nr_hugepages": "20",
 }

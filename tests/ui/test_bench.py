@@ -28,6 +28,7 @@ from kumotui.errors import KumotuiError
 from kumotui.settings import Settings
 from kumotui.ui.app import KumotuiApp, make_app
 from kumotui.ui.commands import ScreenCommands
+from kumotui.ui.modals.confirm import ConfirmScreen
 from kumotui.ui.modals.export import ExportScreen
 from kumotui.ui.screens.bench import BenchScreen
 from kumotui.ui.screens.runs import RunsScreen
@@ -196,7 +197,15 @@ async def test_quitting_mid_run_stops_every_job_and_keeps_the_partial_run(demo_d
         screen, pids = await start_long_run(app, pilot)
         spawned.extend(pids)
         assert screen.check_action("start", ()) is False and screen.check_action("stop", ()) is True
+        await pilot.press("q")  # asks first: the run goes on while the question is open
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert all(alive(pid) for pid in pids) and app.is_running
+        await pilot.press("escape")  # no: still running
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert all(alive(pid) for pid in pids) and screen.run_active()
         await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
     assert spawned and not [pid for pid in spawned if alive(pid)]
     (saved,) = list_runs(demo_dir / "var/lib/kumotui")
     assert saved.generator is not None and 0 < saved.generator.count < 18000
@@ -335,7 +344,7 @@ async def test_runs_screen_compares_two_and_exports_the_report(demo_dir: Path) -
         shown = str(screen.query_one("#runs-text", Static).render())
         assert "Window rate (msgs/s)" in shown and "+9.0% (better)" in shown
         assert "Setup that differed" in shown and "none: like for like" in shown
-        assert "net.ipv4.ip_local_port_range  32768 60999 → 5000 63000" in shown
+        assert "net.ipv4.ip_local_port_range  32768 60999 → 5000 63001" in shown
         assert str(screen.query_one("#runs-table").get_cell(before.id, "started")).startswith("A ")  # type: ignore[attr-defined]
         await pilot.press("e")
         await settle(pilot)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from textual.widgets import TextArea
 
 from kumotui.hosts import HostFacts
 from kumotui.onboarding import guide
@@ -70,7 +71,10 @@ async def test_guided_path_from_fresh_host_to_first_result(tmp_path: Path) -> No
         assert not alive(sink_pid)
         summary = str(screen.query_one("#guide-text").render())
         assert "net.ipv4.tcp_tw_reuse 2 -> 1" in summary and "MMH" in summary
-        assert "msg:set_meta('queue'" in summary  # the routing snippet with the sink's address
+        # The routing snippet is a code block (never wrapped), with a command for a sink that stays up.
+        code = screen.query_one("#guide-code", TextArea)
+        assert code.display and "msg:set_meta('queue'" in code.text and not code.soft_wrap
+        assert f"`kumotui sink --backend builtin --listen {screen.state.sink_target}`" in summary
 
         await pilot.press("enter")  # finish
         await wait_for(pilot, lambda: not isinstance(app.screen, GuideScreen))

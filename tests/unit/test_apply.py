@@ -151,7 +151,7 @@ def test_dry_run_writes_nothing_at_all(sim_paths: dict[str, Path], cli: Cli) -> 
     run = cli("apply", "--dry-run", *host_flags(sim_paths))
     assert run.returncode == 0
     assert "vm.max_map_count: 65530 -> 768000" in run.stdout
-    assert "net.ipv4.ip_local_port_range: 32768 60999 -> 5000 63000" in run.stdout
+    assert "net.ipv4.ip_local_port_range: 32768 60999 -> 5000 63001" in run.stdout
     assert "vm.max_map_count = 768000" in run.stdout  # the drop-in as it would be written
     assert snapshot(sim_paths["tree"]) == before
     assert not sim_paths["state"].exists() and not sim_paths["sysctl_d"].exists()
@@ -227,7 +227,7 @@ def test_read_only_prints_exact_commands_and_changes_nothing(sim_paths: dict[str
     assert run.returncode == 2, run.stdout + run.stderr
     assert "kumotui cannot write here (--read-only was given)" in run.stdout
     tree = sim_paths["tree"]
-    assert f"printf '%s\\n' '5000 63000' | sudo tee -- {tree}/net/ipv4/ip_local_port_range > /dev/null" in run.stdout
+    assert f"printf '%s\\n' '5000 63001' | sudo tee -- {tree}/net/ipv4/ip_local_port_range > /dev/null" in run.stdout
     assert f"printf '%s\\n' 768000 | sudo tee -- {tree}/vm/max_map_count > /dev/null" in run.stdout
     assert "sysctl -w" not in run.stdout  # a simulated tree never gets commands for the real kernel
     assert f"| sudo tee -- {sim_paths['sysctl_d']}/90-kumomta.conf > /dev/null" in run.stdout

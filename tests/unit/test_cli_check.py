@@ -30,7 +30,7 @@ def test_check_json_on_modern_kernel_proposes_no_lowering(modern_tree: Path, cli
     for key in OK_ON_MODERN:
         assert results[key]["proposed"] == results[key]["current"], key
     assert results["net.ipv4.ip_local_port_range"]["current"] == "32768\t60999"
-    assert results["net.ipv4.ip_local_port_range"]["proposed"] == "5000 63000"
+    assert results["net.ipv4.ip_local_port_range"]["proposed"] == "5000 63001"
     assert results["net.ipv4.tcp_tw_reuse"] == {
         "key": "net.ipv4.tcp_tw_reuse",
         "current": "2",
@@ -56,7 +56,7 @@ def test_check_table_is_readable_and_has_summary(modern_tree: Path, cli: Cli) ->
     assert lines[1].split() == ["KEY", "CURRENT", "RECOMMENDED", "RULE", "STATUS", "PROPOSED"]
     assert "6 of 12 parameters need a change." in run.stdout
     port_row = next(line for line in lines if line.startswith("net.ipv4.ip_local_port_range"))
-    assert "≠ differs" in port_row and "5000 63000" in port_row
+    assert "≠ differs" in port_row and "5000 63001" in port_row
     assert "\x1b[" not in run.stdout  # not a terminal: no colour
 
 

@@ -240,6 +240,8 @@ def playground(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         raise KumotuiError("fuzz: the benchmark was prepared, not run")
 
     class StubApp:
+        return_code = 0
+
         def run(self) -> None:
             """The app is not opened."""
 

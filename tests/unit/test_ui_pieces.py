@@ -61,12 +61,12 @@ def test_details_lead_with_the_action_and_warnings() -> None:
         units="count",
         kernel_default="65530",
         action="write 1000 now.",
-        warnings=("This lowers the current value (65530 → 1000).",),
+        warnings=("This goes against the rule at-least (65530 → 1000).",),
     )
     lines = explain(info, width=40).plain.splitlines()
     assert lines[0].startswith("vm.max_map_count") and "▼ below" in lines[0]
     assert lines[1] == "Apply: write 1000 now."
-    assert lines[2].startswith("⚠ This lowers")
+    assert lines[2].startswith("⚠ This goes against")
     assert any(line.startswith("You typed    1000") for line in lines)
     assert any(line.startswith("Default      65530") for line in lines)
 

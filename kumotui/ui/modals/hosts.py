@@ -31,7 +31,12 @@ from kumotui.tuning.findings import Finding, evaluate
 from kumotui.tuning.profiles import load_profile
 from kumotui.tuning.sysctl import SysctlTree
 from kumotui.tuning.values import STATUS_ICON
+from kumotui.ui.keys import LIST_KEYS
 from kumotui.ui.notices import notify_error
+from kumotui.ui.widgets.param_table import ellipsize
+
+COMPARE_VALUE_WIDTH = 14
+"""Cells of a value in the comparison are cut to this, with an ellipsis that says so."""
 
 LOCAL = "local"
 """The row for this machine (no ``--host``)."""
@@ -65,6 +70,7 @@ class HostsScreen(ModalScreen[str | None]):
         Binding("x", "forget", "Forget", id="hosts-forget", tooltip="Remove the highlighted host from the list"),
         Binding("c", "compare", "Compare", id="hosts-compare", tooltip="Check every host: one column per host"),
         Binding("escape", "close", "Close", id="hosts-close", tooltip="Back without switching"),
+        *LIST_KEYS,
     ]
 
     class Compared(Message):
@@ -119,9 +125,10 @@ class HostsScreen(ModalScreen[str | None]):
     def highlighted(self) -> str | None:
         """The host under the cursor."""
         table = self.query_one("#hosts-list", DataTable)
-        if not self.hosts or table.cursor_row >= len(self.hosts):
+        if not table.row_count:
             return None
-        return self.hosts[table.cursor_row]
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value  # rows may be filtered (/)
+        return str(key) if key in self.hosts else None
 
     # -- actions ---------------------------------------------------------
 
@@ -222,7 +229,9 @@ class HostsScreen(ModalScreen[str | None]):
                 if finding is None:
                     cells.append("–")
                 else:
-                    current = printable(" ".join((finding.current or "").split()), keep="")[:14]
+                    current = ellipsize(
+                        printable(" ".join((finding.current or "").split()), keep=""), COMPARE_VALUE_WIDTH
+                    )
                     cells.append(f"{STATUS_ICON[finding.status]} {finding.status} {current}".rstrip())
             table.add_row(key, *cells, key=key)
         for name, result in message.results.items():

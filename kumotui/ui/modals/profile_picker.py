@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 
 from kumotui.errors import KumotuiError
 from kumotui.tuning.profiles import available_profiles, load_profile
+from kumotui.ui.keys import LIST_KEYS
 
 
 class ProfileScreen(ModalScreen[str | None]):
@@ -28,6 +29,7 @@ class ProfileScreen(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="profile-cancel", tooltip="Keep the current profile"),
+        *LIST_KEYS,
     ]
 
     class ProfilesListed(Message):

@@ -29,6 +29,7 @@ from kumotui.tuning.rollback import (
     rollback_all,
 )
 from kumotui.tuning.target import Target
+from kumotui.ui.keys import LIST_KEYS
 from kumotui.ui.notices import describe_error
 from kumotui.ui.render import entry_label, render_entry, render_outcome, render_rollback_plan
 
@@ -96,6 +97,7 @@ class RollbackScreen(ModalScreen[bool]):
         Binding("enter", "finish", "Close", id="rollback-close", priority=True, tooltip="Back to the table"),
         Binding("escape", "back", "Back", id="rollback-back", tooltip="Back to the journal, nothing written"),
         Binding("escape", "close", "Close", id="rollback-cancel", tooltip="Back to the table"),
+        *LIST_KEYS,
     ]
 
     stage: reactive[RollbackStage] = reactive(RollbackStage.LOADING)

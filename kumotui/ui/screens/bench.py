@@ -106,7 +106,7 @@ class BenchScreen(Screen[None]):
         Binding("e", "edit_form", "Edit", id="bench-edit", tooltip="Change the run's settings"),
         Binding("l", "toggle_log", "Log", id="bench-log", tooltip="Show or hide the jobs' raw output"),
         Binding("escape", "leave_form", "Leave form", id="bench-leave", show=False, tooltip="Back to the panes"),
-        Binding("q", "quit", "Quit", id="quit", tooltip="Stop any run and leave kumotui"),
+        Binding("q", "app.request_quit", "Quit", id="quit", tooltip="Leave kumotui (asks first while a run goes)"),
     ]
 
     class BackendsFound(Message):
@@ -587,6 +587,6 @@ class BenchScreen(Screen[None]):
         """Show or hide the jobs' output."""
         self.show_log = not self.show_log
 
-    def action_quit(self) -> None:
-        """Leave the app; unmounting stops any run's jobs."""
-        self.app.exit()
+    def run_active(self) -> bool:
+        """Whether a run is starting, running or stopping (the app asks before quitting then)."""
+        return self.state in (BenchState.STARTING, BenchState.RUNNING, BenchState.STOPPING)

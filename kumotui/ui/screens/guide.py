@@ -23,7 +23,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, ProgressBar, Select, Static
+from textual.widgets import Footer, ProgressBar, Select, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from kumotui.backends import available
@@ -55,7 +55,7 @@ class GuideScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "do_step", "Do step", id="guide-do", tooltip="Do what this step describes, then go on"),
         Binding("s", "skip_step", "Skip", id="guide-skip", tooltip="Skip this step; the path goes on"),
-        Binding("t", "open_tuning", "Tuning", id="guide-tuning", tooltip="Review the parameters on the tuning screen"),
+        Binding("t", "open_tuning", "Tuning", id="guide-tuning", tooltip="The tuning screen; g comes back here"),
         Binding("escape", "leave", "Leave", id="guide-leave", tooltip="Leave the guide; g resumes it at this step"),
     ]
 
@@ -125,6 +125,8 @@ class GuideScreen(Screen[None]):
         self.busy = ""
         self._stop = threading.Event()
         self.bench: Benchmark | None = None
+        self.routing: str | None = None
+        """The summary's init.lua snippet, once shown."""
 
     # -- layout ------------------------------------------------------------
 
@@ -135,6 +137,8 @@ class GuideScreen(Screen[None]):
             yield Static(id="guide-text")
             yield Select[str]([("builtin", "builtin")], value="builtin", allow_blank=False, id="guide-backend")
             yield ProgressBar(total=100, show_eta=False, id="guide-progress")
+            # The routing snippet: unwrapped and scrollable, so a Lua comment never wraps into code.
+            yield TextArea("", read_only=True, soft_wrap=False, show_cursor=False, id="guide-code")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -171,6 +175,7 @@ class GuideScreen(Screen[None]):
         step = self.state.current
         self.query_one("#guide-backend").display = step == "sink"
         self.query_one("#guide-progress").display = step == "bench" and self.busy == "bench"
+        self.query_one("#guide-code").display = False
         if step == "detect":
             self.say(
                 "Step 1 of 5 · " + guide.STEP_TITLES["detect"],
@@ -236,6 +241,18 @@ class GuideScreen(Screen[None]):
             routing = routing_snippet(*parse_address(self.state.sink_target))
         lines = guide.summary_lines(self.state, target.journal.entries(), run, routing)
         self.say("Step 5 of 5 · " + guide.STEP_TITLES["summary"], "\n".join(lines) + "\n\nEnter finishes the guide.")
+        self.routing = routing
+        code = self.query_one("#guide-code", TextArea)
+        code.load_text(routing or "")
+        code.display = routing is not None
+
+    def copy_text(self) -> tuple[str, str] | None:
+        """What y copies here: the routing snippet on the summary, else the report path once there is one."""
+        if self.state.current in ("summary", None) and self.routing:
+            return "init.lua routing snippet", self.routing
+        if self.state.report_path:
+            return "report path", self.state.report_path
+        return None
 
     def first_bench(self) -> guide.FirstBench:
         """Defaults scaled to this machine (CPUs, and the open-file limit when detected)."""
@@ -387,11 +404,7 @@ class GuideScreen(Screen[None]):
         """No step actions while a step's work is running; tuning only on its step."""
         if action in ("do_step", "skip_step") and self.busy:
             return None
-        if action == "skip_step" and self.state.current in ("summary", None):
-            return False
-        if action == "open_tuning":
-            return self.state.current == "tune"
-        return True
+        return not (action == "skip_step" and self.state.current in ("summary", None))
 
     def action_do_step(self) -> None:
         """Do the current step."""
@@ -422,7 +435,7 @@ class GuideScreen(Screen[None]):
             self.advance(step, "skipped")
 
     def action_open_tuning(self) -> None:
-        """Show the tuning screen under the guide (g brings the guide back)."""
+        """Show the tuning screen under the guide, at any step (g brings the guide back where it was)."""
         self.app.pop_screen()
 
     def action_leave(self) -> None:

@@ -26,9 +26,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from kumotui.bench.records import RunRecord, list_runs
-from kumotui.bench.report import report_markdown
-from kumotui.errors import KumotuiError
-from kumotui.hosts.local import atomic_write
+from kumotui.bench.report import export_report, report_markdown, reports_dir
 from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
 from kumotui.ui.commands import ScreenCommands
@@ -71,7 +69,7 @@ class RunsScreen(Screen[None]):
         Binding("e", "export", "Export", id="runs-export", tooltip="Write the Markdown report of what is shown"),
         Binding("x", "clear_picks", "Clear", id="runs-clear", tooltip="Drop both picks; show the highlighted run"),
         Binding("R", "reload", "Reload", id="runs-reload", show=False, tooltip="Read the saved runs again"),
-        Binding("q", "quit", "Quit", id="quit", tooltip="Leave kumotui"),
+        Binding("q", "app.request_quit", "Quit", id="quit", tooltip="Leave kumotui"),
     ]
 
     class RunsListed(Message):
@@ -80,13 +78,6 @@ class RunsScreen(Screen[None]):
         def __init__(self, runs: list[RunRecord]) -> None:
             super().__init__()
             self.runs = runs
-
-    class ReportWritten(Message):
-        """A report file was written."""
-
-        def __init__(self, path: Path) -> None:
-            super().__init__()
-            self.path = path
 
     def __init__(
         self, settings: Settings, *, name: str | None = None, id: str | None = None, classes: str | None = None
@@ -135,20 +126,10 @@ class RunsScreen(Screen[None]):
         """Every saved record (file reads, off the event loop)."""
         self.post_message(self.RunsListed(list_runs(self.state_dir)))
 
-    @work(thread=True, group="export", exclusive=True, exit_on_error=False)
-    def write_report(self, path: Path, text: str) -> None:
-        """Write the report file."""
-        try:
-            atomic_write(path, text, private=False)
-        except OSError as error:
-            raise KumotuiError(f"cannot write {path}: {error.strerror}") from None
-        self.post_message(self.ReportWritten(path))
-
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """One place where a failed read or write becomes a clear notice."""
         if event.state is WorkerState.ERROR:
-            title = "Writing the report failed" if event.worker.group == "export" else "Reading the runs failed"
-            notify_error(self, event.worker.error, title)
+            notify_error(self, event.worker.error, "Reading the runs failed")
 
     # -- results ---------------------------------------------------------
 
@@ -157,10 +138,6 @@ class RunsScreen(Screen[None]):
         self.runs = {run.id: run for run in reversed(message.runs)}
         self.picks = [run_id for run_id in self.picks if run_id in self.runs]
         self.refresh_rows()
-
-    def on_runs_screen_report_written(self, message: ReportWritten) -> None:
-        """Say where the report went."""
-        self.notify(f"Wrote {message.path}", title="Report exported", markup=False)
 
     def refresh_rows(self) -> None:
         """Keyed rows updated in place: new runs added, changed cells rewritten, deleted runs removed."""
@@ -291,16 +268,19 @@ class RunsScreen(Screen[None]):
         else:
             return
 
-        def chosen(choice: ExportChoice | None) -> None:
+        def written(choice: ExportChoice | None) -> None:
             if choice is not None:
-                self.write_report(choice.path, text)
+                self.notify(f"Wrote {choice.path}", title="Report exported", markup=False)
 
-        self.app.push_screen(ExportScreen(Path.cwd() / report_name(runs), what), chosen)
+        default = reports_dir(self.state_dir).absolute() / report_name(runs)
+        dialog = ExportScreen(default, what, lambda choice: export_report(choice.path, text))
+        self.app.push_screen(dialog, written)
+
+    def copy_text(self) -> tuple[str, str] | None:
+        """What y copies here: the highlighted run's id."""
+        run = self.highlighted
+        return ("run id", run.id) if run is not None else None
 
     def action_reload(self) -> None:
         """Read the saved runs again."""
         self.reload()
-
-    def action_quit(self) -> None:
-        """Leave the app."""
-        self.app.exit()

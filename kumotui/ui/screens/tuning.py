@@ -17,12 +17,15 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from kumotui.bench.report import reports_dir
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
 from kumotui.hosts.connect import open_host
+from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
 from kumotui.tuning import export
-from kumotui.tuning.catalog import info
+from kumotui.tuning.catalog import info, mode_change
+from kumotui.tuning.dropin import BootView, boot_view
 from kumotui.tuning.export import Format
 from kumotui.tuning.findings import Finding, evaluate, summary
 from kumotui.tuning.plan import PlanRow, plan_rows
@@ -104,16 +107,18 @@ class TuningScreen(Screen[None]):
         Binding(
             "escape", "close_filter", "Clear filter", id="clear-filter", show=False, tooltip="Show every parameter"
         ),
-        Binding("q", "quit", "Quit", id="quit", tooltip="Leave kumotui"),
+        Binding("escape", "close_details", "Back", id="details-back", tooltip="Back from the details to the table"),
+        Binding("q", "app.request_quit", "Quit", id="quit", tooltip="Leave kumotui"),
     ]
 
     class FindingsRead(Message):
-        """A profile was (re)read against the host."""
+        """A profile was (re)read against the host, with who sets each key at boot."""
 
-        def __init__(self, profile: Profile, findings: list[Finding]) -> None:
+        def __init__(self, profile: Profile, findings: list[Finding], boot: BootView) -> None:
             super().__init__()
             self.profile = profile
             self.findings = findings
+            self.boot = boot
 
     class JournalChecked(Message):
         """What the journal says needs attention: interrupted applies or rollbacks, unreadable entries."""
@@ -153,6 +158,7 @@ class TuningScreen(Screen[None]):
         *,
         host_facts: HostFacts | None = None,
         privilege: Privilege | None = None,
+        host: Host | None = None,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -163,13 +169,14 @@ class TuningScreen(Screen[None]):
             settings: paths and the profile to judge by.
             host_facts: fixed facts (tests, screenshots); read from the host when None.
             privilege: a fixed privilege mode (tests, screenshots); detected when None.
+            host: a connection already open (the host switcher's); opened here when None.
             name: Textual's widget name.
             id: Textual's widget id.
             classes: Textual's CSS classes.
         """
         super().__init__(name=name, id=id, classes=classes)
         self.settings = settings
-        self.host: Host | None = None
+        self.host: Host | None = host
         """The open connection (local or SSH), closed when the screen goes away."""
         self.target: Target | None = None
         """The host's tree, drop-in and journal; set by the first ``read_host``."""
@@ -183,6 +190,8 @@ class TuningScreen(Screen[None]):
         """Values the operator typed, by key (validated by the core on entry)."""
         self.excluded: set[str] = set()
         """Keys the operator took out of the plan."""
+        self.boot: BootView | None = None
+        """Who sets each key at boot (the files in sysctl.d order), read with the findings."""
         self.notices: list[str] = []
         """Interrupted applies and the like, from the journal (see :class:`JournalChecked`)."""
 
@@ -225,7 +234,7 @@ class TuningScreen(Screen[None]):
                 f"the app tunes one host at a time, got {len(hosts)} --host options; "
                 "use `kumotui check` or `kumotui apply` for several"
             )
-        host = open_host(hosts[0] if hosts else None, self.settings)
+        host = self.host or open_host(hosts[0] if hosts else None, self.settings)
         self.host = host
         target = Target.from_settings(self.settings, host)
         facts = self.fixed_facts or target.tree.facts()
@@ -248,14 +257,17 @@ class TuningScreen(Screen[None]):
         """Load ``spec`` and judge every parameter against the host."""
         profile = load_profile(spec)
         findings = evaluate(profile, target.tree)
+        boot = boot_view(target.host, target.dropin, [f.key for f in findings], target.system_root)
         if not get_current_worker().is_cancelled:
-            self.post_message(self.FindingsRead(profile, findings))
+            self.post_message(self.FindingsRead(profile, findings, boot))
 
-    @work(thread=True, group="export", exclusive=True, exit_on_error=False)
-    def write_export(
+    def export_plan(
         self, target: Target, profile: Profile, choice: ExportChoice, sets: dict[str, str], excluded: set[str]
     ) -> None:
-        """Decide the export from the host as it is now (the plan apply would carry out) and write it."""
+        """Decide the export from the host as it is now (the plan apply would carry out) and write it.
+
+        Called in the export dialog's worker thread: a failure stays in the dialog, with the reason.
+        """
         fmt = Format(choice.format or Format.SYSCTL_D)
         made = export.for_host(profile, target, sets=sets, excluded=excluded)
         try:
@@ -314,6 +326,7 @@ class TuningScreen(Screen[None]):
         self.profile = message.profile
         self.profile_spec = message.profile.name
         self.findings = message.findings
+        self.boot = message.boot
         self.query_one(HostHeader).profile_name = message.profile.name
         self.refresh_rows()
 
@@ -337,7 +350,7 @@ class TuningScreen(Screen[None]):
         """Push the current rows into the table and the summary, honouring the filter."""
         needle = self.filter_text.strip().lower()
         rows = [row for row in self.plan_rows() if needle in row.key.lower()]
-        self.query_one(ParamTable).show(rows)
+        self.query_one(ParamTable).show(rows, {row.key: self.boot_outlook(row)[0] for row in rows})
         self.update_details()
         self.update_summary()
         self.refresh_bindings()
@@ -368,6 +381,13 @@ class TuningScreen(Screen[None]):
         row = self.query_one(ParamTable).highlighted
         self.query_one(ParamDetails).explain(self.explanation(row) if row else None)
 
+    def boot_outlook(self, row: PlanRow) -> tuple[str, str]:
+        """(mark, words): would this row's value survive a reboot once the plan is applied?"""
+        if self.boot is None:
+            return "", ""
+        write = row.write if row.write is not None and row.included else None
+        return self.boot.outlook(row.key, row.finding.current, write)
+
     def explanation(self, row: PlanRow) -> Explanation:
         """What the details panel says about ``row``: catalog facts, apply's action, warnings."""
         finding = row.finding
@@ -382,16 +402,18 @@ class TuningScreen(Screen[None]):
             action = "nothing: excluded from the plan (space puts it back)."
         else:
             where = self.target.dropin if self.target else "the drop-in"
-            action = f"write {row.write} now and persist it in {where}."
-            if finding.current is not None and takes_away(finding.rule, finding.current, row.write):
+            mode = mode_change(row.key, finding.current or "", row.write)
+            action = f"write {row.write} now and persist it in {where}" + (f" ({mode})." if mode else ".")
+            if mode is None and finding.current is not None and takes_away(finding.rule, finding.current, row.write):
                 now = " ".join(finding.current.split())
-                warnings.append(f"This lowers the current value ({now} → {row.write}).")
+                warnings.append(f"This goes against the rule {finding.rule} ({now} → {row.write}).")
         return Explanation(
             row=row,
             units=facts.units if facts else None,
             kernel_default=facts.default if facts else None,
             action=action,
             warnings=tuple(warnings),
+            boot=" ".join(self.boot_outlook(row)).strip(),
         )
 
     def watch_busy(self) -> None:
@@ -450,7 +472,9 @@ class TuningScreen(Screen[None]):
         if action in ("reread", "switch_profile"):
             return not self.busy
         if action == "close_filter":
-            return bool(self.filter_text) or self.has_class("-filtering")
+            return (bool(self.filter_text) or self.has_class("-filtering")) and not self.has_class("-details-full")
+        if action == "close_details":
+            return self.has_class("-details-full")
         return True
 
     def action_filter(self) -> None:
@@ -524,19 +548,16 @@ class TuningScreen(Screen[None]):
         if profile is None or target is None:
             return
         names = {str(fmt): fmt.default_name(profile.name) for fmt in Format}
+        sets, excluded = self.plan_sets(), set(self.excluded)
         dialog = ExportScreen(
-            Path.cwd() / names[Format.SYSCTL_D],
+            reports_dir(self.settings.state_dir or default_state_dir()).absolute() / names[Format.SYSCTL_D],
             f"profile {profile.name}",
+            lambda choice: self.export_plan(target, profile, choice, sets, excluded),
             title="Export plan",
             formats=names,
             written="it (tuned: a directory)",
         )
-
-        def chosen(choice: ExportChoice | None) -> None:
-            if choice is not None:
-                self.write_export(target, profile, choice, self.plan_sets(), set(self.excluded))
-
-        self.app.push_screen(dialog, chosen)
+        self.app.push_screen(dialog)
 
     def action_apply(self) -> None:
         """Preview the plan; Enter there writes it; then re-read every value."""
@@ -585,10 +606,38 @@ class TuningScreen(Screen[None]):
         """Read every value again (after changing something outside kumotui)."""
         self.reread()
 
-    def action_toggle_details(self) -> None:
-        """Show or hide the details panel."""
-        self.show_details = not self.show_details
+    def copy_text(self) -> tuple[str, str] | None:
+        """What y copies here: the highlighted row's proposed value (or its current one)."""
+        row = self.query_one(ParamTable).highlighted if self.is_mounted else None
+        if row is None:
+            return None
+        if row.write is not None and row.included:
+            return f"{row.key} (proposed)", row.write
+        if row.finding.current is None:
+            return None
+        return f"{row.key} (current)", normalize(row.finding.current)
 
-    def action_quit(self) -> None:
-        """Leave the app."""
-        self.app.exit()
+    def action_toggle_details(self) -> None:
+        """Show or hide the details panel; on a narrow terminal, show it full-width in the table's place.
+
+        At 80x24 a long profile leaves the panel under the table no rows at
+        all, so there ``d`` swaps the table for the panel (and back).
+        """
+        if self.has_class("-narrow"):
+            self.set_details_full(not self.has_class("-details-full"))
+        else:
+            self.show_details = not self.show_details
+
+    def set_details_full(self, full: bool) -> None:
+        """Swap the table for the full-width details panel (narrow terminals), or back."""
+        self.set_class(full, "-details-full")
+        if full:
+            self.show_details = True
+            self.query_one(ParamDetails).focus()
+        else:
+            self.query_one(ParamTable).focus()
+        self.refresh_bindings()
+
+    def action_close_details(self) -> None:
+        """Back from the full-width details to the table."""
+        self.set_details_full(False)

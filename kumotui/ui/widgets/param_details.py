@@ -38,6 +38,8 @@ class Explanation:
     """What apply would do with this key, in one sentence."""
     warnings: tuple[str, ...] = ()
     """Anything to confirm before applying (a value lowered, a kernel caveat)."""
+    boot: str = ""
+    """Whether the value survives a reboot after apply, and which file decides."""
 
 
 def _status_style(row: PlanRow) -> str:
@@ -104,6 +106,8 @@ def explain(info: Explanation, width: int | None = None) -> Content:
         field("Units", info.units)
     if info.kernel_default:
         field("Default", info.kernel_default)
+    if info.boot:
+        field("At boot", info.boot, "$text-warning" if info.boot.startswith("⚠") else "")
     return Content("\n").join(lines)
 
 

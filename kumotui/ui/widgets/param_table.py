@@ -9,6 +9,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from kumotui.text.escape import printable
 from kumotui.tuning.plan import PlanRow
@@ -21,11 +22,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("current", "Current"),
     ("recommended", "Recommended"),
     ("status", "Status"),
+    ("boot", "Boot"),
     ("proposed", "Proposed"),
 )
 """Column keys and headers, left to right."""
 
-_MIN_WIDTH = {"key": 16, "current": 6, "recommended": 6, "status": 4, "proposed": 6}
+_MIN_WIDTH = {"key": 16, "current": 5, "recommended": 5, "status": 4, "boot": 4, "proposed": 5}
 _SOFT_MIN = 11
 """Value columns shrink to this before the key column gives up anything:
 a value of up to 11 characters (``32768 60999``) stays whole."""
@@ -36,6 +38,41 @@ def ellipsize(text: str, width: int) -> str:
     if len(text) <= width:
         return text
     return text[: max(width - 1, 0)] + ELLIPSIS
+
+
+def field_segments(value: str, reference: str) -> list[tuple[str, bool]]:
+    """A value's fields, each marked when it differs from the same field of ``reference``.
+
+    Only values of several fields (``tcp_rmem``: min default max) are
+    marked, and only against a reference of as many fields.
+    """
+    fields, others = value.split(), reference.split()
+    if len(fields) < 2 or len(fields) != len(others):
+        return [(value, False)]
+    return [(field, field != other) for field, other in zip(fields, others, strict=True)]
+
+
+def fit_fields(segments: list[tuple[str, bool]], width: int) -> list[tuple[str, bool]]:
+    """Segments shortened to ``width`` cells so the differing fields stay visible.
+
+    Fields that match the reference give way first (each run of them
+    becomes one ``…``); only then is the end cut, with an ellipsis.
+    """
+
+    def length(parts: list[tuple[str, bool]]) -> int:
+        return len(" ".join(text for text, _ in parts))
+
+    if length(segments) <= width or not any(differs for _, differs in segments):
+        return segments if length(segments) <= width else [(ellipsize(" ".join(t for t, _ in segments), width), False)]
+    kept: list[tuple[str, bool]] = []
+    for text, differs in segments:
+        if differs:
+            kept.append((text, True))
+        elif not kept or kept[-1] != (ELLIPSIS, False):
+            kept.append((ELLIPSIS, False))
+    if length(kept) <= width:
+        return kept
+    return [(ellipsize(" ".join(t for t, _ in kept), width), False)]
 
 
 def fit_widths(natural: dict[str, int], available: int) -> dict[str, int]:
@@ -99,6 +136,7 @@ class ParamTable(DataTable[Text]):
     | `param-table--unknown` | A key that is missing or unreadable. |
     | `param-table--change` | A value apply would write. |
     | `param-table--muted` | Nothing to do, or taken out of the plan. |
+    | `param-table--field` | The field of a multi-field value that differs. |
     """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -107,6 +145,7 @@ class ParamTable(DataTable[Text]):
         "param-table--unknown",
         "param-table--change",
         "param-table--muted",
+        "param-table--field",
     }
 
     DEFAULT_CSS = """
@@ -118,6 +157,7 @@ class ParamTable(DataTable[Text]):
         & > .param-table--unknown { color: $text-warning; }
         & > .param-table--change { color: $text-accent; text-style: bold; }
         & > .param-table--muted { color: $text-muted; }
+        & > .param-table--field { text-style: bold underline; }
     }
     """
 
@@ -135,6 +175,8 @@ class ParamTable(DataTable[Text]):
         self._ranks: dict[str, int] = {}
         self._widths: dict[str, int] = {}
         self._drawn_widths: tuple[int, ...] = ()
+        self.boot_marks: dict[str, str] = {}
+        """Per key: ✔ the value survives a reboot after apply, ⚠ a later file overrides it, · not persisted."""
 
     def on_mount(self) -> None:
         """Add the columns; their widths follow the content and the table's width."""
@@ -154,12 +196,14 @@ class ParamTable(DataTable[Text]):
         row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
         return self._rows.get(str(row_key.value))
 
-    def show(self, rows: Sequence[PlanRow]) -> None:
+    def show(self, rows: Sequence[PlanRow], boot: dict[str, str] | None = None) -> None:
         """Make the table show ``rows``: drop stale rows, update changed cells, add new ones.
 
         The order is problems first, then profile order; the cursor stays on
         the same key when that key is still shown.
         """
+        if boot is not None:
+            self.boot_marks = boot
         current = self.highlighted
         keep_key = current.key if current is not None else None
         ordered = [row for _, row in sorted(enumerate(rows), key=lambda p: (p[1].rank, p[0]))]
@@ -168,6 +212,8 @@ class ParamTable(DataTable[Text]):
         refit = widths != self._widths
         self._widths = widths
         with self.app.batch_update():
+            if refit:
+                self._size_columns(widths)
             for key in [k for k in self._rows if k not in ranks]:
                 self.remove_row(key)
                 del self._rows[key]
@@ -188,6 +234,22 @@ class ParamTable(DataTable[Text]):
             self._order = [row.key for row in ordered]
         if keep_key is not None and keep_key in ranks:
             self.move_cursor(row=self.get_row_index(keep_key))
+
+    def _size_columns(self, widths: dict[str, int]) -> None:
+        """Give each column its fitted width, the header cut with an ellipsis if it must be.
+
+        DataTable's automatic widths only ever grow (a header or a value seen
+        once keeps its column that wide), so on a narrow terminal the table
+        would scroll sideways instead of fitting.
+        """
+        for key, label in COLUMNS:
+            column = self.columns.get(ColumnKey(key))
+            if column is None:
+                continue
+            column.auto_width = False
+            column.width = widths[key]
+            column.label = Text(ellipsize(label, widths[key]))
+        self._require_update_dimensions = True
 
     def refit(self) -> None:
         """Fit the columns again after the table's width changed."""
@@ -228,6 +290,7 @@ class ParamTable(DataTable[Text]):
             "current": printable(current, keep=""),
             "recommended": printable(finding.recommended, keep=""),
             "status": f"{STATUS_ICON[status]} {status}",
+            "boot": self.boot_marks.get(row.key, ""),
             "proposed": printable(proposed, keep=""),
         }
 
@@ -250,8 +313,14 @@ class ParamTable(DataTable[Text]):
         else:
             proposed_style = self._style("param-table--muted")
         cells: dict[str, Text] = {}
+        references = {"current": texts["recommended"], "recommended": texts["current"], "proposed": texts["current"]}
         for column, text in texts.items():
-            shown = ellipsize(text, widths.get(column, len(text)))
+            width = widths.get(column, len(text))
+            shown = ellipsize(text, width)
+            if column in references and row.finding.status is not Status.OK:
+                style = proposed_style if column == "proposed" else Style()
+                cells[column] = self._vector_cell(fit_fields(field_segments(text, references[column]), width), style)
+                continue
             if column == "key":
                 cells[column] = _KeyCell(row.key, shown, rank)
             elif column == "status":
@@ -261,6 +330,16 @@ class ParamTable(DataTable[Text]):
             else:
                 cells[column] = Text(shown, no_wrap=True, end="")
         return cells
+
+    def _vector_cell(self, segments: list[tuple[str, bool]], style: Style) -> Text:
+        """A value cell with the differing fields marked (bold, underlined)."""
+        cell = Text(no_wrap=True, end="", style=style)
+        field_style = self._style("param-table--field")
+        for index, (text, differs) in enumerate(segments):
+            if index:
+                cell.append(" ")
+            cell.append(text, style=field_style if differs else None)
+        return cell
 
     def on_idle(self) -> None:
         """Redraw everything once the columns settle on new widths.
