@@ -80,7 +80,7 @@ def test_relays_every_domain_then_holds_mail_for_a_dead_relayhost(
 
         send(relay.port, 20)
         assert wait_until(lambda: received(job) == 20, timeout=30), f"sink got {received(job)}\n{relay.log_tail()}"
-        assert wait_until(lambda: relay.queue_size() == 0, timeout=10), relay.queued()
+        assert wait_until(lambda: relay.queue_size() == 0, timeout=10, interval=0.1), relay.queued()
 
         relay.set_relayhost(f"127.0.0.1:{free_port()}")
         send(relay.port, 5, first=21)
@@ -105,8 +105,9 @@ def test_stop_kills_what_outlived_its_master(postfix_mta: Callable[[int], Postfi
     relay = postfix_mta(free_port())
     master = relay.master_pid()
     assert master is not None
+    # The master forks qmgr, pickup and postlogd just after it reports ready.
+    assert wait_until(lambda: len(relay.processes()) > 1), relay.log_tail()
     children = [pid for pid in relay.processes() if pid != master]
-    assert children, "a running Postfix has qmgr, pickup and postlogd"
     os.kill(children[0], signal.SIGSTOP)
     os.kill(master, signal.SIGKILL)
     assert wait_until(lambda: not alive(master))

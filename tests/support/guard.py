@@ -30,8 +30,10 @@ GUARDED = (
     Path("/etc/sysctl.d"),
     Path("/etc/sysctl.conf"),
     Path("/etc/systemd/system/kumomta.service.d"),
+    Path("/etc/postfix"),
 )
-"""The real state and config dirs, and the system files kumotui writes when it really applies."""
+"""The real state and config dirs, the system files kumotui writes when it really applies, and the
+system Postfix's config (the ``postfix_mta`` relays only read it)."""
 
 Listing = dict[str, tuple[str, int, int]]
 """Relative name ('.' for the path itself) -> (kind, size, mtime in ns)."""
