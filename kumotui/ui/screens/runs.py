@@ -25,8 +25,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
+from kumotui.bench.charts import overlay_charts, run_charts
 from kumotui.bench.records import RunRecord, list_runs
-from kumotui.bench.report import report_markdown
+from kumotui.bench.report import report_html, report_markdown
 from kumotui.errors import KumotuiError
 from kumotui.hosts.local import atomic_write
 from kumotui.paths import default_state_dir
@@ -35,6 +36,7 @@ from kumotui.ui.commands import ScreenCommands
 from kumotui.ui.modals.export import ExportChoice, ExportScreen
 from kumotui.ui.notices import notify_error
 from kumotui.ui.render import render_comparison, render_run, run_cells
+from kumotui.ui.widgets.charts import ChartRow
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("started", "Started"),
@@ -53,12 +55,18 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 """Column keys and headers, left to right: what a person scans for first (when, how it ended, their
 note), then the setup, then the results (msgs/s and MMH over the steady-state window)."""
 WIDE = 100
+SHORT_ROWS = 30
+"""Terminal rows below which the charts are compact."""
 """Columns from which the comparison shows every figure."""
 
 
-def report_name(runs: list[RunRecord]) -> str:
-    """The default file name of a report: ``kumotui-report-<id>[-vs-<id>].md``."""
-    return "kumotui-report-" + "-vs-".join(run.id for run in runs) + ".md"
+def report_name(runs: list[RunRecord], suffix: str = ".md") -> str:
+    """The default file name of a report: ``kumotui-report-<id>[-vs-<id>].md`` (or ``.html``)."""
+    return "kumotui-report-" + "-vs-".join(run.id for run in runs) + suffix
+
+
+REPORT_FORMATS = {"Markdown": ".md", "HTML with charts": ".html"}
+"""What the export dialog offers, and each one's file name suffix."""
 
 
 class RunsScreen(Screen[None]):
@@ -107,8 +115,13 @@ class RunsScreen(Screen[None]):
             table.add_column(label, key=key)
         yield table
         with VerticalScroll(id="runs-detail"):
+            yield ChartRow(2, id="runs-charts")
             yield Static(id="runs-text")
         yield Footer()
+
+    def on_resize(self) -> None:
+        """Short terminals get compact charts."""
+        self.set_class(self.size.height < SHORT_ROWS, "-short")
 
     def on_mount(self) -> None:
         """Read the runs."""
@@ -237,13 +250,18 @@ class RunsScreen(Screen[None]):
     def update_detail(self) -> None:
         """The comparison when two runs are picked, else the highlighted run."""
         text = self.query_one("#runs-text", Static)
+        charts = self.query_one("#runs-charts", ChartRow)
         compared = self.compared
         if compared is not None:
             text.update(render_comparison(*compared, compact=self.size.width < WIDE))
+            charts.show(*overlay_charts(compared[0].series, compared[1].series))
         elif (run := self.highlighted) is not None:
             text.update(render_run(run))
+            charts.show(*run_charts(run.series, delivered_name="delivered" if run.config.through else "received"))
         else:
             text.update(Content.from_markup("[$text-muted]Nothing to show.[/]"))
+            charts.clear()
+        charts.display = compared is not None or self.highlighted is not None
 
     @on(DataTable.RowHighlighted, "#runs-table")
     def _row_highlighted(self) -> None:
@@ -284,18 +302,20 @@ class RunsScreen(Screen[None]):
         compared = self.compared
         if compared is not None:
             runs = list(compared)
-            text = report_markdown(*compared)
             what = f"{compared[0].id} vs {compared[1].id}"
         elif (run := self.highlighted) is not None:
-            runs, text, what = [run], report_markdown(run), run.id
+            runs, what = [run], run.id
         else:
             return
 
         def chosen(choice: ExportChoice | None) -> None:
             if choice is not None:
-                self.write_report(choice.path, text)
+                html = choice.format == "HTML with charts"
+                self.write_report(choice.path, report_html(*runs) if html else report_markdown(*runs))
 
-        self.app.push_screen(ExportScreen(Path.cwd() / report_name(runs), what), chosen)
+        names = {name: report_name(runs, suffix) for name, suffix in REPORT_FORMATS.items()}
+        dialog = ExportScreen(Path.cwd() / names["Markdown"], what, formats=names, written="the report")
+        self.app.push_screen(dialog, chosen)
 
     def action_reload(self) -> None:
         """Read the saved runs again."""

@@ -4,12 +4,17 @@ A :class:`ChartPlot` shows one :class:`~kumotui.bench.charts.Chart` (plain
 data from the core) with axes, tick labels and units, its curves in braille
 lines. The live benchmark screen shows three side by side (msgs/s, latency,
 CPU per core) and the runs screen overlays two saved runs. A chart redraws
-only when its points changed, and while a run goes only every
-:data:`REDRAW_EVERY` readings: a Plotext frame is a few kilobytes of styled
-text, and the app's budget over SSH is 30 kB/s for the whole screen.
+only when its points changed; while a run goes each chart is redrawn every
+:data:`REDRAW_EVERY` readings, the charts of a row in turn (one per reading
+at most), and with no more points than the plot has braille dots across.
+Measured with ``perf/ui_cost.py``: a Plotext frame is a few kilobytes of
+styled text and tens of milliseconds of Python, and the app's budget is
+10% of a core and 30 kB/s to the terminal for the whole screen.
 """
 
 from __future__ import annotations
+
+import math
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -17,8 +22,8 @@ from textual_plotext import PlotextPlot
 
 from kumotui.bench.charts import Chart, nice_ticks, tick_label, x_span, y_top
 
-REDRAW_EVERY = 2
-"""Readings per redraw of a live chart: once a second at the run's 2 Hz (the panes' figures move at 2 Hz).
+REDRAW_EVERY = 4
+"""Readings per redraw of a live chart: every 2 s at the run's 2 Hz (the panes' figures move at 2 Hz).
 Counted in readings, not seconds, so a scripted run draws the same charts every time."""
 COMPACT_HEIGHT = 9
 """Rows below which a chart names its curves in the title instead of a legend over the data (80x24)."""
@@ -35,26 +40,17 @@ class ChartPlot(PlotextPlot):
     }
     """
 
-    def __init__(
-        self, *, every: int = 1, name: str | None = None, id: str | None = None, classes: str | None = None
-    ) -> None:
-        """An empty chart, redrawn on every ``every``-th changed chart it is shown."""
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        """An empty chart."""
         super().__init__(name=name, id=id, classes=classes)
-        self.every = every
         self.chart: Chart | None = None
         """The chart shown (tests read it)."""
-        self._waiting = 0
 
-    def show(self, chart: Chart, *, force: bool = False) -> None:
-        """Show ``chart`` if it changed, on every ``every``-th change (or now, with ``force``)."""
-        if chart == self.chart:
-            return
-        self._waiting += 1
-        if not force and self.chart is not None and self._waiting < self.every:
-            return
-        self._waiting = 0
-        self.chart = chart
-        self.draw()
+    def show(self, chart: Chart) -> None:
+        """Show ``chart`` if it differs from the one shown."""
+        if chart != self.chart:
+            self.chart = chart
+            self.draw()
 
     def clear(self) -> None:
         """No chart (a new run starts)."""
@@ -80,6 +76,10 @@ class ChartPlot(PlotextPlot):
         if chart is None:
             self.refresh()
             return
+        if chart.empty:
+            plt.title(f"{chart.title}: no readings")
+            self.refresh()
+            return
         names = [curve.name for curve in chart.curves if curve.points]
         compact = self.compact
         named = f"{chart.title}: {', '.join(names)}"
@@ -91,10 +91,12 @@ class ChartPlot(PlotextPlot):
         plt.xlim(0, last)
         x_ticks = [t for t in nice_ticks(last, 3) if t <= last]
         plt.xticks(x_ticks, [tick_label(t) + ("s" if t == x_ticks[-1] else "") for t in x_ticks])
+        dots = max(2, 2 * self.size.width)  # braille: two dots across a cell
         for curve in chart.curves:
             if curve.points:
-                xs = [t for t, _ in curve.points]
-                ys = [min(v, top[-1]) for _, v in curve.points]
+                points = curve.points[:: math.ceil(len(curve.points) / dots)]
+                xs = [t for t, _ in points]
+                ys = [min(v, top[-1]) for _, v in points]
                 plt.plot(xs, ys, marker="braille", label=None if compact else curve.name)
         self.refresh()
 
@@ -120,20 +122,27 @@ class ChartRow(Horizontal):
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
-        """A row of ``count`` charts, each redrawn on every ``every``-th change."""
+        """A row of ``count`` charts, each redrawn every ``every`` readings (in turn), or every one with 1."""
         super().__init__(name=name, id=id, classes=classes)
         self.count = count
         self.every = every
+        self._readings = 0
 
     def compose(self) -> ComposeResult:
         """The charts."""
         for _ in range(self.count):
-            yield ChartPlot(every=self.every)
+            yield ChartPlot()
 
     def show(self, *charts: Chart, force: bool = False) -> None:
-        """One chart per plot, in order."""
-        for plot, chart in zip(self.query(ChartPlot), charts, strict=False):
-            plot.show(chart, force=force)
+        """One chart per plot, in order: the plots whose turn it is, or all of them with ``force``.
+
+        Plot ``i`` redraws when ``(reading + i) % every == 0``: one plot per
+        reading at most, so neither the CPU nor the bytes come in bursts.
+        """
+        self._readings += 1
+        for index, (plot, chart) in enumerate(zip(self.query(ChartPlot), charts, strict=False)):
+            if force or plot.chart is None or (self._readings + index) % self.every == 0:
+                plot.show(chart)
 
     def clear(self) -> None:
         """Every plot empty."""
