@@ -36,7 +36,7 @@ from textual.worker import Worker, WorkerState
 from kumotui.backends import preferred
 from kumotui.backends.samples import Sample
 from kumotui.bench.form import SINK_CHOICES, BenchForm, field_for_error, for_the_form, load_form, save_form
-from kumotui.bench.live import BenchSource, LiveFigures, LiveWatch, summary_lines
+from kumotui.bench.live import NO_CPU, NO_LATENCY, NO_THROUGHPUT, BenchSource, LiveFigures, LiveWatch, summary_lines
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.run import Benchmark, BenchOutcome, prepare_plan, run_and_record
 from kumotui.errors import KumotuiError
@@ -263,6 +263,7 @@ class BenchScreen(Screen[None]):
         """Find the installed backends; the form's first field takes the keys."""
         self.update_status()
         self.find_backends()
+        self.query_one(ChartRow).show(NO_THROUGHPUT, NO_LATENCY, NO_CPU, force=True)
         if self.form_problem:
             self.notify(self.form_problem, title="Remembered form not used", severity="warning", markup=False)
 
@@ -607,7 +608,7 @@ class BenchScreen(Screen[None]):
         self.query_one("#bench-summary", Static).update("")
         for pane in self.query(Pane):
             pane.reset()
-        self.query_one(ChartRow).clear()
+        self.query_one(ChartRow).show(NO_THROUGHPUT, NO_LATENCY, NO_CPU, force=True)
         self.summary_shown = False
         self.query_one(HintList).reset()
         self.query_one(Log).clear()

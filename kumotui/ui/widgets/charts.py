@@ -83,7 +83,7 @@ class ChartPlot(PlotextPlot):
         names = [curve.name for curve in chart.curves if curve.points]
         compact = self.compact
         named = f"{chart.title}: {', '.join(names)}"
-        plt.title(named if compact and names and len(named) < self.size.width - 4 else chart.title)
+        plt.title(named if compact and names and len(named) <= self.size.width - 2 else chart.title)
         _, last = x_span([chart])
         top = nice_ticks(y_top(chart), 2 if compact else 3)
         plt.ylim(0, top[-1])
