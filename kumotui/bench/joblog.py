@@ -70,5 +70,5 @@ def readable_line(role: str, line: str, seconds: float) -> str:
     clock = format_eta(seconds)
     if isinstance(data, dict):
         event, figures = _event(data)
-        return f"{clock} {role:<4} {event:<8} {printable(figures, keep='')}"
+        return f"{clock} {role:<4} {event:<8} {printable(figures, keep='')}".rstrip()
     return f"{clock} {role:<4} {text}"

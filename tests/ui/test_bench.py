@@ -369,7 +369,7 @@ async def test_the_status_line_names_the_run(demo_dir: Path) -> None:
         await finish(pilot, screen)
         status = str(screen.query_one("#bench-status", Readout).render())
         assert (
-            status.startswith("✔ finished · 0:1")
+            status.startswith("✔ finished · on mta-01 (this machine) · 0:1")
             and "builtin → 127.0.0.1:2026 · 60,000 msgs · 1 KB · 50 conns" in status
         )
 
