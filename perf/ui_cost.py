@@ -16,8 +16,8 @@ and finally quits with ``q`` and checks that no job process survived.
 
 Run (a 1-minute check, or 10 minutes for the memory trend)::
 
-    .venv/bin/python bench/ui_cost.py --size 120x36 --seconds 60
-    .venv/bin/python bench/ui_cost.py --size 120x36 --seconds 600 --json cost.json
+    .venv/bin/python perf/ui_cost.py --size 120x36 --seconds 60
+    .venv/bin/python perf/ui_cost.py --size 120x36 --seconds 600 --json cost.json
 
 Budgets (issue 7): at most 10% of one core, at most 30 kB/s to the terminal
 at 120x36, and RSS flat over a 10-minute run.
@@ -113,7 +113,8 @@ class Terminal:
             time.sleep(0.1)
 
 
-TAB, ENTER, BACKSPACE = "\t", "\r", "\x7f"
+TAB, ENTER, END, CLEAR_LEFT = "\t", "\r", "\x05", "\x15"
+"""Tab, Enter, Ctrl+E (end of the field) and Ctrl+U (delete to its start), as a terminal sends them."""
 
 
 def descendants(pid: int) -> list[int]:
@@ -140,9 +141,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         term.wait_for("Bench", timeout=60)
         term.keys("b")
         term.wait_for("Backend")
-        # e: into the form; Tab to Messages (Target is disabled), clear it; Duration; Rate; Enter starts.
-        term.keys("e", TAB, TAB, BACKSPACE, TAB, *str(args.seconds + args.warmup + 60), TAB, *str(args.rate), ENTER)
-        term.wait_for("running")
+        time.sleep(1.0)  # the screen's first layout (charts included) before any key
+        # e: into the form; Tab to Messages (Target is disabled), clear it (End, Ctrl+U: whatever the
+        # form remembered or selected); Duration; Rate, each cleared first; Enter starts.
+        clear = (END, CLEAR_LEFT)
+        duration = str(args.seconds + args.warmup + 60)
+        term.keys("e", TAB, TAB, *clear, TAB, *clear, *duration, TAB, *clear, *str(args.rate), ENTER)
+        term.wait_for("● running")
         if args.log:
             term.keys("l")
         jobs = descendants(term.pid)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from kumotui.backends import SinkRequest, resolve
 from kumotui.backends.kumomta.install import SINK_PORT
@@ -12,6 +15,7 @@ from kumotui.bench.live import DEFAULT_DURATION
 from kumotui.bench.options import BenchOptions, check_sink, parse_listen
 from kumotui.bench.records import check_label
 from kumotui.errors import KumotuiError
+from kumotui.hosts.local import atomic_write, require_private_dir
 from kumotui.text.format import format_size
 
 SINK_CHOICES: dict[str, str] = {"local": "start one here", "target": "use a target"}
@@ -153,3 +157,82 @@ def field_for_error(message: str) -> str | None:
         if message.startswith(flag):
             return name
     return None
+
+
+FIELD_LABELS: dict[str, str] = {
+    "backend": "Backend",
+    "sink": "Sink",
+    "target": "Target",
+    "messages": "Messages",
+    "duration": "Duration s",
+    "rate": "Rate/s",
+    "concurrency": "Concurrency",
+    "body_size": "Body size",
+    "workers": "Workers",
+    "sink_workers": "Sink workers",
+    "through": "Through MTA",
+    "sink_listen": "Sink at",
+    "mta_metrics": "Metrics",
+    "label": "Label",
+}
+"""Each form field's label on the benchmark screen, as errors there name it."""
+
+
+def for_the_form(message: str) -> str:
+    """A core error about flags (``--body-size '12XB': ...``) worded with the form's labels instead.
+
+    The core's checks are the CLI's, so their messages name flags; on the
+    screen the person typed into a field called "Body size", not a flag.
+    Flags no field stands for (``--local-sink``) stay as they are.
+    """
+    labels = {FIELD_FLAGS[name]: label for name, label in FIELD_LABELS.items() if name in FIELD_FLAGS}
+    return _FLAG.sub(lambda match: labels.get(match.group(0), match.group(0)), message)
+
+
+_FLAG = re.compile(r"--[a-z][a-z-]*")
+
+
+FORM_FILE = "bench-form.json"
+"""The last form values that started a run, in the state dir (private, like every file there)."""
+FORM_FIELD_LIMIT = 200
+"""Characters a remembered field may have (longer: the file was not written by kumotui)."""
+
+
+def form_path(state_dir: Path) -> Path:
+    """Where the remembered form lives."""
+    return state_dir / FORM_FILE
+
+
+def save_form(state_dir: Path, form: BenchForm) -> None:
+    """Remember ``form`` for the next time the screen opens (0600, written whole)."""
+    require_private_dir(state_dir)
+    atomic_write(form_path(state_dir), json.dumps(asdict(form), indent=1) + "\n", mode=0o600)
+
+
+def load_form(state_dir: Path) -> tuple[BenchForm, str]:
+    """The remembered form, or the defaults; and why the file was not used (empty when it was, or is absent).
+
+    Every value is checked before it reaches a field: a known field name, a
+    string, printable, not overlong, and a ``sink`` among the choices. The
+    values are then checked again by :meth:`BenchForm.options` like typed ones.
+    """
+    path = form_path(state_dir)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return BenchForm(), ""
+    except (OSError, ValueError) as error:
+        return BenchForm(), f"{path}: not read ({error}); the form shows the defaults"
+    if not isinstance(data, dict):
+        return BenchForm(), f"{path}: expected a JSON object; the form shows the defaults"
+    known = {f.name for f in fields(BenchForm)}
+    values: dict[str, str] = {}
+    for key, value in data.items():
+        if key not in known:
+            return BenchForm(), f"{path}: unknown field {key!r}; the form shows the defaults"
+        if not isinstance(value, str) or len(value) > FORM_FIELD_LIMIT or not value.isprintable():
+            return BenchForm(), f"{path}: field {key!r} is not a short line of text; the form shows the defaults"
+        values[key] = value
+    if values.get("sink", "local") not in SINK_CHOICES:
+        return BenchForm(), f"{path}: sink must be one of {', '.join(SINK_CHOICES)}; the form shows the defaults"
+    return BenchForm(**values), ""

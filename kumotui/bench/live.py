@@ -20,18 +20,18 @@ from dataclasses import dataclass, field
 import psutil
 
 from kumotui.backends import available
-from kumotui.backends.lines import strip_ansi
 from kumotui.backends.process import Launcher
-from kumotui.backends.samples import Sample, eta_seconds, mmh
+from kumotui.backends.samples import RateWindow, Sample, eta_seconds, mmh
+from kumotui.bench.charts import Chart, Trail, cpu_curve_names, cpu_values
 from kumotui.bench.hints import BACKLOG_READINGS, Hint, HintInputs, evaluate, port_range_width
 from kumotui.bench.hoststats import HostSampler, HostStats, ProcessCpu, interface_for, process_cpu
+from kumotui.bench.joblog import readable_line
 from kumotui.bench.measure import seconds_between, warmup_for
 from kumotui.bench.mta import MtaView
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.report import delivery_lines, headline, published_verdict, what_was_measured
 from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
 from kumotui.hosts.address import parse_address
-from kumotui.text.escape import printable
 from kumotui.text.format import format_ms
 
 DEFAULT_DURATION = 60.0
@@ -55,7 +55,14 @@ TREND_THRESHOLD = 0.15
 """A mean that moved by more than this share is a trend, not noise."""
 
 
-# --- the form ------------------------------------------------------------------------
+THROUGHPUT_TITLE = "msgs/s"
+LATENCY_TITLE = "latency ms"
+CPU_TITLE = "CPU % per core"
+NO_THROUGHPUT = Chart(THROUGHPUT_TITLE, "msgs/s")
+NO_LATENCY = Chart(LATENCY_TITLE, "ms")
+NO_CPU = Chart(CPU_TITLE, "%", y_max=100.0)
+DELIVERY_WINDOW = 3.0
+"""Seconds of delivered counts a live delivery rate is taken over."""
 
 
 def open_fds(pid: int | None) -> int | None:
@@ -203,6 +210,12 @@ class LiveFigures:
     """Every hint seen in this run, warnings first, then in the order first seen, each in its latest wording."""
     active_hints: frozenset[str] = frozenset()
     """Ids of the hints whose symptom shows in this reading."""
+    throughput_chart: Chart = NO_THROUGHPUT
+    """Msgs/s over the run: sent, and delivered through the MTA (or the sink's count without one)."""
+    latency_chart: Chart = NO_LATENCY
+    """The generator's transaction latency p50 and p99 over the run."""
+    cpu_chart: Chart = NO_CPU
+    """CPU per core over the run (the busiest, average and least busy beyond a few cores)."""
 
 
 SamplerFactory = Callable[[str | None], HostSampler]
@@ -275,6 +288,11 @@ class LiveWatch:
         """The generator's first reading after its warm-up: where the steady rate counts from."""
         self.rates: deque[float] = deque(maxlen=points)
         self.p99s: deque[float] = deque(maxlen=points)
+        self.throughput = Trail(("sent", "delivered" if options.through else "received"))
+        self.latencies = Trail(("p50", "p99"))
+        self.cpus: Trail | None = None
+        """Made at the first host reading, when the number of cores is known."""
+        self.delivery_rate = RateWindow(DELIVERY_WINDOW)
         self.hints: dict[str, Hint] = {}
         self.backlog: deque[int] = deque(maxlen=BACKLOG_READINGS)
         self._cursors: dict[str, int] = {}
@@ -336,6 +354,8 @@ class LiveWatch:
             overflows = max(0, host.listen_overflows - self.host_at_start.listen_overflows)
         elapsed = max((s.elapsed for s in (gen, sink) if s is not None), default=0.0)
         p99_series = tuple(self.p99s)
+        if fresh:
+            self._chart(elapsed, gen, sink, delivered, host)
         return LiveFigures(
             elapsed=elapsed,
             target=bench.target,
@@ -374,7 +394,26 @@ class LiveWatch:
             ports=port_range_width(self.parameters),
             hints=tuple(sorted(self.hints.values(), key=lambda hint: hint.severity != "warn")),
             active_hints=frozenset(hint.id for hint in found),
+            throughput_chart=Chart(THROUGHPUT_TITLE, "msgs/s", self.throughput.curves()),
+            latency_chart=Chart(LATENCY_TITLE, "ms", self.latencies.curves()),
+            cpu_chart=Chart(CPU_TITLE, "%", self.cpus.curves() if self.cpus else (), y_max=100.0),
         )
+
+    def _chart(
+        self, elapsed: float, gen: Sample | None, sink: Sample | None, delivered: int | None, host: HostStats | None
+    ) -> None:
+        """One point per curve for this reading: what came through the MTA when there is one, else the sink."""
+        if delivered is not None:
+            through = self.delivery_rate.add(elapsed, delivered)
+        else:
+            through = sink.rate if sink is not None else None
+        self.throughput.add(elapsed, (gen.rate if gen is not None else None, through))
+        latency = (gen.latency_ms or {}) if gen is not None else {}
+        self.latencies.add(elapsed, (latency.get("p50"), latency.get("p99")))
+        if host is not None and host.cpu_per_core:
+            if self.cpus is None:
+                self.cpus = Trail(cpu_curve_names(len(host.cpu_per_core)))
+            self.cpus.add(elapsed, cpu_values(host.cpu_per_core))
 
     def _read_host(self, target: str) -> HostStats | None:
         """One host reading; the first one is the baseline for counters that only grow."""
@@ -386,6 +425,8 @@ class LiveWatch:
         return stats
 
     def _collect_logs(self, bench: Benchmark) -> None:
+        """Move the jobs' new output lines, made readable, into the buffer the screen drains."""
+        seconds = max((s.elapsed for s in (self.generator, self.sink) if s is not None), default=0.0)
         for name, job in (("gen", bench.generator), ("sink", bench.sink)):
             if job is None:
                 continue
@@ -394,8 +435,8 @@ class LiveWatch:
             if lines:
                 with self._log_lock:
                     # A job's output is another program's (maybe another host's) bytes:
-                    # colours dropped, any other control character shown escaped.
-                    self._log.extend(f"{name:<4} │ {printable(strip_ansi(line), keep='')}" for line in lines)
+                    # readable_line drops colours and shows any other control character escaped.
+                    self._log.extend(readable_line(name, line, seconds) for line in lines)
 
     def take_log(self) -> list[str]:
         """Job log lines not yet shown, oldest first (called from the UI thread)."""

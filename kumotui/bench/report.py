@@ -1,4 +1,4 @@
-"""Run reports: the ``runs`` listing and the Markdown of one run or two compared.
+"""Run reports: the ``runs`` listing and the Markdown (or HTML, with charts) of one run or two compared.
 
 Every figure says what it is: the steady-state window leads, the whole run
 (wall time) beside it, and a run too short to compare is marked so. Two runs
@@ -10,10 +10,13 @@ set against a run only where :func:`~kumotui.bench.published.comparability` allo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
+from html import escape
 from pathlib import Path
 
 from kumotui.backends.samples import Summary
+from kumotui.bench.charts import chart_svg, overlay_charts, run_charts
 from kumotui.bench.delivery import Delivery
 from kumotui.bench.measure import Rate
 from kumotui.bench.published import (
@@ -599,3 +602,107 @@ def sender_lines(record: RunRecord) -> list[str]:
             f"{format_rate(summary.msgs_per_s)} msgs/s" + (f", p99 {format_ms(p99)} ms" if p99 is not None else "")
         )
     return lines
+
+
+# --- HTML ----------------------------------------------------------------------------------
+
+HTML_STYLE = """
+body { font-family: sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; }
+td.r, th.r { text-align: right; }
+figure { display: inline-block; margin: 0.5em 1em 0.5em 0; }
+"""
+"""The report's only styling: readable tables, the charts side by side where they fit."""
+
+
+def report_html(run: RunRecord, other: RunRecord | None = None) -> str:
+    """The report as one self-contained HTML page: the Markdown report's content, and its charts as SVG.
+
+    For people who will not open a terminal: the same sections and figures
+    as :func:`report_markdown` (the page is made from it, so the two never
+    disagree), and before them the run's msgs/s and latency over time (two
+    runs: their curves on the same axes), drawn by
+    :func:`~kumotui.bench.charts.chart_svg`.
+    """
+    lines = report_markdown(run, other).splitlines()
+    if other is None:
+        received = "delivered" if run.config.through else "received"
+        charts = run_charts(run.series, delivered_name=received)
+    else:
+        charts = overlay_charts(run.series, other.series)
+    figures = [
+        f"<figure>{chart_svg(chart)}</figure>"
+        if not chart.empty
+        else f"<p>{escape(chart.title)}: no readings saved.</p>"
+        for chart in charts
+    ]
+    first_section = next((i for i, line in enumerate(lines) if line.startswith("## ")), len(lines))
+    title = escape(lines[0].lstrip("# ")) if lines else "kumotui report"
+    body = [
+        *_markdown_html(lines[:first_section]),
+        "<h2>Over time</h2>",
+        *figures,
+        *_markdown_html(lines[first_section:]),
+    ]
+    head = f'<meta charset="utf-8"><title>{title}</title><style>{HTML_STYLE}</style>'
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>{head}</head>\n<body>\n' + "\n".join(body) + "\n</body>\n</html>\n"
+    )
+
+
+def _inline(text: str) -> str:
+    """Escaped text with the report's inline Markdown (``**bold**``, ``` `code` ```) as HTML."""
+    html = escape(text)
+    html = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", html)
+
+
+def _cells(row: str) -> list[str]:
+    """A Markdown table row's cells (``\\|`` inside a cell kept as ``|``)."""
+    cells = re.split(r"(?<!\\)\|", row.strip().strip("|"))
+    return [cell.strip().replace("\\|", "|") for cell in cells]
+
+
+def _markdown_html(lines: Sequence[str]) -> list[str]:
+    """The Markdown the report writes (headings, bullets, tables, paragraphs) as HTML, nothing more."""
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+        elif line.startswith("| "):
+            rows = []
+            while index < len(lines) and lines[index].startswith("| "):
+                rows.append(lines[index])
+                index += 1
+            out += _table_html(rows)
+            continue
+        elif line.startswith("- "):
+            items = []
+            while index < len(lines) and lines[index].startswith("- "):
+                items.append(f"<li>{_inline(lines[index][2:])}</li>")
+                index += 1
+            out += ["<ul>", *items, "</ul>"]
+            continue
+        elif line.strip():
+            out.append(f"<p>{_inline(line)}</p>")
+        index += 1
+    return out
+
+
+RIGHT = ' class="r"'
+
+
+def _table_html(rows: Sequence[str]) -> list[str]:
+    """A Markdown table (header, rule, rows) as an HTML table, right-aligned where the rule says."""
+    header, rule, *body = rows
+    right = [cell.endswith(":") for cell in _cells(rule)]
+
+    def row(cells: list[str], tag: str) -> str:
+        shown = [f"<{tag}{RIGHT if right[i] else ''}>{_inline(c)}</{tag}>" for i, c in enumerate(cells)]
+        return "<tr>" + "".join(shown) + "</tr>"
+
+    return ["<table>", row(_cells(header), "th"), *(row(_cells(r), "td") for r in body), "</table>"]

@@ -17,7 +17,7 @@ from tests.support import shots
 
 SnapCompare = Callable[..., bool]
 
-BENCH = {"bench-live-80x24", "bench-done-80x24", "runs-compare-80x24"}
+BENCH = {"bench-live-80x24", "bench-live-120x36", "bench-done-80x24", "runs-compare-80x24"}
 
 
 @pytest.mark.parametrize("shot", [shot for shot in shots.SHOTS if shot.name in BENCH], ids=lambda shot: shot.name)

@@ -322,7 +322,17 @@ def demo_runs(state_dir: Path) -> list[RunRecord]:
     ):
         elapsed = DEMO_RUN_MESSAGES / rate
         series = tuple(
-            Sample(role, tick / 2, min(DEMO_RUN_MESSAGES, int(rate * tick / 2)), rate=rate)
+            Sample(
+                role,
+                tick / 2,
+                min(DEMO_RUN_MESSAGES, int(rate * tick / 2)),
+                # The rate the samples report ramps up over the warm-up and wobbles (the
+                # counts, which the figures come from, stay even); latency drifts the same way.
+                rate=round(rate * min(1.0, tick / 10) * (1 + 0.04 * math.sin(tick / 6)), 1),
+                latency_ms={"p50": round(p99 / 3, 2), "p99": round(p99 * (1 + 0.1 * math.sin(tick / 9)), 2)}
+                if role == "generator"
+                else None,
+            )
             for tick in range(int(elapsed * 2) + 2)
             for role in ("generator", "sink")
         )

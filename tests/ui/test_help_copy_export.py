@@ -116,6 +116,7 @@ async def test_export_defaults_to_the_reports_folder_shows_the_path_and_stays_op
             (link, "link"),  # never written through
         ]:
             field.value = str(bad)
+            field.focus()  # the format list comes first in the dialog
             await pilot.press("enter")
             await wait_for(pilot, lambda: bool(dialog.error))
             assert app.screen is dialog and reason in dialog.error and str(bad) in dialog.error, dialog.error
@@ -126,6 +127,7 @@ async def test_export_defaults_to_the_reports_folder_shows_the_path_and_stays_op
         await settle(pilot)
         assert str(Path.home() / "r.md") in str(dialog.query_one("#export-full", Static).render())
         field.value = str(default)
+        field.focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.screen is runs)
         assert default.read_text().startswith("# kumotui benchmark")

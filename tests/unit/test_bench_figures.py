@@ -208,7 +208,7 @@ def test_a_tick_derives_every_figure() -> None:
     assert figures.rate_series == (0.0, 2000.0)
     assert figures.host == demo_host(2) and figures.ports == 28232 and figures.nofile == 4096
     assert figures.target == "127.0.0.1:2026" and figures.elapsed == 2.5
-    assert watch.take_log() == ['gen  │ {"type": "ready"}', 'gen  │ {"type": "progress"}']
+    assert watch.take_log() == ["0:01 gen  ready", "0:01 gen  progress"]  # readable: time, role, event
     assert watch.take_log() == []
 
 

@@ -16,6 +16,7 @@ the screen goes away (quit, a crash) and at interpreter exit.
 from __future__ import annotations
 
 import enum
+import platform
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
@@ -34,8 +35,8 @@ from textual.worker import Worker, WorkerState
 
 from kumotui.backends import preferred
 from kumotui.backends.samples import Sample
-from kumotui.bench.form import SINK_CHOICES, BenchForm, field_for_error
-from kumotui.bench.live import BenchSource, LiveFigures, LiveWatch, summary_lines
+from kumotui.bench.form import SINK_CHOICES, BenchForm, field_for_error, for_the_form, load_form, save_form
+from kumotui.bench.live import NO_CPU, NO_LATENCY, NO_THROUGHPUT, BenchSource, LiveFigures, LiveWatch, summary_lines
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.run import Benchmark, BenchOutcome, prepare_plan, run_and_record
 from kumotui.errors import KumotuiError
@@ -56,6 +57,7 @@ from kumotui.ui.widgets.bench_panes import (
     Readout,
     SinkPane,
 )
+from kumotui.ui.widgets.charts import REDRAW_EVERY, ChartRow
 
 if TYPE_CHECKING:
     from kumotui.bench.hints import Hint
@@ -89,7 +91,11 @@ STATE_WORDS = {
 }
 """How each state of the screen reads in the status line."""
 
-FORM_HELP = "Enter or s starts · Tab moves · Esc leaves the form"
+SHORT_ROWS = 30
+"""Terminal rows below which the charts and hints are compact."""
+FORM_HELP = "Enter starts · Tab moves · Esc leaves the form, then s starts"
+"""The form's help line. In a text field ``s`` types an s, so there Enter starts a run;
+outside the fields (after Esc) ``s`` does."""
 
 
 class BenchScreen(Screen[None]):
@@ -181,12 +187,16 @@ class BenchScreen(Screen[None]):
         self._idle.set()
         self.state_dir = (settings.state_dir or default_state_dir()).absolute()
         """Where runs are saved, fixed now: a relative path must not follow a later chdir."""
+        self.where = host_facts.hostname if host_facts is not None else platform.node()
+        """The machine the sink and the generator run on (the app benchmarks the one it runs on)."""
+        self.remembered, self.form_problem = load_form(self.state_dir)
+        """The last form that started a run (else the defaults), and why a saved one was not used."""
 
     # -- layout ----------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        """Status line, form, live panes, summary, log, footer."""
-        defaults = BenchForm()
+        """Status line, form (with the last values that started a run), live panes, charts, log, footer."""
+        defaults = self.remembered
         yield Readout(id="bench-status")
         with Vertical(id="bench-form"):
             with Horizontal(classes="form-row"):
@@ -203,7 +213,13 @@ class BenchScreen(Screen[None]):
                     compact=True,
                 )
                 yield Label("Target", classes="form-label -col3")
-                yield Input(defaults.target, placeholder="HOST:PORT", id="target", compact=True, disabled=True)
+                yield Input(
+                    defaults.target,
+                    placeholder="HOST:PORT",
+                    id="target",
+                    compact=True,
+                    disabled=defaults.sink != "target",
+                )
             with Horizontal(classes="form-row"):
                 yield Label("Messages", classes="form-label -col1")
                 yield Input(defaults.messages, placeholder="none", id="messages", compact=True)
@@ -239,6 +255,7 @@ class BenchScreen(Screen[None]):
             yield LatencyPane(id="latency-pane")
             yield HostPane(id="host-pane")
             yield HintList(id="hints")
+            yield ChartRow(3, every=REDRAW_EVERY, id="bench-charts")
         yield Log(max_lines=LOG_LINES, id="bench-log")
         yield Footer()
 
@@ -246,6 +263,13 @@ class BenchScreen(Screen[None]):
         """Find the installed backends; the form's first field takes the keys."""
         self.update_status()
         self.find_backends()
+        self.query_one(ChartRow).show(NO_THROUGHPUT, NO_LATENCY, NO_CPU, force=True)
+        if self.form_problem:
+            self.notify(self.form_problem, title="Remembered form not used", severity="warning", markup=False)
+
+    def on_resize(self) -> None:
+        """Short terminals get the compact layout (see the stylesheet's ``-short``)."""
+        self.set_class(self.size.height < SHORT_ROWS, "-short")
 
     def on_unmount(self) -> None:
         """Stop every job of a run still going (quit, crash): nothing outlives the app.
@@ -284,6 +308,11 @@ class BenchScreen(Screen[None]):
             self._idle.set()
 
     def _run_benchmark(self, form: BenchForm, options: BenchOptions) -> None:
+        try:
+            save_form(self.state_dir, form)
+        except (KumotuiError, OSError) as error:
+            message = f"The form's values are not remembered: {describe_error(error)}"
+            self.app.call_from_thread(self.notify, message, severity="warning", markup=False)
         plan, facts = prepare_plan(
             self.settings,
             LocalHost(),
@@ -335,7 +364,8 @@ class BenchScreen(Screen[None]):
         """Offer only the backends installed here, the one ``auto`` would pick first."""
         select = self.query_one("#backend", Select)
         select.set_options([(name, name) for name in message.backends])
-        select.value = preferred(message.backends)
+        remembered = self.remembered.backend
+        select.value = remembered if remembered in message.backends else preferred(message.backends)
 
     def on_bench_screen_bench_sampled(self, message: BenchSampled) -> None:
         """Show one reading: panes, hints, and the job output since the last one."""
@@ -349,6 +379,7 @@ class BenchScreen(Screen[None]):
             self.query_one(MtaPane).show(figures)
             self.query_one(LatencyPane).show(figures)
             self.query_one(HostPane).show(figures)
+            self.query_one(ChartRow).show(figures.throughput_chart, figures.latency_chart, figures.cpu_chart)
             if figures.hints:
                 hints = self.query_one(HintList)
                 hints.show_hints(figures.hints, figures.active_hints)
@@ -360,8 +391,13 @@ class BenchScreen(Screen[None]):
             self.flush_log()
 
     def on_bench_screen_bench_finished(self, message: BenchFinished) -> None:
-        """Show the summary card; the run is in the history now."""
+        """Show the summary card and the whole run's charts; the run is in the history now."""
         self.outcome = message.outcome
+        if self.figures is not None:
+            figures = self.figures
+            self.query_one(ChartRow).show(
+                figures.throughput_chart, figures.latency_chart, figures.cpu_chart, force=True
+            )
         self.flush_log()
         self.state = BenchState.DONE
         lines = summary_lines(message.outcome)
@@ -404,15 +440,33 @@ class BenchScreen(Screen[None]):
             word = f"probing the route through {through}"  # the run's first step: probes must reach the sink
         elif figures is not None and figures.phase == "draining" and self.state == BenchState.RUNNING:
             word = "draining the MTA's backlog"
-        parts = [Content.from_markup(f"[{style} b]$icon $word[/]", icon=icon, word=word)]
+        parts = [Content.from_markup(f"[{style} b]$icon $word[/]", icon=icon, word=word), self.where_line()]
         if figures is not None and self.state in (BenchState.RUNNING, BenchState.STOPPING, BenchState.DONE):
             parts.append(Content(format_eta(figures.elapsed)))
         if self.options is not None and self.state != BenchState.IDLE:
             target = figures.target if figures is not None else ""
             parts.append(Content(self.form_text.describe(self.options, target)))
         elif self.state == BenchState.IDLE:
-            parts.append(Content.from_markup("[$text-muted]s starts a run with these settings[/]"))
+            key = "Enter" if self.in_form() else "s"
+            parts.append(Content.from_markup("[$text-muted]$key starts a run with these settings[/]", key=key))
         self.query_one("#bench-status", Readout).show(Content(" · ").join(parts))
+
+    def where_line(self) -> Content:
+        """Which machine the run's jobs are on: this one (and, when the app tunes another, not that one)."""
+        line = Content.from_markup("on [b]$host[/b] (this machine)", host=self.where)
+        if self.settings.hosts:
+            line += Content.from_markup(
+                "[$text-warning], not $remote[/]", remote=", ".join(str(h) for h in self.settings.hosts)
+            )
+        return line
+
+    def on_descendant_focus(self) -> None:
+        """The status line's hint follows the cursor: Enter in the form, s outside it."""
+        self.update_status()
+
+    def on_descendant_blur(self) -> None:
+        """See :meth:`on_descendant_focus`."""
+        self.update_status()
 
     def watch_state(self, state: BenchState) -> None:
         """Hide the form while a run goes (the panes need the rows), and refresh the keys."""
@@ -430,9 +484,9 @@ class BenchScreen(Screen[None]):
             self.flush_log()
 
     def show_form_error(self, message: str) -> None:
-        """Put the core's message under the form and the cursor in the field it names."""
+        """Put the core's message under the form, in the form's words, and the cursor in the field it names."""
         self.query_one("#form-message", Static).update(
-            Content.from_markup("[$text-error b]✖ $message[/]", message=message)
+            Content.from_markup("[$text-error b]✖ $message[/]", message=for_the_form(message))
         )
         field = field_for_error(message)
         if field is not None and not self.has_class("-running"):
@@ -554,6 +608,7 @@ class BenchScreen(Screen[None]):
         self.query_one("#bench-summary", Static).update("")
         for pane in self.query(Pane):
             pane.reset()
+        self.query_one(ChartRow).show(NO_THROUGHPUT, NO_LATENCY, NO_CPU, force=True)
         self.summary_shown = False
         self.query_one(HintList).reset()
         self.query_one(Log).clear()

@@ -25,14 +25,16 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
+from kumotui.bench.charts import overlay_charts, run_charts
 from kumotui.bench.records import RunRecord, list_runs
-from kumotui.bench.report import export_report, report_markdown, reports_dir
+from kumotui.bench.report import export_report, report_html, report_markdown, reports_dir
 from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
 from kumotui.ui.commands import ScreenCommands
 from kumotui.ui.modals.export import ExportChoice, ExportScreen
 from kumotui.ui.notices import notify_error
 from kumotui.ui.render import render_comparison, render_run, run_cells
+from kumotui.ui.widgets.charts import ChartRow
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("started", "Started"),
@@ -51,12 +53,18 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 """Column keys and headers, left to right: what a person scans for first (when, how it ended, their
 note), then the setup, then the results (msgs/s and MMH over the steady-state window)."""
 WIDE = 100
+SHORT_ROWS = 30
+"""Terminal rows below which the charts are compact."""
 """Columns from which the comparison shows every figure."""
 
 
-def report_name(runs: list[RunRecord]) -> str:
-    """The default file name of a report: ``kumotui-report-<id>[-vs-<id>].md``."""
-    return "kumotui-report-" + "-vs-".join(run.id for run in runs) + ".md"
+def report_name(runs: list[RunRecord], suffix: str = ".md") -> str:
+    """The default file name of a report: ``kumotui-report-<id>[-vs-<id>].md`` (or ``.html``)."""
+    return "kumotui-report-" + "-vs-".join(run.id for run in runs) + suffix
+
+
+REPORT_FORMATS = {"Markdown": ".md", "HTML with charts": ".html"}
+"""What the export dialog offers, and each one's file name suffix."""
 
 
 class RunsScreen(Screen[None]):
@@ -98,8 +106,13 @@ class RunsScreen(Screen[None]):
             table.add_column(label, key=key)
         yield table
         with VerticalScroll(id="runs-detail"):
+            yield ChartRow(2, id="runs-charts")
             yield Static(id="runs-text")
         yield Footer()
+
+    def on_resize(self) -> None:
+        """Short terminals get compact charts."""
+        self.set_class(self.size.height < SHORT_ROWS, "-short")
 
     def on_mount(self) -> None:
         """Read the runs."""
@@ -214,13 +227,18 @@ class RunsScreen(Screen[None]):
     def update_detail(self) -> None:
         """The comparison when two runs are picked, else the highlighted run."""
         text = self.query_one("#runs-text", Static)
+        charts = self.query_one("#runs-charts", ChartRow)
         compared = self.compared
         if compared is not None:
             text.update(render_comparison(*compared, compact=self.size.width < WIDE))
+            charts.show(*overlay_charts(compared[0].series, compared[1].series))
         elif (run := self.highlighted) is not None:
             text.update(render_run(run))
+            charts.show(*run_charts(run.series, delivered_name="delivered" if run.config.through else "received"))
         else:
             text.update(Content.from_markup("[$text-muted]Nothing to show.[/]"))
+            charts.clear()
+        charts.display = compared is not None or self.highlighted is not None
 
     @on(DataTable.RowHighlighted, "#runs-table")
     def _row_highlighted(self) -> None:
@@ -261,10 +279,9 @@ class RunsScreen(Screen[None]):
         compared = self.compared
         if compared is not None:
             runs = list(compared)
-            text = report_markdown(*compared)
             what = f"{compared[0].id} vs {compared[1].id}"
         elif (run := self.highlighted) is not None:
-            runs, text, what = [run], report_markdown(run), run.id
+            runs, what = [run], run.id
         else:
             return
 
@@ -272,8 +289,13 @@ class RunsScreen(Screen[None]):
             if choice is not None:
                 self.notify(f"Wrote {choice.path}", title="Report exported", markup=False)
 
-        default = reports_dir(self.state_dir).absolute() / report_name(runs)
-        dialog = ExportScreen(default, what, lambda choice: export_report(choice.path, text))
+        def write(choice: ExportChoice) -> None:
+            html = choice.format == "HTML with charts"
+            export_report(choice.path, report_html(*runs) if html else report_markdown(*runs))
+
+        names = {name: report_name(runs, suffix) for name, suffix in REPORT_FORMATS.items()}
+        default = reports_dir(self.state_dir).absolute() / names["Markdown"]
+        dialog = ExportScreen(default, what, write, formats=names, written="the report")
         self.app.push_screen(dialog, written)
 
     def copy_text(self) -> tuple[str, str] | None:

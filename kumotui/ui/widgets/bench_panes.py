@@ -32,7 +32,7 @@ from kumotui.text.format import (
     format_ms,
     format_rate,
 )
-from kumotui.ui.widgets.glyphs import cpu_bars, spark, trend_arrow
+from kumotui.ui.widgets.glyphs import cpu_bars, trend_arrow
 
 
 class Readout(Static):
@@ -73,28 +73,6 @@ class Readout(Static):
         if markup != self.shown:
             self.shown = markup
             self.update(content, layout=False)
-
-
-class SparkLine(Readout):
-    """A sparkline as one line of block characters in one style, newest value on the right.
-
-    See :func:`kumotui.benchlive.spark` for why this is not Textual's ``Sparkline``.
-    """
-
-    DEFAULT_CSS = """
-    SparkLine {
-        color: $primary;
-        text-overflow: clip;
-    }
-    """
-
-    def plot(self, values: Sequence[float]) -> None:
-        """Show the last values that fit the line."""
-        text = spark(values, self.size.width)
-        bars = text.lstrip(" ")
-        # The blank lead-in is its own span: SVG screenshots then place the
-        # bars by their own x, as terminals do (rsvg squeezes a long nbsp run).
-        self.show(Content.from_markup("[dim]$pad[/]$bars", pad=text[: len(text) - len(bars)], bars=bars))
 
 
 class Pane(Horizontal):
@@ -146,7 +124,7 @@ def _fmt(template: str, **values: object) -> Content:
 
 
 class GeneratorPane(Pane):
-    """Progress with ETA, sent and failed, the labelled rates (now, steady, whole run), a msgs/s sparkline."""
+    """Progress with ETA, sent and failed, the labelled rates (now, steady, whole run)."""
 
     LABEL = "Generator"
     DEFAULT_CSS = """
@@ -156,26 +134,24 @@ class GeneratorPane(Pane):
         #gen-progress Bar { width: 1fr; }
         #gen-eta { width: 14; padding-left: 1; }
         #gen-counts, #gen-rates { height: 1; }
-        #gen-spark { height: 1; width: 1fr; }
     }
     """
 
     def compose_body(self) -> ComposeResult:
-        """Progress row, counters row, rates row, sparkline row."""
+        """Counters row, progress row, rates row (the msgs/s chart is below the panes)."""
         yield Readout(NOT_STARTED, id="gen-counts")
         with Horizontal(id="gen-progress-row"):
             yield ProgressBar(total=1.0, show_eta=False, id="gen-progress")
             yield Readout("", id="gen-eta")
         yield Readout("", id="gen-rates")
-        yield SparkLine(id="gen-spark")
 
     def reset(self) -> None:
-        """Back to "not started": empty bar, no ETA, no rates, no sparkline."""
+        """Back to "not started": empty bar, no ETA, no rates."""
         super().reset()
         self.query_one("#gen-progress", ProgressBar).update(progress=0)
 
     def show(self, figures: LiveFigures) -> None:
-        """Move the bar, update the counters and the sparkline."""
+        """Move the bar, update the counters and rates."""
         bar = self.query_one("#gen-progress", ProgressBar)
         if bar.progress != round(figures.progress, 3):
             bar.update(progress=round(figures.progress, 3))
@@ -203,7 +179,6 @@ class GeneratorPane(Pane):
             + steady
             + _fmt(" · whole run $whole", whole=format_rate(figures.whole_rate))
         )
-        self.query_one("#gen-spark", SparkLine).plot(figures.rate_series)
 
 
 REFUSAL_WORDS = {
@@ -334,22 +309,13 @@ class MtaPane(Pane):
 
 
 class LatencyPane(Pane):
-    """Transaction latency percentiles and the p99 trend."""
+    """Transaction latency percentiles and which way p99 is going (the latency chart is below the panes)."""
 
     LABEL = "Latency"
-    DEFAULT_CSS = """
-    LatencyPane {
-        #latency-row { height: 1; }
-        #latency-line { width: 42; }
-        #latency-spark { width: 1fr; margin-left: 1; }
-    }
-    """
 
     def compose_body(self) -> ComposeResult:
-        """Figures, then a p99 sparkline filling the rest of the line."""
-        with Horizontal(id="latency-row"):
-            yield Readout(Content.from_markup("[$text-muted]–[/]"), id="latency-line")
-            yield SparkLine(id="latency-spark")
+        """One line of figures."""
+        yield Readout(Content.from_markup("[$text-muted]–[/]"), id="latency-line")
 
     def show(self, figures: LiveFigures) -> None:
         """p50/p95/p99 since the start and which way p99 is going."""
@@ -366,7 +332,6 @@ class LatencyPane(Pane):
                 arrow=arrow,
             )
         )
-        self.query_one("#latency-spark", SparkLine).plot(figures.p99_series)
 
 
 class HostPane(Pane):
