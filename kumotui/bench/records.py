@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kumotui.backends.samples import Sample, Summary, thin_series
+from kumotui.bench.backpressure import DomainPushback
 from kumotui.bench.delivery import Delivery
 from kumotui.bench.measure import Measurement
 from kumotui.errors import KumotuiError
@@ -96,6 +97,8 @@ class RunRecord:
     """Stopped early (a key, Ctrl+C, a signal): its counts are partial."""
     delivery: Delivery | None = None
     """Through an MTA under test: injected, delivered, lost, duplicated, delivery latency, the probe."""
+    pushback: tuple[DomainPushback, ...] = ()
+    """A Smart Sink's answers per recipient domain (``--responses``): the backpressure applied."""
 
     @property
     def status(self) -> RunStatus:
@@ -137,6 +140,7 @@ class RunRecord:
             "measurement": self.measurement.as_json() if self.measurement else None,
             "stopped": self.stopped,
             "delivery": self.delivery.as_json() if self.delivery else None,
+            "pushback": [row.as_json() for row in self.pushback],
         }
 
     @classmethod
@@ -162,6 +166,7 @@ class RunRecord:
             measurement=Measurement.from_json(data["measurement"]) if data.get("measurement") else None,
             stopped=bool(data.get("stopped", False)),
             delivery=Delivery.from_json(data["delivery"]) if data.get("delivery") else None,
+            pushback=tuple(DomainPushback.from_json(row) for row in data.get("pushback") or []),
         )
 
 

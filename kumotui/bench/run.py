@@ -25,6 +25,7 @@ from kumotui.backends.builtin import BuiltinGenJob, BuiltinSinkJob
 from kumotui.backends.job import Job
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Role, Sample, Summary, thin_series
+from kumotui.bench.backpressure import DomainPushback, domain_pushback
 from kumotui.bench.delivery import Delivery, Probe, account, counted
 from kumotui.bench.measure import measure
 from kumotui.bench.options import BenchOptions
@@ -203,13 +204,26 @@ class Benchmark:
         started = time.monotonic()
         deadline = started + self.plan.options.drain_timeout
         while not self._stop.is_set() and time.monotonic() < deadline:
-            if (self.delivered_so_far() or 0) >= injected:
+            if (self.delivered_so_far() or 0) + self._bounced_so_far() >= injected:
                 break
             fresh = self.poll()
             if on_samples is not None and fresh:
                 on_samples(fresh)
             self._stop.wait(interval)
         self.drain_seconds = time.monotonic() - started
+
+    def _bounced_so_far(self) -> int:
+        """Messages of the load a Smart Sink refused for good (the MTA will not deliver them)."""
+        sink = self.sink
+        if not isinstance(sink, BuiltinSinkJob) or not self.stamped:
+            return 0
+        return int(sink.pushback_so_far().get("bounced_stamped", 0))
+
+    def pushback(self) -> tuple[DomainPushback, ...]:
+        """What a Smart Sink answered per recipient domain (empty without a responses file)."""
+        if not isinstance(self.sink, BuiltinSinkJob):
+            return ()
+        return domain_pushback(self.sink.pushback_so_far())
 
     def delivery(self, gen: Summary | None) -> Delivery | None:
         """What happened to every message (a run through an MTA), from both sides' final lines."""
@@ -223,6 +237,7 @@ class Benchmark:
         sink, generator = self.sink, self.generator
         if self.stamped and isinstance(sink, BuiltinSinkJob) and isinstance(generator, BuiltinGenJob):
             stamped, delivered = sink.stamps_so_far()
+            pushed = sink.pushback_so_far()
             return account(
                 generator.accepted_ids(),
                 delivered,
@@ -231,6 +246,9 @@ class Benchmark:
                 clock=clock,
                 drain_seconds=self.drain_seconds,
                 probe=self.probe,
+                deferred=pushed.get("ranges_deferred") or [],
+                bounced=pushed.get("ranges_bounced") or [],
+                deferrals=int(pushed.get("deferrals_stamped", 0)),
             )
         return counted(gen.count, self.delivered_so_far() or 0, drain_seconds=self.drain_seconds, probe=self.probe)
 
@@ -336,6 +354,7 @@ class Benchmark:
             measurement=measure(self.series, launched=launched, ended=ended, role=role) if self.generator else None,
             stopped=interrupted,
             delivery=self.delivery(gen_summary),
+            pushback=self.pushback(),
         )
         return BenchOutcome(record, self.target, interrupted)
 

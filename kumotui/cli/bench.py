@@ -23,7 +23,7 @@ from kumotui.backends.job import Job
 from kumotui.backends.kumomta.install import SINK_PORT
 from kumotui.backends.kumomta.policy import routing_snippet
 from kumotui.backends.samples import Sample, mmh
-from kumotui.bench.options import BenchOptions, check_sink, parse_listen
+from kumotui.bench.options import BenchOptions, check_sink, domain_list, parse_listen, resolve_responses
 from kumotui.bench.records import list_runs, load_run
 from kumotui.bench.report import format_runs_table, report_markdown
 from kumotui.bench.run import Benchmark, BenchOutcome, prepare_plan, run_and_record
@@ -41,6 +41,7 @@ from kumotui.cli.options import (
     whole,
 )
 from kumotui.cli.output import format_outcome, outcome_json, sink_line, summary_json
+from kumotui.engines.smtp_gen import DEFAULT_SUFFIX, MIXES
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
 from kumotui.hosts.connect import open_host
@@ -220,6 +221,29 @@ def _bench_parser(commands: Commands) -> None:
     load.add_argument(
         "--allow-remote-target", action="store_true", help="allow a target outside loopback and private ranges"
     )
+    where_to = bench.add_argument_group("recipients and headers (built-in generator and traffic-gen)")
+    where_to.add_argument(
+        "--domain",
+        action="append",
+        metavar="NAME[:WEIGHT]",
+        help="a recipient domain, repeatable, with relative weights (gmail.com:67.4); default example.com",
+    )
+    where_to.add_argument(
+        "--mix", choices=sorted(MIXES), help="providers: KumoMTA's guide's mailbox-provider mix (gmail-heavy)"
+    )
+    where_to.add_argument(
+        "--domain-suffix",
+        metavar="S",
+        help=f"appended to every domain not reserved itself (default: {DEFAULT_SUFFIX}; '' needs --allow-real-domains)",
+    )
+    where_to.add_argument(
+        "--allow-real-domains",
+        action="store_true",
+        help="allow recipient domains not reserved for testing: only with outbound mail redirected to a sink",
+    )
+    where_to.add_argument(
+        "--header", action="append", metavar="'NAME: VALUE'", help="a header in every message (repeatable)"
+    )
     builtin = bench.add_argument_group("built-in generator only")
     builtin.add_argument("--rate", type=per_second, metavar="R", help="at most R messages per second")
     builtin.add_argument(
@@ -272,6 +296,8 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> ExitStatus:
             workers=args.workers,
             tempfail_percent=args.tempfail_percent,
             permfail_percent=args.permfail_percent,
+            responses=resolve_responses(args.responses),
+            seed=args.seed,
             max_message_size=args.max_message_size,
             idle_timeout=args.idle_timeout,
             kumod_user=args.kumod_user,
@@ -362,6 +388,10 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         drain_timeout=args.drain_timeout,
         recipient=args.recipient,
         allow_remote_target=args.allow_remote_target,
+        domains=domain_list(args.domain or [], args.mix),
+        domain_suffix=args.domain_suffix,
+        headers=tuple(args.header or ()),
+        allow_real_domains=args.allow_real_domains,
     ).validate()
     if len(settings.hosts) > 1:
         raise KumotuiError("--host: bench runs its generator on one host; use --sink-host for the sink")
@@ -378,6 +408,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
             workers=args.sink_workers,
             tempfail_percent=args.tempfail_percent,
             permfail_percent=args.permfail_percent,
+            responses=resolve_responses(args.responses),
+            seed=args.seed,
             kumod_user=args.kumod_user,
             http_port=args.http_port,
         ),

@@ -77,7 +77,9 @@ PROVIDER_MIX = (
 )
 """``--mix providers``: the mailbox-provider distribution of KumoMTA's testing guide (relative weights)."""
 MIXES = {"providers": PROVIDER_MIX}
-_DOMAIN_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+_DOMAIN_NAME = re.compile(
+    r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+)
 _HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")
 GRACE = 2.0
 """Seconds after ``--duration`` for transactions in flight to finish."""
@@ -195,9 +197,7 @@ def parse_domain(text: str) -> tuple[str, float]:
     return name, value
 
 
-def destination_domains(
-    domains: list[tuple[str, float]], suffix: str, allow_real: bool
-) -> list[tuple[str, float]]:
+def destination_domains(domains: list[tuple[str, float]], suffix: str, allow_real: bool) -> list[tuple[str, float]]:
     """The recipient domains a run sends to: each non-reserved one given ``suffix``, all then checked.
 
     A reserved domain (``example.com``, ``x.test``) stays as it is; any other
