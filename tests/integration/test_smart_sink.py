@@ -195,6 +195,8 @@ def test_deferrals_drain_through_an_mta_that_retries(cli: Cli, tmp_path: Path) -
     assert relay.deferred >= delivery["deferrals"] == delivery["deferrals"] > 0
     assert 0 < delivery["deferred_delivered"] <= delivery["deferred"]
     assert within_binomial(delivery["bounced"], 600, 0.1 / 0.7 * 1.0) or delivery["bounced"] > 0
-    report = cli("report", json.loads(cli("runs", "--json", "--state-dir", tmp_path).stdout)[0]["id"], "--state-dir", tmp_path)
+    report = cli(
+        "report", json.loads(cli("runs", "--json", "--state-dir", tmp_path).stdout)[0]["id"], "--state-dir", tmp_path
+    )
     assert "later delivered by the MTA's retries" in report.stdout
     assert "Backpressure applied by the sink" in report.stdout and "example.com" in report.stdout
