@@ -8,7 +8,7 @@ runs real processes (engines, jobs, backends, sshd, a kernel namespace),
 Markers (registered in ``pyproject.toml``, ``--strict-markers``) come from
 the place and the fixtures: ``integration/`` -> ``processes``; ``ui/`` ->
 ``ui``; ``snapshots/`` -> ``ui`` and ``snapshot``; the ``sshd`` fixture ->
-``ssh``; the ``postfix_root`` fixture -> ``postfix``. ``netns``, ``serial``
+``ssh``; the ``postfix_root`` and ``postfix_mta`` fixtures -> ``postfix``. ``netns``, ``serial``
 and ``processes`` outside ``integration/`` are written on the tests.
 
 Every test gets its own config and state dirs (:func:`isolated_dirs`), and
@@ -21,12 +21,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import Cli
+from tests.support.postfix_mta import PostfixRelay, postfix_relay, require_postfix
 from tests.support.smtp import postfix_tools
 from tests.support.sshd import Sshd, available, start_sshd
 from tests.support.standins import install_kumomta
@@ -41,7 +43,7 @@ MARKS_BY_DIRECTORY = {
     "ui": ("ui",),
     "snapshots": ("ui", "snapshot"),
 }
-MARKS_BY_FIXTURE = {"sshd": "ssh", "postfix_root": "postfix"}
+MARKS_BY_FIXTURE = {"sshd": "ssh", "postfix_root": "postfix", "postfix_mta": "postfix"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -122,6 +124,19 @@ def public_tmp() -> Iterator[Path]:
 def postfix_root() -> Path:
     """Where Postfix's smtp-sink and smtp-source are (skipped locally, a failure in CI, when missing)."""
     return postfix_tools()
+
+
+@pytest.fixture
+def postfix_mta(tmp_path: Path) -> Iterator[Callable[[int], PostfixRelay]]:
+    """A real Postfix as the MTA under test: ``postfix_mta(sink_port)`` starts one relaying everything there.
+
+    Each is stopped, with every process it started, after the test (or
+    earlier by ``relay.stop()``). Skipped locally, a failure in CI, when
+    Postfix is not installed.
+    """
+    require_postfix()
+    with ExitStack() as running:
+        yield lambda sink_port: running.enter_context(postfix_relay(sink_port, tmp_path=tmp_path))
 
 
 @pytest.fixture(scope="session")

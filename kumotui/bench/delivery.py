@@ -106,6 +106,12 @@ class Probe:
     """The MTA's greeting (``mx1 ESMTP Postfix (Debian/GNU)``): which MTA answered."""
 
     @property
+    def mta_kind(self) -> str:
+        """``kumomta``, ``postfix`` or ``unknown``: which MTA answered, by its greeting."""
+        banner = self.mta_banner.lower()
+        return next((kind for kind in ("kumomta", "postfix") if kind in banner), "unknown")
+
+    @property
     def ok(self) -> bool:
         """Every probe arrived."""
         return self.sent > 0 and self.arrived == self.sent
@@ -117,6 +123,7 @@ class Probe:
             "arrived": self.arrived,
             "seconds": round(self.seconds, 3),
             "mta_banner": self.mta_banner,
+            "mta_kind": self.mta_kind,
         }
 
     @classmethod

@@ -6,9 +6,10 @@ import math
 from dataclasses import dataclass
 
 from kumotui.backends import SinkRequest, resolve
+from kumotui.backends.kumomta.install import SINK_PORT
 from kumotui.backends.lines import parse_size
 from kumotui.bench.live import DEFAULT_DURATION
-from kumotui.bench.options import BenchOptions, check_sink
+from kumotui.bench.options import BenchOptions, check_sink, parse_listen
 from kumotui.bench.records import check_label
 from kumotui.errors import KumotuiError
 from kumotui.text.format import format_size
@@ -27,6 +28,9 @@ FIELD_FLAGS: dict[str, str] = {
     "body_size": "--body-size",
     "workers": "--workers",
     "sink_workers": "--sink-workers",
+    "through": "--through",
+    "sink_listen": "--listen",
+    "mta_metrics": "--mta-metrics",
     "label": "--label",
 }
 """Each form field and the ``kumotui bench`` flag it stands for (errors name the flag)."""
@@ -68,13 +72,22 @@ class BenchForm:
     """Processes of a started built-in sink."""
     label: str = ""
     """A note saved with the run (``before tuning``)."""
+    through: str = ""
+    """``HOST:PORT`` of the MTA under test, or empty to send straight to the sink (a calibration)."""
+    mta_metrics: str = ""
+    """``HOST:PORT`` of the MTA's (kumod's) HTTP listener for its /metrics; empty: found from its greeting."""
+    sink_listen: str = ""
+    """Where a started sink listens, ``ADDR:PORT``; empty: a free port, or 2026 for a run through an MTA
+    (KumoMTA's sink port, where the MTA's routing points)."""
 
     def sink_request(self) -> SinkRequest:
         """The sink to start (when ``sink`` is ``local``): its workers; KumotuiError naming the flag."""
         workers = _number(self.sink_workers, "--sink-workers", whole=True)
-        return check_sink(
-            SinkRequest(workers=int(workers) if workers is not None else 1), workers_flag="--sink-workers"
-        )
+        host, port = parse_listen(self.sink_listen.strip(), "--listen") if self.sink_listen.strip() else ("", None)
+        if port is None and self.through.strip():
+            host, port = "127.0.0.1", SINK_PORT
+        request = SinkRequest(host=host or "127.0.0.1", port=port, workers=int(workers) if workers is not None else 1)
+        return check_sink(request, workers_flag="--sink-workers")
 
     def run_label(self) -> str:
         """The label, checked; KumotuiError naming the flag."""
@@ -92,6 +105,10 @@ class BenchForm:
         target = None if local else self.target.strip()
         if target == "":
             raise KumotuiError("--target: give the HOST:PORT of a running sink, or start one here")
+        if self.through.strip() and not local:
+            raise KumotuiError(
+                "--through: a run through an MTA counts at a sink kumotui starts: choose 'start one here'"
+            )
         messages = _number(self.messages, "--messages", whole=True)
         concurrency = _number(self.concurrency, "--concurrency", whole=True)
         workers = _number(self.workers, "--workers", whole=True)
@@ -106,12 +123,16 @@ class BenchForm:
             concurrency=int(concurrency) if concurrency is not None else 50,
             body_size=parse_size(self.body_size.strip() or "1KB"),
             workers=int(workers) if workers is not None else 1,
+            through=self.through.strip() or None,
+            mta_metrics=self.mta_metrics.strip() or None,
         ).validate()
 
     def describe(self, options: BenchOptions, target: str = "") -> str:
         """The run in one line for the status bar: backend, sink, amount, size, connections."""
         where = target or options.target or ""
         sink = f"→ {where}" if where else "→ local sink"
+        if options.through:
+            sink = f"→ MTA {options.through} {sink}"
         if options.messages is not None and options.duration is not None:
             amount = f"{options.messages:,} msgs or {options.duration:g} s"
         elif options.messages is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from kumotui.backends.samples import Sample
 from kumotui.bench.hoststats import HostStats, ProcessCpu
@@ -48,6 +49,8 @@ class HintInputs:
     generator_workers: int = 1
     nofile_limit: int | None = None
     """The generator's hard open-file limit, when known."""
+    backlog: tuple[int, ...] = ()
+    """Through an MTA: its backlog (injected − delivered) at the last readings, oldest first."""
 
 
 TIME_WAIT_SHARE = 0.8
@@ -164,8 +167,10 @@ def generator_pinned(inputs: HintInputs) -> Hint | None:
 
 
 def sink_lagging(inputs: HintInputs) -> Hint | None:
-    """The sink receives clearly less than the generator sends."""
+    """The sink receives clearly less than the generator sends (straight into it, no MTA between)."""
     gen, sink = inputs.generator, inputs.sink
+    if inputs.backlog:
+        return None  # through an MTA the sink's pace is the MTA's: see mta_backlog_growing
     if gen is None or sink is None or not gen.rate or sink.rate is None or gen.rate < 100:
         return None
     if sink.rate >= SINK_LAG * gen.rate:
@@ -181,6 +186,29 @@ def sink_lagging(inputs: HintInputs) -> Hint | None:
     )
 
 
+BACKLOG_READINGS = 6
+"""Readings (3 s at 2 Hz) over which a backlog must grow at every step to be called growing."""
+
+
+def mta_backlog_growing(inputs: HintInputs) -> Hint | None:
+    """Through an MTA: the backlog grows at every reading while the sink takes little of the load."""
+    backlog, gen, sink = inputs.backlog[-BACKLOG_READINGS:], inputs.generator, inputs.sink
+    if len(backlog) < BACKLOG_READINGS or any(b <= a for a, b in pairwise(backlog)):
+        return None
+    if gen is None or not gen.rate or sink is None or (sink.rate or 0.0) >= SINK_LAG * gen.rate:
+        return None
+    return Hint(
+        "mta-backlog",
+        "The MTA under test is queueing, not delivering",
+        f"{backlog[-1]:,} messages accepted and not yet at the sink, growing for {BACKLOG_READINGS // 2} s, while "
+        f"the sink takes {sink.rate or 0:,.0f} msgs/s of the {gen.rate:,.0f} sent: the MTA's delivery side is the "
+        "limit. Check its routing to the sink and its outbound concurrency (KumoMTA: the egress path's "
+        "connection_limit and max_ready; Postfix: default_destination_concurrency_limit).",
+        "--through",
+        "warn",
+    )
+
+
 RULES: tuple[Callable[[HintInputs], Hint | None], ...] = (
     ports_exhausted,
     time_wait_near_port_range,
@@ -188,6 +216,7 @@ RULES: tuple[Callable[[HintInputs], Hint | None], ...] = (
     too_many_files,
     generator_pinned,
     sink_lagging,
+    mta_backlog_growing,
 )
 
 

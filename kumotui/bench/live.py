@@ -23,11 +23,12 @@ from kumotui.backends import available
 from kumotui.backends.lines import strip_ansi
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Sample, eta_seconds, mmh
-from kumotui.bench.hints import Hint, HintInputs, evaluate, port_range_width
+from kumotui.bench.hints import BACKLOG_READINGS, Hint, HintInputs, evaluate, port_range_width
 from kumotui.bench.hoststats import HostSampler, HostStats, ProcessCpu, interface_for, process_cpu
 from kumotui.bench.measure import seconds_between, warmup_for
+from kumotui.bench.mta import MtaView
 from kumotui.bench.options import BenchOptions
-from kumotui.bench.report import headline, published_verdict, what_was_measured
+from kumotui.bench.report import delivery_lines, headline, published_verdict, what_was_measured
 from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
 from kumotui.hosts.address import parse_address
 from kumotui.text.escape import printable
@@ -169,6 +170,20 @@ class LiveFigures:
     """The sink's reading is newer than the generator's and counts more than it sent: show "≈"."""
     sink_refused: Mapping[str, int] = field(default_factory=dict)
     """The sink's refusal counters, each in its own unit (``rejected_mail``, ``rejected_rcpt``, ...)."""
+    through: str | None = None
+    """The MTA under test, when the run goes through one."""
+    phase: str = ""
+    """What the run is doing (:attr:`kumotui.bench.run.Benchmark.phase`)."""
+    delivered: int | None = None
+    """Through an MTA: messages of the load the sink has got (each once)."""
+    in_mta: int | None = None
+    """Through an MTA: accepted from the generator, not delivered yet (the MTA's backlog)."""
+    mta: MtaView | None = None
+    """Through an MTA: its own figures this tick (None when it publishes nothing kumotui reads)."""
+    mta_source: str = ""
+    """Where :attr:`mta` came from, or why there is none."""
+    delivery_latency: Mapping[str, float] = field(default_factory=dict)
+    """Through an MTA: end-to-end delivery latency so far, ms (``p50``, ``p95``, ``p99``, ``max``)."""
     sink_rate: float | None = None
     sink_connections: int | None = None
     latency: Mapping[str, float] = field(default_factory=dict)
@@ -261,6 +276,7 @@ class LiveWatch:
         self.rates: deque[float] = deque(maxlen=points)
         self.p99s: deque[float] = deque(maxlen=points)
         self.hints: dict[str, Hint] = {}
+        self.backlog: deque[int] = deque(maxlen=BACKLOG_READINGS)
         self._cursors: dict[str, int] = {}
         self._log: deque[str] = deque(maxlen=log_keep)
         self._log_lock = threading.Lock()
@@ -286,6 +302,9 @@ class LiveWatch:
         gen_pid = gen_job.pid if gen_job is not None and not gen_job.launcher.remote else None
         gen_cpu = self.cpu_reader(gen_pid)
         failures = gen_job.failures_so_far() if gen_job is not None else {}
+        delivered = bench.delivered_so_far()
+        if delivered is not None and gen is not None and fresh:
+            self.backlog.append(max(0, gen.count - delivered))
         found = evaluate(
             HintInputs(
                 generator=gen,
@@ -297,6 +316,7 @@ class LiveWatch:
                 generator_cpu=gen_cpu,
                 generator_workers=self.options.workers,
                 nofile_limit=self.nofile,
+                backlog=tuple(self.backlog),
             )
         )
         for hint in found:
@@ -332,7 +352,14 @@ class LiveWatch:
             gen_connections=gen.connections if gen is not None else None,
             rate_series=tuple(self.rates),
             received=sink.count if sink is not None else None,
-            received_skewed=sink is not None and sink.count > sent,
+            received_skewed=sink is not None and sink.count > sent and delivered is None,
+            through=bench.plan.options.through,
+            phase=bench.phase,
+            delivered=delivered,
+            in_mta=max(0, sent - delivered) if delivered is not None else None,
+            delivery_latency=bench.delivery_latency(),
+            mta=bench.mta.read() if bench.mta is not None else None,
+            mta_source=bench.mta.describe if bench.mta is not None else "the MTA publishes nothing kumotui can read",
             sink_refused=bench.sink.failures_so_far() if bench.sink is not None else {},
             sink_rate=sink.rate if sink is not None else None,
             sink_connections=sink.connections if sink is not None else None,
@@ -437,6 +464,7 @@ def summary_lines(outcome: BenchOutcome) -> list[str]:
         counted += f" · p99 {format_ms(p99)} ms"
     lines.append(counted)
     lines += headline(record)
+    lines += [f"{label.capitalize()}: {text}" for label, text in delivery_lines(record.delivery)]
     lines.append(published_verdict(record))
     if not gen.ok and gen.reason:
         lines.append(f"Not ok: {gen.reason}")

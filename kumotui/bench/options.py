@@ -66,6 +66,10 @@ class BenchOptions:
     """``--header`` lines."""
     allow_real_domains: bool = False
     """``--allow-real-domains``: recipients outside reserved names (outbound mail redirected to a sink)."""
+    mta_metrics: str | None = None
+    """``HOST:PORT`` of the MTA's (kumod's) HTTP listener, for its ``/metrics``."""
+    mta_postfix_config: str | None = None
+    """A Postfix MTA's configuration directory, for ``postqueue -c DIR -j`` (default: Postfix's own)."""
 
     def validate(self) -> BenchOptions:
         """Every flag checked up front, each error naming its flag."""
@@ -89,10 +93,6 @@ class BenchOptions:
         if self.through is not None:
             require(
                 [
-                    (
-                        self.local_sink,
-                        "--through needs --local-sink: kumotui counts what the MTA relays at its own sink",
-                    ),
                     (0 < self.probe_timeout <= 600, "--probe-timeout must be within 0-600 s"),
                     (0 <= self.drain_timeout <= 3600, "--drain-timeout must be within 0-3600 s"),
                 ]
@@ -101,6 +101,8 @@ class BenchOptions:
                 check_target(self.through, self.allow_remote_target)
             except KumotuiError as error:
                 raise KumotuiError(str(error).replace("--target", "--through", 1)) from None
+            if self.mta_metrics is not None:
+                parse_listen(self.mta_metrics, "--mta-metrics")
         if self.recipient is not None and not self.allow_real_domains:
             try:
                 smtp_gen.check_recipient_domain(self.recipient.rpartition("@")[2])

@@ -101,7 +101,7 @@ def delivery_lines(delivery: Delivery | None) -> list[tuple[str, str]]:
             ("probe", f"{probe.arrived} of {probe.sent} routing probes reached the sink in {probe.seconds:.1f} s")
         )
         if probe.mta_banner:
-            lines.append(("mta", probe.mta_banner))
+            lines.append(("mta", f"{probe.mta_kind}: {probe.mta_banner}"))
     accounting = (
         f"injected {delivery.injected:,} · delivered {delivery.delivered:,} · lost {delivery.lost:,}"
         f" · duplicated {delivery.duplicated:,}"

@@ -28,11 +28,14 @@ from kumotui.backends.samples import Role, Sample, Summary, thin_series
 from kumotui.bench.backpressure import DomainPushback, domain_pushback
 from kumotui.bench.delivery import Delivery, Probe, account, counted
 from kumotui.bench.measure import measure
+from kumotui.bench.mta import MtaWatcher, watcher_for
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.records import RunConfig, RunRecord, new_run, save_run
 from kumotui.bench.route import probe_ids, probe_route
+from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
-from kumotui.hosts.address import format_address
+from kumotui.hosts.address import format_address, is_loopback, parse_address
+from kumotui.hosts.local import LocalHost
 from kumotui.settings import Settings
 from kumotui.tuning.findings import parameter_values
 from kumotui.tuning.profiles import load_profile
@@ -130,6 +133,11 @@ class Benchmark:
         """The routing probe's result (a run through an MTA)."""
         self.drain_seconds = 0.0
         self._probe_baseline = 0
+        self.mta: MtaWatcher | None = None
+        """Reads the MTA under test's own figures, when it publishes any kumotui can read."""
+        self.phase = "starting"
+        """``starting``, ``probing`` (the route through the MTA), ``sending``, ``draining`` (the MTA's
+        backlog), ``done``: what a live view says the run is doing."""
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -144,12 +152,17 @@ class Benchmark:
                 self.sink.start().wait_ready()
                 self.target = format_address(self.sink_launcher.address, self.sink.port)
             through = self.plan.options.through
+            if through is not None and self.sink is None:
+                raise KumotuiError("--through needs --local-sink: kumotui counts what the MTA relays at its own sink")
             if through is not None and self.sink is not None:
+                self.phase = "probing"
                 self.probe = self._probe(through, self.sink)
+                self.mta = self._mta_watcher(through, self.probe.mta_banner)
             if self.sink is not None:
                 self.poll()  # the sink's baseline, so its summary spans exactly the generator's work
             self.generator = self.make_generator(through or self.target)
             self.generator.start().wait_ready()
+            self.phase = "sending"
         except BaseException:
             self.stop()
             raise
@@ -183,6 +196,16 @@ class Benchmark:
             arrived_ids,
             timeout=self.plan.options.probe_timeout,
             stopped=self._stop.is_set,
+        )
+
+    def _mta_watcher(self, through: str, banner: str) -> MtaWatcher | None:
+        """KumoMTA's /metrics, or a Postfix queue on this machine (an MTA on loopback), or nothing."""
+        options = self.plan.options
+        local = is_loopback(parse_address(through, 25)[0])
+        if not local and not options.mta_metrics:
+            return None
+        return watcher_for(
+            through, banner, LocalHost(), metrics=options.mta_metrics, postfix_config=options.mta_postfix_config
         )
 
     def delivered_so_far(self) -> int | None:
@@ -224,6 +247,11 @@ class Benchmark:
         if not isinstance(self.sink, BuiltinSinkJob):
             return ()
         return domain_pushback(self.sink.pushback_so_far())
+
+    def delivery_latency(self) -> dict[str, float]:
+        """End-to-end delivery latency so far (ms percentiles; empty unless messages are stamped)."""
+        sink = self.sink
+        return sink.delivery_latency() if self.stamped and isinstance(sink, BuiltinSinkJob) else {}
 
     def delivery(self, gen: Summary | None) -> Delivery | None:
         """What happened to every message (a run through an MTA), from both sides' final lines."""
@@ -312,7 +340,9 @@ class Benchmark:
         if self.generator is not None:
             self.generator.process.drained(2.0)
         if self.plan.options.through is not None:
+            self.phase = "draining"
             self.drain(on_samples, interval)
+        self.phase = "done"
         final = self.poll()
         if on_samples is not None and final:
             on_samples(final)
@@ -345,7 +375,12 @@ class Benchmark:
             through=options.through,
         )
         launched, ended = self.generator_span()
-        role: Role = "sink" if options.through else "generator"  # through an MTA, what counts is what it delivered
+        role: Role = "generator"
+        if options.through:
+            # Through an MTA what counts is what it delivered, and it delivers until its backlog
+            # is drained: the sink's window and whole run end there, not when the generator did.
+            role = "sink"
+            ended += self.drain_seconds
         record = replace(
             new_run(config, host, self.plan.parameters, profile=self.plan.profile, label=self.plan.label),
             series=tuple(self.series),

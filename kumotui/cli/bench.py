@@ -168,7 +168,8 @@ def _bench_parser(commands: Commands) -> None:
     where.add_argument(
         "--listen",
         metavar="ADDR:PORT",
-        help="where a started sink listens (default: a free loopback port; kumomta and postfix: 2026)",
+        help="where a started sink listens (default: a free loopback port; with --through, kumomta and "
+        "postfix: 2026, KumoMTA's sink port, where the MTA under test is told to deliver)",
     )
     load = bench.add_argument_group("load")
     load.add_argument(
@@ -211,6 +212,17 @@ def _bench_parser(commands: Commands) -> None:
         default=60.0,
         metavar="S",
         help="with --through: seconds to wait for the MTA to deliver its backlog after sending ends (default: 60)",
+    )
+    where.add_argument(
+        "--mta-metrics",
+        metavar="HOST:PORT",
+        help="with --through: the MTA's (kumod's) HTTP listener, for its /metrics (default: port 8000 of "
+        "--through's host when it greets as KumoMTA)",
+    )
+    where.add_argument(
+        "--mta-postfix-config",
+        metavar="DIR",
+        help="with --through to a Postfix on this machine: its config directory, for `postqueue -c DIR -j`",
     )
     load.add_argument(
         "--reply-timeout",
@@ -386,6 +398,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         through=args.through,
         probe_timeout=args.probe_timeout,
         drain_timeout=args.drain_timeout,
+        mta_metrics=args.mta_metrics,
+        mta_postfix_config=args.mta_postfix_config,
         recipient=args.recipient,
         allow_remote_target=args.allow_remote_target,
         domains=domain_list(args.domain or [], args.mix),
@@ -395,10 +409,14 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     ).validate()
     if len(settings.hosts) > 1:
         raise KumotuiError("--host: bench runs its generator on one host; use --sink-host for the sink")
+    if args.through and not args.local_sink:
+        raise KumotuiError("--through needs --local-sink: kumotui counts what the MTA relays at its own sink")
     if args.sink_host and not args.local_sink:
         raise KumotuiError("--sink-host needs --local-sink (kumotui starts the sink there)")
     backend = resolve(args.backend)
     listen_host, listen_port = parse_listen(args.listen) if args.listen else ("127.0.0.1", None)
+    if args.through and listen_port is None:
+        listen_port = SINK_PORT  # where an MTA under test is told to deliver (KumoMTA's sink port)
     if args.sink_host and not args.listen and backend is Backend.BUILTIN:
         listen_host = "0.0.0.0"  # reachable from the generator's host
     sink = check_sink(

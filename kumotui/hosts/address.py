@@ -5,6 +5,7 @@ refuse the same strings, in the same words."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,3 +74,14 @@ def format_address(host: str, port: int) -> str:
     """``HOST:PORT``, with an IPv6 host in brackets (``[::1]:2026``): what :func:`parse_address` reads."""
     host = host.strip("[]")
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address or ``localhost`` (this machine, without asking DNS)."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

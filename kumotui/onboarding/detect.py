@@ -4,15 +4,20 @@ privilege, open-file limit, and whether outbound SMTP is blocked.
 KumoMTA's advice for test boxes is to block outbound port 25 so a
 misrouted benchmark can never reach a real mail server. kumotui only
 *reads* the firewall rules (nftables, then iptables) to say whether that is
-done; it never sends a packet to find out.
+done; it never sends a packet to find out. The one connection it makes is
+to this host's own port 25 on loopback, to read the greeting of an MTA
+there (then QUIT, no mail), so the guide can offer to benchmark that MTA.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 from dataclasses import dataclass
 
 from kumotui.hosts import Host
+from kumotui.text.escape import printable
 
 
 @dataclass(frozen=True)
@@ -94,3 +99,23 @@ def kumomta_install(host: Host, sbin: str = "/opt/kumomta/sbin") -> KumoMTAInsta
     if done.code != 0:
         return KumoMTAInstall(None, None)
     return KumoMTAInstall(sbin, done.stdout.strip() or done.stderr.strip() or "unknown version")
+
+
+LOCAL_MTA = ("127.0.0.1", 25)
+"""Where an MTA on this host listens: the guide offers to benchmark *it* (generator → MTA → sink)."""
+
+
+def local_mta(address: tuple[str, int] = LOCAL_MTA, timeout: float = 1.0) -> str | None:
+    """The greeting of an MTA listening on this host's port 25 (loopback only), or None.
+
+    It connects, reads the banner and says QUIT: no mail is sent. Only for
+    this machine: a remote host's port 25 is not probed from here.
+    """
+    try:
+        with socket.create_connection(address, timeout=timeout) as sock:
+            banner = sock.recv(512).decode("utf-8", "replace").strip()
+            with contextlib.suppress(OSError):
+                sock.sendall(b"QUIT\r\n")
+    except OSError:
+        return None
+    return printable(banner.removeprefix("220").strip(" -")) if banner.startswith("220") else None

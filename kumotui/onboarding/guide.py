@@ -28,8 +28,8 @@ from kumotui.bench.report import report_markdown
 from kumotui.bench.run import Benchmark, BenchOutcome, prepare_plan, run_and_record
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
-from kumotui.hosts.local import atomic_write, require_private_dir
-from kumotui.onboarding.detect import Port25, kumomta_install, outbound_port25
+from kumotui.hosts.local import LocalHost, atomic_write, require_private_dir
+from kumotui.onboarding.detect import Port25, kumomta_install, local_mta, outbound_port25
 from kumotui.settings import Settings
 from kumotui.text.format import format_mmh, format_rate
 from kumotui.tuning.journal import Entry
@@ -131,6 +131,8 @@ class Detection:
     """The hard open-file limit kumod will get (kumomta.service when systemd has it, else this account's)."""
     nofile_source: str
     port25: Port25
+    mta: str | None = None
+    """The greeting of an MTA on this host's port 25: the guide then offers to benchmark it."""
 
     def lines(self, concurrency: int) -> list[tuple[str, str, str]]:
         """(what, finding, verdict) rows for the screen; verdict ``ok``, ``warn`` or ``info``."""
@@ -153,6 +155,13 @@ class Detection:
                 "ok" if enough else "warn",
             ),
             ("Outbound port 25", self.port25.evidence, "ok" if self.port25.blocked else "warn"),
+            (
+                "MTA here",
+                f"{self.mta} on 127.0.0.1:25: step 4 can measure it (generator → MTA → sink)"
+                if self.mta
+                else "none on 127.0.0.1:25: step 4 calibrates the harness (generator → sink)",
+                "info",
+            ),
         ]
 
 
@@ -167,7 +176,8 @@ def detect(host: Host, facts: HostFacts, privilege: str) -> Detection:
         _soft, raw = resource.getrlimit(resource.RLIMIT_NOFILE)
         hard = None if raw == resource.RLIM_INFINITY else raw
         source = "this account (getrlimit)"
-    return Detection(facts, kumo.sbin, kumo.version, has_postfix, privilege, hard, source, outbound_port25(host))
+    mta = local_mta() if isinstance(host, LocalHost) else None
+    return Detection(facts, kumo.sbin, kumo.version, has_postfix, privilege, hard, source, outbound_port25(host), mta)
 
 
 # --- step 4: a first benchmark ---------------------------------------------------------
@@ -215,11 +225,14 @@ def run_first_bench(
     target: str | None = None,
     facts: HostFacts | None = None,
     on_samples: Callable[[list[Sample]], None] | None = None,
+    through: str | None = None,
 ) -> tuple[BenchOutcome, Path]:
     """Step 4: the first run, saved like any other, plus a Markdown report beside the records.
 
     It sends to ``target`` (the guide's sink, which the run then stops), or
-    starts a sink of ``backend`` itself when step 3 was skipped.
+    starts a sink of ``backend`` itself when step 3 was skipped. With
+    ``through`` (an MTA on this host) the messages go to the MTA, whose
+    routing must deliver to that sink: the routing probe checks it first.
     """
     options = BenchOptions(
         target=target,
@@ -227,6 +240,7 @@ def run_first_bench(
         messages=defaults.messages,
         concurrency=defaults.concurrency,
         body_size=defaults.body_size,
+        through=through,
     )
     plan, host_facts = prepare_plan(settings, host, options, backend=backend)
     bench = Benchmark(plan, sink=sink if target is not None else None)

@@ -63,6 +63,7 @@ class Relay(socketserver.ThreadingTCPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # socketserver's default of 5 drops SYNs from 50 clients connecting at once
 
     def __init__(
         self,

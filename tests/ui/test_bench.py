@@ -10,6 +10,7 @@ screen use the demo's scripted run and fixed records.
 
 from __future__ import annotations
 
+import http.server
 import socketserver
 import threading
 from dataclasses import replace
@@ -35,7 +36,8 @@ from kumotui.ui.widgets.bench_panes import GeneratorPane, HintList, Readout
 from kumotui.ui.widgets.param_table import ParamTable
 from tests.support.demo import DEMO_FACTS, ScriptedBenchmark, demo_runs, demo_source, make_demo_host
 from tests.support.pilot import started
-from tests.support.processes import alive, job_pids
+from tests.support.processes import alive, free_port, job_pids
+from tests.support.relay import Relay
 from tests.support.shots import show_readings
 from tests.support.waits import settle, wait_for
 
@@ -426,3 +428,88 @@ async def test_form_label_and_sink_workers_are_checked(demo_dir: Path) -> None:
         await pilot.press("enter")  # the cursor is in a text field, where s types
         await pilot.pause()
         assert "--sink-workers" in text(screen, "#form-message") and screen.focused is screen.query_one("#sink_workers")
+
+
+@pytest.mark.processes  # kumotui's sink and generator for real, a stand-in MTA between them
+async def test_a_run_through_an_mta_shows_the_path_and_accounts_for_every_message(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
+    port = free_port()
+
+    app = demo_app(settings)
+    with Relay(("127.0.0.1", port)) as relay:
+        async with started(app, (120, 36)) as pilot:
+            screen = await open_bench(
+                app, pilot, messages="2000", through=relay.address, sink_listen=f"127.0.0.1:{port}", concurrency="10"
+            )
+            await pilot.press("escape", "s")
+            await finish(pilot, screen)
+            assert "injected 2,000 → in the MTA 0 → delivered 2,000" in text(screen, "#sink-path")
+            assert "end to end p50" in text(screen, "#sink-path")
+            summary = text(screen, "#bench-summary")
+            assert f"MTA under test {relay.address}" in summary
+            assert "Delivery: injected 2,000 · delivered 2,000 · lost 0 · duplicated 0" in summary
+            assert "Probe: 3 of 3 routing probes reached the sink" in summary
+            assert relay.accepted == 2003
+
+
+async def test_a_misrouted_mta_stops_the_app_run_before_any_load(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
+    port = free_port()
+
+    app = demo_app(settings)
+    with Relay(None) as relay:  # accepts, delivers nowhere
+        async with started(app) as pilot:
+            screen = await open_bench(app, pilot, through=relay.address, sink_listen=f"127.0.0.1:{port}")
+            screen.query_one("#messages", Input).value = "100"
+            await pilot.press("escape", "s")
+            await wait_for(pilot, lambda: screen.state == "failed", timeout=60)
+            assert "0 reached the sink" in screen.error and "relayhost" in screen.error
+            assert relay.accepted == 3 and "not started" in text(screen, "#gen-counts")
+
+
+class _Metrics(http.server.BaseHTTPRequestHandler):
+    """A relaying kumod's /metrics, as KumoMTA documents the series (queue figures that move)."""
+
+    calls = 0
+
+    def do_GET(self) -> None:
+        type(self).calls += 1
+        body = (
+            'connection_count{service="esmtp_listener"} 10\n'
+            'connection_count{service="smtp_client:sink"} 2\n'
+            f'scheduled_count{{queue="sink"}} {type(self).calls}\n'
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.mark.processes
+async def test_the_mta_pane_reads_the_mtas_own_metrics(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
+    port = free_port()
+    metrics = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Metrics)
+    threading.Thread(target=metrics.serve_forever, daemon=True).start()
+    app = demo_app(settings)
+    try:
+        with Relay(("127.0.0.1", port)) as relay:
+            async with started(app, (120, 36)) as pilot:
+                screen = await open_bench(
+                    app,
+                    pilot,
+                    messages="500",
+                    through=relay.address,
+                    sink_listen=f"127.0.0.1:{port}",
+                    mta_metrics=f"127.0.0.1:{metrics.server_address[1]}",
+                )
+                await pilot.press("escape", "s")
+                await finish(pilot, screen)
+                line = text(screen, "#mta-line")
+                assert line.startswith("kumomta: conns in 10 · out 2 · queued ") and "(scheduled " in line
+    finally:
+        metrics.shutdown()
+        metrics.server_close()

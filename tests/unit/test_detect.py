@@ -45,3 +45,36 @@ def test_iptables_save() -> None:
     assert iptables_blocks_port25(saved.replace("--dport 25 ", "--dport 2525 ")) is None
     multi = "-A OUTPUT -p tcp -m multiport --dports 465,25,587 -j DROP\n"
     assert iptables_blocks_port25(multi) is not None
+
+
+def test_a_local_mta_is_known_by_its_greeting_and_nothing_is_sent() -> None:
+    """A listener on loopback greets like an MTA; the detection reads the banner and says QUIT only."""
+    import socket
+    import threading
+
+    from kumotui.onboarding.detect import local_mta
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    got: list[bytes] = []
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"220 mx.test ESMTP Postfix (Debian/GNU)\r\n")
+            got.append(conn.recv(100))
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    try:
+        assert local_mta(server.getsockname()) == "mx.test ESMTP Postfix (Debian/GNU)"
+    finally:
+        thread.join(5)
+        server.close()
+    assert got == [b"QUIT\r\n"]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    address = closed.getsockname()
+    closed.close()
+    assert local_mta(address) is None  # nothing listens: no MTA

@@ -63,6 +63,7 @@ def test_detect_reads_this_host_without_changing_it() -> None:
         "Privilege",
         "Open files (hard)",
         "Outbound port 25",
+        "MTA here",
     }
     assert "needed for 20,000 connections" in rows["Open files (hard)"][0]
     if detection.kumomta_sbin is None:

@@ -46,7 +46,16 @@ from kumotui.settings import Settings
 from kumotui.text.format import format_eta
 from kumotui.ui.commands import ScreenCommands
 from kumotui.ui.notices import describe_error, notify_error
-from kumotui.ui.widgets.bench_panes import GeneratorPane, HintList, HostPane, LatencyPane, Pane, Readout, SinkPane
+from kumotui.ui.widgets.bench_panes import (
+    GeneratorPane,
+    HintList,
+    HostPane,
+    LatencyPane,
+    MtaPane,
+    Pane,
+    Readout,
+    SinkPane,
+)
 
 if TYPE_CHECKING:
     from kumotui.bench.hints import Hint
@@ -210,15 +219,23 @@ class BenchScreen(Screen[None]):
                 yield Label("Workers", classes="form-label -col3")
                 yield Input(defaults.workers, id="workers", compact=True)
             with Horizontal(classes="form-row"):
+                yield Label("Through MTA", classes="form-label -col1")
+                yield Input(defaults.through, placeholder="HOST:PORT, empty: none", id="through", compact=True)
+                yield Label("Sink at", classes="form-label -col3")
+                yield Input(defaults.sink_listen, placeholder="auto", id="sink_listen", compact=True)
+            with Horizontal(classes="form-row"):
                 yield Label("Sink workers", classes="form-label -col1")
                 yield Input(defaults.sink_workers, id="sink_workers", compact=True)
                 yield Label("Label", classes="form-label -col2")
-                yield Input(defaults.label, placeholder="e.g. before tuning", id="label", compact=True, classes="-wide")
+                yield Input(defaults.label, placeholder="e.g. before tuning", id="label", compact=True)
+                yield Label("Metrics", classes="form-label -col3")
+                yield Input(defaults.mta_metrics, placeholder="auto", id="mta_metrics", compact=True)
             yield Static(Content.from_markup("[$text-muted]$help[/]", help=FORM_HELP), id="form-message")
         with VerticalScroll(id="bench-body"):
             yield Static(id="bench-summary")
             yield GeneratorPane(id="gen-pane")
             yield SinkPane(id="sink-pane")
+            yield MtaPane(id="mta-pane")
             yield LatencyPane(id="latency-pane")
             yield HostPane(id="host-pane")
             yield HintList(id="hints")
@@ -329,6 +346,7 @@ class BenchScreen(Screen[None]):
         with self.app.batch_update():
             self.query_one(GeneratorPane).show(figures)
             self.query_one(SinkPane).show(figures)
+            self.query_one(MtaPane).show(figures)
             self.query_one(LatencyPane).show(figures)
             self.query_one(HostPane).show(figures)
             if figures.hints:
@@ -380,8 +398,13 @@ class BenchScreen(Screen[None]):
         """The top line: state, elapsed time, and what is running where."""
         stopped = self.state == BenchState.DONE and self.outcome is not None and self.outcome.interrupted
         icon, style, word = ("■", "$text-warning", "stopped early") if stopped else STATE_WORDS[self.state]
-        parts = [Content.from_markup(f"[{style} b]$icon $word[/]", icon=icon, word=word)]
         figures = self.figures
+        through = self.options.through if self.options is not None else None
+        if through and self.state == BenchState.STARTING:
+            word = f"probing the route through {through}"  # the run's first step: probes must reach the sink
+        elif figures is not None and figures.phase == "draining" and self.state == BenchState.RUNNING:
+            word = "draining the MTA's backlog"
+        parts = [Content.from_markup(f"[{style} b]$icon $word[/]", icon=icon, word=word)]
         if figures is not None and self.state in (BenchState.RUNNING, BenchState.STOPPING, BenchState.DONE):
             parts.append(Content(format_eta(figures.elapsed)))
         if self.options is not None and self.state != BenchState.IDLE:
@@ -453,6 +476,9 @@ class BenchScreen(Screen[None]):
             workers=text("workers"),
             sink_workers=text("sink_workers"),
             label=text("label"),
+            through=text("through"),
+            sink_listen=text("sink_listen"),
+            mta_metrics=text("mta_metrics"),
         )
 
     @on(Select.Changed, "#sink")

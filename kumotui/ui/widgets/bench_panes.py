@@ -223,12 +223,51 @@ class SinkPane(Pane):
     LABEL = "Sink"
 
     def compose_body(self) -> ComposeResult:
-        """Counts, then refusals."""
+        """Through an MTA, the path first; then counts, then refusals."""
+        yield Readout("", id="sink-path")
         yield Readout(NOT_STARTED, id="sink-line")
         yield Readout("", id="sink-refused")
 
+    def reset(self) -> None:
+        """Back to "not started" (the path line hides until a run through an MTA shows it)."""
+        super().reset()
+        self.query_one("#sink-path", Readout).display = False
+        self.query_one("#sink-line", Readout).show(NOT_STARTED)
+
+    def on_mount(self) -> None:
+        """The path line shows only for a run through an MTA."""
+        self.query_one("#sink-path", Readout).display = False
+
+    def show_path(self, figures: LiveFigures) -> None:
+        """Through an MTA: injected → in the MTA → delivered, and end-to-end latency."""
+        path = self.query_one("#sink-path", Readout)
+        path.display = figures.delivered is not None
+        if figures.delivered is None:
+            return
+        lat = figures.delivery_latency
+        latency = (
+            _fmt(
+                " · end to end p50 $p50 · p99 [b]$p99[/b] ms",
+                p50=format_ms(lat.get("p50")),
+                p99=format_ms(lat.get("p99")),
+            )
+            if lat
+            else Content("")
+        )
+        backlog_style = "$text-warning b" if figures.in_mta else "b"
+        path.show(
+            _fmt(
+                f"injected [b]$sent[/b] → in the MTA [{backlog_style}]$backlog[/] → delivered [b]$delivered[/b]",
+                sent=format_count(figures.sent),
+                backlog=format_count(figures.in_mta),
+                delivered=format_count(figures.delivered),
+            )
+            + latency
+        )
+
     def show(self, figures: LiveFigures) -> None:
         """Received, rate, connections, refusals; or why there is no count of our own."""
+        self.show_path(figures)
         line = self.query_one("#sink-line", Readout)
         if figures.received is None:
             line.show(_fmt("[$text-muted]$target counts for itself (not a sink of ours)[/]", target=figures.target))
@@ -247,6 +286,51 @@ class SinkPane(Pane):
         parts = " · ".join(f"{word} {format_count(refused.get(key, 0))}" for key, word in REFUSAL_WORDS.items())
         style = "$text-warning" if any(refused.values()) else "$text-muted"
         self.query_one("#sink-refused", Readout).show(_fmt(f"[{style}]refused: $parts[/]", parts=parts))
+
+
+class MtaPane(Pane):
+    """The MTA under test's own figures (KumoMTA's /metrics, Postfix's queue); shown for runs through one."""
+
+    LABEL = "MTA"
+
+    def compose_body(self) -> ComposeResult:
+        """One line."""
+        yield Readout(NOT_STARTED, id="mta-line")
+
+    def on_mount(self) -> None:
+        """Hidden until a run through an MTA shows it."""
+        self.display = False
+
+    def reset(self) -> None:
+        """Hidden again for the next run."""
+        super().reset()
+        self.display = False
+
+    def show(self, figures: LiveFigures) -> None:
+        """Connections, counters and queues, or why there are none."""
+        self.display = figures.through is not None
+        if not self.display:
+            return
+        line = self.query_one("#mta-line", Readout)
+        view = figures.mta
+        if view is None or view.error:
+            reason = view.error if view is not None else figures.mta_source
+            line.show(_fmt("[$text-muted]$reason[/]", reason=reason))
+            return
+        parts = [
+            f"{label} {format_count(value)}"
+            for label, value in (
+                ("conns in", view.connections_in),
+                ("out", view.connections_out),
+                ("received", view.received),
+                ("delivered", view.delivered),
+                ("transfail", view.transient_failures),
+            )
+            if value is not None
+        ]
+        queues = ", ".join(f"{name} {format_count(count)}" for name, count in sorted(view.queued.items()))
+        parts.append(f"queued {format_count(view.total_queued)}" + (f" ({queues})" if queues else ""))
+        line.show(_fmt("$kind: $parts", kind=view.kind, parts=" · ".join(parts)))
 
 
 class LatencyPane(Pane):
