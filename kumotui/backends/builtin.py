@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from kumotui.backends import Backend, LoadRequest, SinkRequest
@@ -336,7 +338,9 @@ class BuiltinBackend:
         return None
 
     def sink(self, launcher: Launcher, request: SinkRequest) -> Job:
-        """The built-in sink."""
+        """The built-in sink; a responses file goes where the sink runs (copied there for a remote one)."""
+        if request.responses:
+            request = replace(request, responses=launcher.ship(Path(request.responses)))
         return BuiltinSinkJob(launcher, sink_args(request))
 
     def generator(self, launcher: Launcher, request: LoadRequest) -> Job:

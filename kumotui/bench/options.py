@@ -197,10 +197,21 @@ def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
         raise KumotuiError(f"{flag} {text!r}: {error}; expected ADDR:PORT, e.g. 127.0.0.1:2026") from None
 
 
-def check_sink(request: SinkRequest, *, workers_flag: str = "--workers") -> SinkRequest:
-    """Refuse a nonsense sink before starting anything, each error naming its flag."""
+def check_sink(request: SinkRequest, *, workers_flag: str = "--workers", backend: str = "builtin") -> SinkRequest:
+    """Refuse a nonsense sink before starting anything, each error naming its flag.
+
+    ``backend`` is the resolved backend that will run the sink: only the
+    built-in sink answers from a responses file (kumod's sink policy and
+    Postfix's smtp-sink accept everything), and silently ignoring
+    ``--responses`` would report a run without backpressure as one with it.
+    """
     tempfail, permfail = request.tempfail_percent, request.permfail_percent
     checks = [
+        (
+            not request.responses or backend == "builtin",
+            f"--responses: only the built-in sink answers from a responses file; the {backend} sink cannot "
+            "(use --backend builtin, or leave --responses out)",
+        ),
         (1 <= request.workers <= 256, f"{workers_flag} must be within 1-256"),
         (0 <= tempfail <= 100, "--tempfail-percent must be within 0-100"),
         (0 <= permfail <= 100, "--permfail-percent must be within 0-100"),

@@ -301,6 +301,7 @@ def _bench_parser(commands: Commands) -> None:
 def cmd_sink(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     """``kumotui sink``: run a sink until SIGTERM or Ctrl+C, printing JSON lines."""
     host_text, port = parse_listen(args.listen or f"127.0.0.1:{SINK_PORT}")
+    backend = resolve(args.backend)
     request = check_sink(
         SinkRequest(
             host=host_text,
@@ -314,7 +315,8 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> ExitStatus:
             idle_timeout=args.idle_timeout,
             kumod_user=args.kumod_user,
             http_port=args.http_port,
-        )
+        ),
+        backend=backend,
     )
     if args.print_routing:
         reach = host_text if host_text not in ("0.0.0.0", "::") else "127.0.0.1"
@@ -324,7 +326,6 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         raise KumotuiError("--host: sink runs on one host at a time")
     host = open_host(settings.hosts[0] if settings.hosts else None, settings)
     try:
-        backend = resolve(args.backend)
         job = backend.impl.sink(launcher_for(host), request)
         if isinstance(job, EngineJob):
             job.echo = _echo  # the engine's own lines, as they come
@@ -411,6 +412,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         raise KumotuiError("--host: bench runs its generator on one host; use --sink-host for the sink")
     if args.through and not args.local_sink:
         raise KumotuiError("--through needs --local-sink: kumotui counts what the MTA relays at its own sink")
+    if args.responses and not args.local_sink:
+        raise KumotuiError("--responses needs --local-sink: it sets how the sink kumotui starts answers")
     if args.sink_host and not args.local_sink:
         raise KumotuiError("--sink-host needs --local-sink (kumotui starts the sink there)")
     backend = resolve(args.backend)
@@ -432,6 +435,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
             http_port=args.http_port,
         ),
         workers_flag="--sink-workers",
+        backend=backend,
     )
     hosts: list[Host] = []
     try:
