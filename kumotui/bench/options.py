@@ -17,7 +17,7 @@ from kumotui.backends import LoadRequest, SinkRequest
 from kumotui.backends.lines import parse_size as parse_size
 from kumotui.engines import smtp_gen, smtp_responses
 from kumotui.errors import KumotuiError, require
-from kumotui.hosts.address import parse_address
+from kumotui.hosts.address import is_loopback, parse_address
 
 
 def check_target(text: str, allow_remote: bool) -> str:
@@ -70,6 +70,9 @@ class BenchOptions:
     """``HOST:PORT`` of the MTA's (kumod's) HTTP listener, for its ``/metrics``."""
     mta_postfix_config: str | None = None
     """A Postfix MTA's configuration directory, for ``postqueue -c DIR -j`` (default: Postfix's own)."""
+    redirect_port25: bool = False
+    """``--redirect-port25``: for the run, a firewall rule sends the MTA host's outbound port 25 to the
+    sink (:mod:`kumotui.tuning.redirect`), so the MTA routes with its real routing and shaping."""
 
     def validate(self) -> BenchOptions:
         """Every flag checked up front, each error naming its flag."""
@@ -103,6 +106,13 @@ class BenchOptions:
                 raise KumotuiError(str(error).replace("--target", "--through", 1)) from None
             if self.mta_metrics is not None:
                 parse_listen(self.mta_metrics, "--mta-metrics")
+            if self.redirect_port25 and not is_loopback(parse_address(self.through, 25)[0]):
+                raise KumotuiError(
+                    f"--redirect-port25: the rule goes on the host the generator runs on, so the MTA under test "
+                    f"must run there too: --through a loopback address (--host for another machine), not {self.through}"
+                )
+        elif self.redirect_port25:
+            raise KumotuiError("--redirect-port25 needs --through: it redirects the MTA under test's outbound mail")
         if self.recipient is not None and not self.allow_real_domains:
             try:
                 smtp_gen.check_recipient_domain(self.recipient.rpartition("@")[2])

@@ -39,6 +39,7 @@ from kumotui.hosts.local import LocalHost
 from kumotui.settings import Settings
 from kumotui.tuning.findings import parameter_values
 from kumotui.tuning.profiles import load_profile
+from kumotui.tuning.redirect import Redirect, add_redirect, firewall_runner, plan_redirect, remove_redirect
 from kumotui.tuning.sysctl import SysctlTree
 
 _LIVE: weakref.WeakSet[Benchmark] = weakref.WeakSet()
@@ -76,6 +77,16 @@ class BenchPlan:
     """The profile's parameters' values at start, for the run record."""
 
 
+@dataclass(frozen=True)
+class RedirectSite:
+    """Where a run's ``--redirect-port25`` rule goes: the MTA's host and the state dir that journals it."""
+
+    host: Host
+    state_dir: Path
+    announce: Callable[[Redirect], None] = lambda rule: None
+    """Called with the rule just before it is written (the CLI shows it, as apply shows its plan)."""
+
+
 @dataclass
 class BenchOutcome:
     """The end of a run."""
@@ -106,6 +117,7 @@ class Benchmark:
         generator_launcher: Launcher | None = None,
         series_limit: int = SERIES_LIMIT,
         sink: Job | None = None,
+        redirect_site: RedirectSite | None = None,
     ) -> None:
         """Prepare a run of ``plan``; nothing starts before :meth:`start`.
 
@@ -115,6 +127,8 @@ class Benchmark:
         stays flat over long runs. ``sink`` is an already started (and
         ready) sink job to count and stop with the run, when the plan sends
         to its ``target`` instead of starting one (the guided setup's sink).
+        ``redirect_site``: where ``--redirect-port25`` puts its rule (default:
+        this machine and its default state dir).
         """
         self.plan = replace(plan, backend=resolve(plan.backend))
         self.series_limit = series_limit
@@ -135,6 +149,12 @@ class Benchmark:
         self._probe_baseline = 0
         self.mta: MtaWatcher | None = None
         """Reads the MTA under test's own figures, when it publishes any kumotui can read."""
+        self.redirect_site = redirect_site
+        self.redirected: Redirect | None = None
+        """The ``--redirect-port25`` rule while it is in place."""
+        self.redirect_error: str | None = None
+        """Why the rule could not be removed at the end (it is still journaled), if it could not."""
+        self._unredirect: Callable[[], object] | None = None
         self.phase = "starting"
         """``starting``, ``probing`` (the route through the MTA), ``sending``, ``draining`` (the MTA's
         backlog), ``done``: what a live view says the run is doing."""
@@ -154,6 +174,8 @@ class Benchmark:
             through = self.plan.options.through
             if through is not None and self.sink is None:
                 raise KumotuiError("--through needs --local-sink: kumotui counts what the MTA relays at its own sink")
+            if through is not None and self.sink is not None and self.plan.options.redirect_port25:
+                self._redirect(through)
             if through is not None and self.sink is not None:
                 self.phase = "probing"
                 self.probe = self._probe(through, self.sink)
@@ -197,6 +219,28 @@ class Benchmark:
             timeout=self.plan.options.probe_timeout,
             stopped=self._stop.is_set,
         )
+
+    def _redirect(self, through: str) -> None:
+        """Send the MTA host's outbound port 25 to our sink (journaled first), before the probe proves it."""
+        site = self.redirect_site or RedirectSite(LocalHost(), LocalHost().default_state_dir())
+        mta = parse_address(through, 25)[0].strip("[]")
+        rule = plan_redirect(self.target, "127.0.0.1" if mta == "localhost" else mta, site.host)
+        run = firewall_runner(site.host)
+        site.announce(rule)
+        add_redirect(rule, site.host, site.state_dir, run)
+        self.redirected = rule
+        self._unredirect = lambda: remove_redirect(site.host, site.state_dir, run)
+
+    def _remove_redirect(self) -> None:
+        """Take the run's rule away (last, after the sink: until then port 25 reaches nothing real)."""
+        undo, self._unredirect = self._unredirect, None
+        if undo is None:
+            return
+        try:
+            undo()
+        except KumotuiError as error:
+            self.redirect_error = str(error)
+        self.redirected = None
 
     def _mta_watcher(self, through: str, banner: str) -> MtaWatcher | None:
         """KumoMTA's /metrics, or a Postfix queue on this machine (an MTA on loopback), or nothing."""
@@ -318,10 +362,11 @@ class Benchmark:
         return gen.started_at - self.started_at, ended - self.started_at
 
     def stop(self) -> None:
-        """Stop every job by PID, generator first. Idempotent."""
+        """Stop every job by PID, generator first, then remove a ``--redirect-port25`` rule. Idempotent."""
         for job in (self.generator, self.sink):
             if job is not None:
                 job.stop()
+        self._remove_redirect()
         _LIVE.discard(self)
 
     def run(

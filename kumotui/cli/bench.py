@@ -26,7 +26,7 @@ from kumotui.backends.samples import Sample, mmh
 from kumotui.bench.options import BenchOptions, check_sink, domain_list, parse_listen, resolve_responses
 from kumotui.bench.records import list_runs, load_run
 from kumotui.bench.report import format_runs_table, report_markdown
-from kumotui.bench.run import Benchmark, BenchOutcome, prepare_plan, run_and_record
+from kumotui.bench.run import Benchmark, BenchOutcome, RedirectSite, prepare_plan, run_and_record
 from kumotui.cli.exit_codes import ExitStatus
 from kumotui.cli.options import (
     add_backend_option,
@@ -41,6 +41,7 @@ from kumotui.cli.options import (
     whole,
 )
 from kumotui.cli.output import format_outcome, outcome_json, sink_line, summary_json
+from kumotui.cli.tuning import warn_interrupted
 from kumotui.engines.smtp_gen import DEFAULT_SUFFIX, MIXES
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
@@ -51,6 +52,7 @@ from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
 from kumotui.text.escape import printable
 from kumotui.text.format import format_mmh, format_ms, format_rate
+from kumotui.tuning.redirect import TRADE_OFF, Redirect
 
 if TYPE_CHECKING:
     from kumotui.cli.options import Commands
@@ -212,6 +214,14 @@ def _bench_parser(commands: Commands) -> None:
         default=60.0,
         metavar="S",
         help="with --through: seconds to wait for the MTA to deliver its backlog after sending ends (default: 60)",
+    )
+    where.add_argument(
+        "--redirect-port25",
+        action="store_true",
+        help="with --through to an MTA on this host (or --host): for the run, a firewall rule (nftables, else "
+        "iptables; shown before it is written, journaled, removed when the run ends) sends the host's outbound "
+        "port 25 to the sink, so the MTA routes with its real routing and shaping; the routing probe proves it "
+        "before any load. " + TRADE_OFF + " A rule a crash left: `kumotui redirect remove` or `kumotui rollback`",
     )
     where.add_argument(
         "--mta-metrics",
@@ -401,6 +411,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         drain_timeout=args.drain_timeout,
         mta_metrics=args.mta_metrics,
         mta_postfix_config=args.mta_postfix_config,
+        redirect_port25=args.redirect_port25,
         recipient=args.recipient,
         allow_remote_target=args.allow_remote_target,
         domains=domain_list(args.domain or [], args.mix),
@@ -445,8 +456,14 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         sink_host = open_host(args.sink_host, settings) if args.sink_host else None
         if sink_host is not None:
             hosts.append(sink_host)
-        bench = Benchmark(plan, sink_launcher=launcher_for(sink_host), generator_launcher=launcher_for(gen_host))
+        warn_interrupted(settings, gen_host)
+        site = RedirectSite(gen_host, _state_dir(settings, gen_host), _announce) if args.redirect_port25 else None
+        bench = Benchmark(
+            plan, sink_launcher=launcher_for(sink_host), generator_launcher=launcher_for(gen_host), redirect_site=site
+        )
         outcome = _run(bench, facts, settings, live=not args.json and sys.stderr.isatty())
+        if bench.redirect_error:
+            print(f"kumotui: warning: the port-25 redirect is still in place: {bench.redirect_error}", file=sys.stderr)
     finally:
         for host in hosts:
             host.close()
@@ -457,6 +474,17 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     if outcome.interrupted:
         return ExitStatus.INTERRUPTED
     return ExitStatus.OK if outcome.record.ok else ExitStatus.NOT_OK
+
+
+def _announce(rule: Redirect) -> None:
+    """Show the rule before it is written, as ``apply`` shows its plan."""
+    print(
+        f"kumotui: for this run, {rule.describe()}; removed when the run ends. Writing:\n"
+        + rule.shown(rule.add_commands()),
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _run(bench: Benchmark, facts: HostFacts, settings: Settings, *, live: bool) -> BenchOutcome:
@@ -512,5 +540,6 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     return ExitStatus.OK
 
 
-def _state_dir(settings: Settings) -> Path:
-    return settings.state_dir or default_state_dir()
+def _state_dir(settings: Settings, host: Host | None = None) -> Path:
+    """The state dir the settings name, else the host's default (this machine's without one)."""
+    return settings.state_dir or (host.default_state_dir() if host is not None else default_state_dir())
