@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kumotui.text.escape import printable
+from kumotui.text.format import format_count
+
 
 @dataclass(frozen=True)
 class DomainPushback:
@@ -77,3 +80,17 @@ def domain_pushback(line: Mapping[str, Any]) -> tuple[DomainPushback, ...]:
         for name, counts in domains.items()
     ]
     return tuple(sorted(rows, key=lambda row: (-row.attempts, row.domain)))
+
+
+def pushback_line(rows: tuple[DomainPushback, ...], limit: int = 3) -> str:
+    """The live sink pane's one line: deferrals/bounces so far for the most pushed-back domains; empty if none.
+
+    Why one line of the busiest few: the pane has room for one, and the
+    domains a Smart Sink pushes back on are the ones whose queues matter.
+    """
+    pushed = sorted((r for r in rows if r.deferred or r.bounced), key=lambda r: (-(r.deferred + r.bounced), r.domain))
+    if not pushed:
+        return ""
+    parts = [f"{printable(r.domain)} {format_count(r.deferred)}/{format_count(r.bounced)}" for r in pushed[:limit]]
+    more = f" · +{format_count(len(pushed) - limit)} more" if len(pushed) > limit else ""
+    return "deferred/bounced: " + " · ".join(parts) + more

@@ -23,6 +23,7 @@ from kumotui.backends import available
 from kumotui.backends.lines import strip_ansi
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Sample, eta_seconds, mmh
+from kumotui.bench.backpressure import pushback_line
 from kumotui.bench.hints import BACKLOG_READINGS, Hint, HintInputs, evaluate, port_range_width
 from kumotui.bench.hoststats import HostSampler, HostStats, ProcessCpu, interface_for, process_cpu
 from kumotui.bench.measure import seconds_between, warmup_for
@@ -184,6 +185,8 @@ class LiveFigures:
     """Where :attr:`mta` came from, or why there is none."""
     delivery_latency: Mapping[str, float] = field(default_factory=dict)
     """Through an MTA: end-to-end delivery latency so far, ms (``p50``, ``p95``, ``p99``, ``max``)."""
+    pushback: str = ""
+    """A Smart Sink's deferrals/bounces so far for its most pushed-back domains (:func:`pushback_line`)."""
     sink_rate: float | None = None
     sink_connections: int | None = None
     latency: Mapping[str, float] = field(default_factory=dict)
@@ -361,6 +364,7 @@ class LiveWatch:
             mta=bench.mta.read() if bench.mta is not None else None,
             mta_source=bench.mta.describe if bench.mta is not None else "the MTA publishes nothing kumotui can read",
             sink_refused=bench.sink.failures_so_far() if bench.sink is not None else {},
+            pushback=pushback_line(bench.pushback()),
             sink_rate=sink.rate if sink is not None else None,
             sink_connections=sink.connections if sink is not None else None,
             latency=latency,

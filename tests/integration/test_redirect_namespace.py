@@ -30,6 +30,7 @@ def _needs_nft_and_unshare() -> None:
             pytest.fail(reason)
         pytest.skip(reason)
 
+
 SCRIPT = r"""
 import json, smtplib, subprocess, sys, time
 from pathlib import Path

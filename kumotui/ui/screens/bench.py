@@ -90,6 +90,7 @@ STATE_WORDS = {
 """How each state of the screen reads in the status line."""
 
 FORM_HELP = "Enter or s starts · Tab moves · Esc leaves the form"
+RESPONSES_HINT = "empty: accept all · providers · a responses.toml (built-in sink)"
 
 
 class BenchScreen(Screen[None]):
@@ -230,6 +231,9 @@ class BenchScreen(Screen[None]):
                 yield Input(defaults.label, placeholder="e.g. before tuning", id="label", compact=True)
                 yield Label("Metrics", classes="form-label -col3")
                 yield Input(defaults.mta_metrics, placeholder="auto", id="mta_metrics", compact=True)
+            with Horizontal(classes="form-row"):
+                yield Label("Responses", classes="form-label -col1")
+                yield Input(defaults.responses, placeholder=RESPONSES_HINT, id="responses", compact=True)
             yield Static(Content.from_markup("[$text-muted]$help[/]", help=FORM_HELP), id="form-message")
         with VerticalScroll(id="bench-body"):
             yield Static(id="bench-summary")
@@ -479,6 +483,7 @@ class BenchScreen(Screen[None]):
             through=text("through"),
             sink_listen=text("sink_listen"),
             mta_metrics=text("mta_metrics"),
+            responses=text("responses"),
         )
 
     @on(Select.Changed, "#sink")
