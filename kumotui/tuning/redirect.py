@@ -139,15 +139,15 @@ def plan_redirect(sink: str, keep: str | None, host: Host, tool: str | None = No
     Raises:
         KumotuiError: an address that is not an IP literal, or neither nft nor iptables on the host.
     """
-    try:
-        address, port = parse_address(sink, 2026)
-        ipaddress.ip_address(address.strip("[]"))
-        if keep is not None:
-            ipaddress.ip_address(keep.strip("[]"))
-    except ValueError as error:
-        raise KumotuiError(
-            f"--redirect-port25: the sink {sink!r} or MTA {keep!r} is not an IP address: {error}"
-        ) from None
+    address, port = parse_address(sink, 2026)
+    for given in (address, keep):
+        try:
+            ipaddress.ip_address((given or "127.0.0.1").strip("[]"))
+        except ValueError:
+            raise KumotuiError(
+                f"--redirect-port25: {given!r} is not an IP address; the rule needs the sink's and the MTA's "
+                "addresses (e.g. 127.0.0.1), not names"
+            ) from None
     chosen = tool or _firewall_tool(host)
     return Redirect(address.strip("[]"), port, chosen, keep.strip("[]") if keep else None, os.getpid(),
                     socket.gethostname())  # fmt: skip
