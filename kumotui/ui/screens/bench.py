@@ -90,7 +90,8 @@ STATE_WORDS = {
 """How each state of the screen reads in the status line."""
 
 FORM_HELP = "Enter or s starts · Tab moves · Esc leaves the form"
-RESPONSES_HINT = "empty: accept all · providers · a responses.toml (built-in sink)"
+RESPONSES_HINT = "none: accept all"
+"""The Responses field's placeholder; ``providers`` or a responses.toml path make the built-in sink push back."""
 
 
 class BenchScreen(Screen[None]):
@@ -221,7 +222,9 @@ class BenchScreen(Screen[None]):
                 yield Input(defaults.workers, id="workers", compact=True)
             with Horizontal(classes="form-row"):
                 yield Label("Through MTA", classes="form-label -col1")
-                yield Input(defaults.through, placeholder="HOST:PORT, empty: none", id="through", compact=True)
+                yield Input(defaults.through, placeholder="none", id="through", compact=True)
+                yield Label("Responses", classes="form-label -col2")
+                yield Input(defaults.responses, placeholder=RESPONSES_HINT, id="responses", compact=True)
                 yield Label("Sink at", classes="form-label -col3")
                 yield Input(defaults.sink_listen, placeholder="auto", id="sink_listen", compact=True)
             with Horizontal(classes="form-row"):
@@ -231,9 +234,6 @@ class BenchScreen(Screen[None]):
                 yield Input(defaults.label, placeholder="e.g. before tuning", id="label", compact=True)
                 yield Label("Metrics", classes="form-label -col3")
                 yield Input(defaults.mta_metrics, placeholder="auto", id="mta_metrics", compact=True)
-            with Horizontal(classes="form-row"):
-                yield Label("Responses", classes="form-label -col1")
-                yield Input(defaults.responses, placeholder=RESPONSES_HINT, id="responses", compact=True)
             yield Static(Content.from_markup("[$text-muted]$help[/]", help=FORM_HELP), id="form-message")
         with VerticalScroll(id="bench-body"):
             yield Static(id="bench-summary")
