@@ -27,8 +27,14 @@ reports in its ``ready`` line is checked, so a run meant for uvloop that fell
 back to plain asyncio is an error, not a slow figure. Ratios are given as the
 ratio of medians and as the min-max of the per-round ratios.
 
+Before/after a change to the sink: ``--baseline DIR`` adds pair ``Bb``, the
+built-in sink imported from DIR (a tree holding another version's
+``kumotui`` package, e.g. ``git archive main kumotui | tar -x -C DIR``), and
+``--responses FILE`` adds pair ``Br``, this tree's sink answering from that
+Smart Sink responses file; both run interleaved with ``B`` in the same rounds.
+
 Usage: ``.venv/bin/python bench/bench_smtp.py [--rounds 5] [--warmup 1]
-[--pairs A,B] [--cases 0] [--no-asyncio]``. Postfix's tools come from
+[--pairs A,B] [--cases 0] [--no-asyncio] [--baseline DIR] [--responses FILE]``. Postfix's tools come from
 ``.ci/cache/postfix`` (``bash .ci/setup --test`` puts them there) or
 ``$KUMOTUI_POSTFIX_DIR``. Everything stays on loopback.
 """
@@ -144,9 +150,13 @@ def drain(stream: IO[bytes]) -> None:
 class Sink:
     """A sink process (Postfix's or ours) on a fresh port."""
 
-    def __init__(self, kind: str, concurrency: int, pf: Path, uvloop: bool = True) -> None:
+    def __init__(self, kind: str, concurrency: int, pf: Path, uvloop: bool = True, extra: Extra | None = None) -> None:
         self.port = free_port()
         env = dict(os.environ, LD_LIBRARY_PATH=str(pf / "usr/lib/postfix"))
+        tree = REPO
+        if extra is not None and extra.tree is not None:
+            tree = extra.tree
+            env["PYTHONPATH"] = str(tree)
         builtin = kind != "smtp-sink"
         if not builtin:
             argv = [str(pf / "usr/sbin/smtp-sink")]
@@ -157,12 +167,14 @@ class Sink:
             argv = [PY, "-m", "kumotui.engines.smtp_sink", "--listen", f"127.0.0.1:{self.port}"]
             if not uvloop:
                 argv.append("--no-uvloop")
+            if extra is not None and extra.responses is not None:
+                argv += ["--responses", str(extra.responses)]
         self.proc = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE if builtin else subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
-            cwd=REPO,
+            cwd=tree,
         )
         if builtin:
             assert self.proc.stdout is not None
@@ -209,6 +221,17 @@ def drive(kind: str, port: int, size: int, count: int, conc: int, pf: Path, uvlo
     return wall, cpu, ok
 
 
+@dataclass(frozen=True)
+class Extra:
+    """What makes pairs ``Bb`` and ``Br`` differ from ``B``: another tree's sink, or a responses file."""
+
+    tree: Path | None = None
+    responses: Path | None = None
+
+
+EXTRAS: dict[str, Extra] = {}
+"""Filled from ``--baseline`` / ``--responses``."""
+
 _last_children = [0.0]
 
 
@@ -230,6 +253,8 @@ PAIRS = {
     "D": ("builtin", "builtin", True),
     "B0": ("smtp-source", "builtin", False),
     "D0": ("builtin", "builtin", False),
+    "Bb": ("smtp-source", "builtin", True),
+    "Br": ("smtp-source", "builtin", True),
 }
 LABEL = {
     "A": "smtp-source -> smtp-sink",
@@ -238,6 +263,8 @@ LABEL = {
     "D": "builtin gen -> builtin sink",
     "B0": "smtp-source -> builtin sink (asyncio)",
     "D0": "builtin -> builtin (asyncio)",
+    "Bb": "smtp-source -> builtin sink (--baseline)",
+    "Br": "smtp-source -> builtin sink (--responses)",
 }
 CHECKS = [
     ("builtin sink / smtp-sink, 1KB c50", "B", "A", 0, 1.0),
@@ -253,7 +280,7 @@ def one(pair: str, case: tuple[int, int, int], pf: Path) -> Run:
     """Measure one pair on one case, with a fresh sink."""
     driver, sink_kind, uvloop = PAIRS[pair]
     size, count, conc = case
-    sink = Sink(sink_kind, conc, pf, uvloop)
+    sink = Sink(sink_kind, conc, pf, uvloop, EXTRAS.get(pair))
     wall, driver_cpu, ok = drive(driver, sink.port, size, count, conc, pf, uvloop)
     sink_cpu, rss = sink.finish()
     resource_children_delta()
@@ -326,11 +353,19 @@ def main() -> int:
     ap.add_argument("--no-asyncio", action="store_true", help="skip the plain-asyncio runs")
     ap.add_argument("--pairs", help=f"comma-separated subset of {','.join(PAIRS)} (A, the baseline, is always run)")
     ap.add_argument("--cases", help=f"comma-separated case indexes, 0-{len(CASES) - 1} (default: all)")
+    ap.add_argument("--baseline", type=Path, metavar="DIR", help="add pair Bb: the built-in sink from DIR's kumotui")
+    ap.add_argument("--responses", type=Path, metavar="FILE", help="add pair Br: the sink with --responses FILE")
     args = ap.parse_args()
     pf = postfix_dir()
-    pairs = [p for p in PAIRS if not (args.no_asyncio and p.endswith("0"))]
+    pairs = [p for p in PAIRS if not (args.no_asyncio and p.endswith("0")) and p not in ("Bb", "Br")]
+    if args.baseline:
+        EXTRAS["Bb"] = Extra(tree=args.baseline.resolve())
+        pairs.append("Bb")
+    if args.responses:
+        EXTRAS["Br"] = Extra(responses=args.responses.resolve())
+        pairs.append("Br")
     if args.pairs:
-        wanted = {"A", *args.pairs.split(",")}
+        wanted = {"A", *args.pairs.split(","), *EXTRAS}
         if unknown := wanted - set(PAIRS):
             ap.error(f"unknown pairs: {', '.join(sorted(unknown))}")
         pairs = [p for p in PAIRS if p in wanted]

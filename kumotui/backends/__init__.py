@@ -70,6 +70,11 @@ class SinkRequest:
     """kumod's HTTP listener for liveness and ``/metrics``."""
     stamps: str | None = None
     """Read the generator's per-message stamps of this run tag (built-in sink; a run through an MTA)."""
+    responses: str | None = None
+    """A Smart Sink responses file (KumoMTA's ``responses.toml`` format): per-domain bounces and deferrals
+    (built-in sink)."""
+    seed: int | None = None
+    """The seed of the sink's draws, for repeatable runs (built-in sink)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,14 @@ class LoadRequest:
     """The first worker's index in stamp ids: generators on several hosts take distinct ranges (built-in)."""
     keep_going: bool = False
     """Carry on after a refused message (the sink answers a share with 4xx/5xx)."""
+    domains: tuple[tuple[str, float], ...] = ()
+    """Weighted recipient domains as given (``--domain NAME:WEIGHT``, a ``--mix`` expanded); empty: the default."""
+    domain_suffix: str | None = None
+    """Appended to every domain that is not reserved (None: the generator's default)."""
+    headers: tuple[str, ...] = ()
+    """``Name: value`` lines put in every message."""
+    allow_real_domains: bool = False
+    """Allow recipient domains that are not reserved for testing (outbound mail redirected to a sink)."""
     extra_args: tuple[str, ...] = ()
     """Further arguments for the built-in generator (tests, experiments)."""
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from kumotui.backends import Backend, LoadRequest, SinkRequest
@@ -162,6 +164,25 @@ class BuiltinSinkJob(EngineJob):
             last: dict[str, Any] = dict(self.last or {})
         return int(last.get("stamped", 0)), list(last.get("ranges_delivered") or [])
 
+    def pushback_so_far(self) -> dict[str, Any]:
+        """A Smart Sink's answers to stamped messages: counts from the latest line, the id sets from the final one.
+
+        ``bounced_stamped`` and ``deferrals_stamped`` (counts), ``ranges_deferred``
+        and ``ranges_bounced`` (ids; final line only), ``domains`` and
+        ``domain_replies`` (per domain); missing keys when the sink has no responses file.
+        """
+        keys = (
+            "bounced_stamped",
+            "deferrals_stamped",
+            "ranges_deferred",
+            "ranges_bounced",
+            "domains",
+            "domain_replies",
+        )
+        with self._lock:
+            last: dict[str, Any] = dict(self.final or self.last or {})
+        return {key: last[key] for key in keys if key in last}
+
     def delivery_latency(self) -> dict[str, float]:
         """Delivery latency percentiles (ms) of the stamped messages so far."""
         with self._lock:
@@ -264,6 +285,10 @@ def sink_args(request: SinkRequest) -> list[str]:
         args += ["--idle-timeout", f"{request.idle_timeout:g}"]
     if request.stamps:
         args += ["--stamps", request.stamps]
+    if request.responses:
+        args += ["--responses", request.responses]
+    if request.seed is not None:
+        args += ["--seed", str(request.seed)]
     return args
 
 
@@ -299,9 +324,24 @@ def generator_args(request: LoadRequest) -> list[str]:
         args.append("--no-pipelining")
     if request.recipient:
         args += ["--recipient", request.recipient]
+    args += destination_args(request)
     if request.allow_remote_target:
         args.append("--allow-remote-target")
+    if request.allow_real_domains:
+        args.append("--allow-real-domains")
     return args + list(request.extra_args)
+
+
+def destination_args(request: LoadRequest) -> list[str]:
+    """``--domain``, ``--domain-suffix`` and ``--header`` flags for the built-in generator."""
+    args: list[str] = []
+    for name, weight in request.domains:
+        args += ["--domain", f"{name}:{weight:g}"]
+    if request.domain_suffix is not None:
+        args += ["--domain-suffix", request.domain_suffix]
+    for header in request.headers:
+        args += ["--header", header]
+    return args
 
 
 class BuiltinBackend:
@@ -314,7 +354,9 @@ class BuiltinBackend:
         return None
 
     def sink(self, launcher: Launcher, request: SinkRequest) -> Job:
-        """The built-in sink."""
+        """The built-in sink; a responses file goes where the sink runs (copied there for a remote one)."""
+        if request.responses:
+            request = replace(request, responses=launcher.ship(Path(request.responses)))
         return BuiltinSinkJob(launcher, sink_args(request))
 
     def generator(self, launcher: Launcher, request: LoadRequest) -> Job:

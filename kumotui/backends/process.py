@@ -189,6 +189,13 @@ class Launcher:
         """The command that runs one of kumotui's engines (``smtp_sink``, ``smtp_gen``)."""
         return [sys.executable, "-m", f"kumotui.engines.{module}"]
 
+    def ship(self, path: Path) -> str:
+        """Where the next engine this launcher starts finds the data file ``path`` (a responses file).
+
+        Here it is the file itself; a remote launcher copies it beside the engine first.
+        """
+        return str(path)
+
     @property
     def address(self) -> str:
         """The address other machines' jobs reach this launcher's jobs at (a started sink)."""

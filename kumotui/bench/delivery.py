@@ -158,6 +158,14 @@ class Delivery:
     drain_seconds: float = 0.0
     """Seconds spent waiting for the MTA's backlog after the generator ended."""
     probe: Probe | None = None
+    bounced: int = 0
+    """Injected messages the sink refused for good (a Smart Sink's 5xx): the MTA gives them up, so not lost."""
+    deferred: int = 0
+    """Injected messages the sink deferred (4xx) at least once."""
+    deferred_delivered: int = 0
+    """Of those, messages the MTA retried until the sink accepted them."""
+    deferrals: int = 0
+    """Every 4xx the sink gave the run's messages (a message deferred twice counts twice)."""
 
     def as_json(self) -> dict[str, Any]:
         """The shape in run records and ``bench --json``."""
@@ -173,6 +181,10 @@ class Delivery:
             "clock": self.clock,
             "drain_seconds": round(self.drain_seconds, 3),
             "probe": self.probe.as_json() if self.probe else None,
+            "bounced": self.bounced,
+            "deferred": self.deferred,
+            "deferred_delivered": self.deferred_delivered,
+            "deferrals": self.deferrals,
         }
 
     @classmethod
@@ -190,6 +202,10 @@ class Delivery:
             clock=str(data.get("clock", "")),
             drain_seconds=float(data.get("drain_seconds", 0.0)),
             probe=Probe.from_json(data["probe"]) if data.get("probe") else None,
+            bounced=int(data.get("bounced", 0)),
+            deferred=int(data.get("deferred", 0)),
+            deferred_delivered=int(data.get("deferred_delivered", 0)),
+            deferrals=int(data.get("deferrals", 0)),
         )
 
 
@@ -202,15 +218,23 @@ def account(
     clock: str,
     drain_seconds: float,
     probe: Probe | None,
+    deferred: Ranges = (),
+    bounced: Ranges = (),
+    deferrals: int = 0,
 ) -> Delivery:
     """Per-message accounting from the generator's accepted ids and the sink's delivered ids.
 
     ``stamped`` is every stamped delivery the sink counted, a message delivered
     twice counted twice, probes not counted; the set difference gives the rest.
+    With a Smart Sink, ``deferred`` and ``bounced`` are the ids it answered 4xx
+    and 5xx: a bounced message is the MTA's to give up, not lost, and a
+    deferred one that is also delivered was retried until it got through.
     """
     got = without_probes(delivered)
     both = intersect(accepted, got)
-    lost = subtract(accepted, got)
+    gave_up = subtract(intersect(accepted, bounced), got)
+    lost = subtract(subtract(accepted, got), gave_up)
+    pushed = intersect(accepted, deferred)
     return Delivery(
         injected=size_of(accepted),
         delivered=size_of(both),
@@ -222,6 +246,10 @@ def account(
         clock=clock,
         drain_seconds=drain_seconds,
         probe=probe,
+        bounced=size_of(gave_up),
+        deferred=size_of(pushed),
+        deferred_delivered=size_of(intersect(pushed, got)),
+        deferrals=deferrals,
     )
 
 

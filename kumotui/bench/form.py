@@ -12,7 +12,7 @@ from kumotui.backends import SinkRequest, resolve
 from kumotui.backends.kumomta.install import SINK_PORT
 from kumotui.backends.lines import parse_size
 from kumotui.bench.live import DEFAULT_DURATION
-from kumotui.bench.options import BenchOptions, check_sink, parse_listen
+from kumotui.bench.options import BenchOptions, check_sink, parse_listen, resolve_responses
 from kumotui.bench.records import check_label
 from kumotui.errors import KumotuiError
 from kumotui.hosts.local import atomic_write, require_private_dir
@@ -36,6 +36,7 @@ FIELD_FLAGS: dict[str, str] = {
     "sink_listen": "--listen",
     "mta_metrics": "--mta-metrics",
     "label": "--label",
+    "responses": "--responses",
 }
 """Each form field and the ``kumotui bench`` flag it stands for (errors name the flag)."""
 
@@ -83,6 +84,9 @@ class BenchForm:
     sink_listen: str = ""
     """Where a started sink listens, ``ADDR:PORT``; empty: a free port, or 2026 for a run through an MTA
     (KumoMTA's sink port, where the MTA's routing points)."""
+    responses: str = ""
+    """A Smart Sink responses file for a started built-in sink (``providers``: kumotui's own); empty:
+    the sink accepts everything."""
 
     def sink_request(self) -> SinkRequest:
         """The sink to start (when ``sink`` is ``local``): its workers; KumotuiError naming the flag."""
@@ -90,8 +94,12 @@ class BenchForm:
         host, port = parse_listen(self.sink_listen.strip(), "--listen") if self.sink_listen.strip() else ("", None)
         if port is None and self.through.strip():
             host, port = "127.0.0.1", SINK_PORT
-        request = SinkRequest(host=host or "127.0.0.1", port=port, workers=int(workers) if workers is not None else 1)
-        return check_sink(request, workers_flag="--sink-workers")
+        responses = resolve_responses(self.responses.strip() or None)
+        request = SinkRequest(
+            host=host or "127.0.0.1", port=port, workers=int(workers) if workers is not None else 1, responses=responses
+        )
+        backend = resolve(self.backend) if responses else "builtin"
+        return check_sink(request, workers_flag="--sink-workers", backend=backend)
 
     def run_label(self) -> str:
         """The label, checked; KumotuiError naming the flag."""
@@ -174,6 +182,7 @@ FIELD_LABELS: dict[str, str] = {
     "sink_listen": "Sink at",
     "mta_metrics": "Metrics",
     "label": "Label",
+    "responses": "Responses",
 }
 """Each form field's label on the benchmark screen, as errors there name it."""
 

@@ -22,6 +22,7 @@ import psutil
 from kumotui.backends import available
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import RateWindow, Sample, eta_seconds, mmh
+from kumotui.bench.backpressure import pushback_line
 from kumotui.bench.charts import Chart, Trail, cpu_curve_names, cpu_values
 from kumotui.bench.hints import BACKLOG_READINGS, Hint, HintInputs, evaluate, port_range_width
 from kumotui.bench.hoststats import HostSampler, HostStats, ProcessCpu, interface_for, process_cpu
@@ -191,6 +192,8 @@ class LiveFigures:
     """Where :attr:`mta` came from, or why there is none."""
     delivery_latency: Mapping[str, float] = field(default_factory=dict)
     """Through an MTA: end-to-end delivery latency so far, ms (``p50``, ``p95``, ``p99``, ``max``)."""
+    pushback: str = ""
+    """A Smart Sink's deferrals/bounces so far for its most pushed-back domains (:func:`pushback_line`)."""
     sink_rate: float | None = None
     sink_connections: int | None = None
     latency: Mapping[str, float] = field(default_factory=dict)
@@ -381,6 +384,7 @@ class LiveWatch:
             mta=bench.mta.read() if bench.mta is not None else None,
             mta_source=bench.mta.describe if bench.mta is not None else "the MTA publishes nothing kumotui can read",
             sink_refused=bench.sink.failures_so_far() if bench.sink is not None else {},
+            pushback=pushback_line(bench.pushback()),
             sink_rate=sink.rate if sink is not None else None,
             sink_connections=sink.connections if sink is not None else None,
             latency=latency,

@@ -10,12 +10,14 @@ remote hosts); the checks here use the engines' own parsers, so both agree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 
 from kumotui.backends import LoadRequest, SinkRequest
 from kumotui.backends.lines import parse_size as parse_size
-from kumotui.engines import smtp_gen
+from kumotui.engines import smtp_gen, smtp_responses
 from kumotui.errors import KumotuiError, require
-from kumotui.hosts.address import parse_address
+from kumotui.hosts.address import is_loopback, parse_address
 
 
 def check_target(text: str, allow_remote: bool) -> str:
@@ -56,10 +58,21 @@ class BenchOptions:
     """Seconds the routing probes may take to reach the sink through the MTA."""
     drain_timeout: float = 60.0
     """Seconds to wait, after the generator ends, for the MTA to deliver what it accepted."""
+    domains: tuple[tuple[str, float], ...] = ()
+    """Weighted recipient domains (``--domain``, ``--mix``); empty: the generator's default."""
+    domain_suffix: str | None = None
+    """``--domain-suffix``; None: the generator's default (:data:`~kumotui.engines.smtp_gen.DEFAULT_SUFFIX`)."""
+    headers: tuple[str, ...] = ()
+    """``--header`` lines."""
+    allow_real_domains: bool = False
+    """``--allow-real-domains``: recipients outside reserved names (outbound mail redirected to a sink)."""
     mta_metrics: str | None = None
     """``HOST:PORT`` of the MTA's (kumod's) HTTP listener, for its ``/metrics``."""
     mta_postfix_config: str | None = None
     """A Postfix MTA's configuration directory, for ``postqueue -c DIR -j`` (default: Postfix's own)."""
+    redirect_port25: bool = False
+    """``--redirect-port25``: for the run, a firewall rule sends the MTA host's outbound port 25 to the
+    sink (:mod:`kumotui.tuning.redirect`), so the MTA routes with its real routing and shaping."""
 
     def validate(self) -> BenchOptions:
         """Every flag checked up front, each error naming its flag."""
@@ -93,12 +106,36 @@ class BenchOptions:
                 raise KumotuiError(str(error).replace("--target", "--through", 1)) from None
             if self.mta_metrics is not None:
                 parse_listen(self.mta_metrics, "--mta-metrics")
-        if self.recipient is not None:
+            if self.redirect_port25 and not is_loopback(parse_address(self.through, 25)[0]):
+                raise KumotuiError(
+                    f"--redirect-port25: the rule goes on the host the generator runs on, so the MTA under test "
+                    f"must run there too: --through a loopback address (--host for another machine), not {self.through}"
+                )
+        elif self.redirect_port25:
+            raise KumotuiError("--redirect-port25 needs --through: it redirects the MTA under test's outbound mail")
+        if self.recipient is not None and not self.allow_real_domains:
             try:
                 smtp_gen.check_recipient_domain(self.recipient.rpartition("@")[2])
             except smtp_gen.StartError as error:
                 raise KumotuiError(f"--recipient: {error}") from None
+        self.destinations()
         return self
+
+    def destinations(self) -> list[tuple[str, float]]:
+        """The recipient domains as sent (suffixed), with their weights; headers checked on the way.
+
+        Raises:
+            KumotuiError: a bad ``--domain``, ``--domain-suffix`` or ``--header``, or a real domain not allowed.
+        """
+        suffix = smtp_gen.DEFAULT_SUFFIX if self.domain_suffix is None else self.domain_suffix
+        try:
+            for header in self.headers:
+                smtp_gen.parse_header(header)
+            return smtp_gen.destination_domains(
+                list(self.domains) or [("example.com", 1.0)], suffix, self.allow_real_domains
+            )
+        except smtp_gen.StartError as error:
+            raise KumotuiError(str(error)) from None
 
     def load(self, target: str, *, keep_going: bool = False) -> LoadRequest:
         """What the generator is asked to send to ``target`` (the given one, or a started sink)."""
@@ -117,8 +154,45 @@ class BenchOptions:
             recipient=self.recipient,
             allow_remote_target=self.allow_remote_target,
             keep_going=keep_going,
+            domains=self.domains,
+            domain_suffix=self.domain_suffix,
+            headers=self.headers,
+            allow_real_domains=self.allow_real_domains,
             extra_args=self.extra_gen_args,
         )
+
+
+SHIPPED_RESPONSES = "providers"
+"""The name of kumotui's own responses file (``--responses providers``)."""
+
+
+def domain_list(given: list[str], mix: str | None) -> tuple[tuple[str, float], ...]:
+    """``--domain NAME[:WEIGHT]`` flags and a ``--mix`` preset as one weighted list.
+
+    Raises:
+        KumotuiError: a flag that is not a domain with a positive weight.
+    """
+    try:
+        domains = [smtp_gen.parse_domain(text) for text in given]
+    except smtp_gen.StartError as error:
+        raise KumotuiError(str(error)) from None
+    return tuple(domains + list(smtp_gen.MIXES[mix] if mix else ()))
+
+
+def resolve_responses(text: str | None) -> str | None:
+    """``--responses FILE`` (or ``providers``, the shipped file) as a checked absolute path, or None.
+
+    Raises:
+        KumotuiError: the file cannot be read or is not a valid responses file (naming file, table, key).
+    """
+    if not text:
+        return None
+    path = Path(str(resources.files("kumotui.engines") / "responses.toml")) if text == SHIPPED_RESPONSES else Path(text)
+    try:
+        smtp_responses.load(str(path))
+    except smtp_responses.ResponsesError as error:
+        raise KumotuiError(f"--responses {error}") from None
+    return str(path.resolve())
 
 
 def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
@@ -133,16 +207,32 @@ def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
         raise KumotuiError(f"{flag} {text!r}: {error}; expected ADDR:PORT, e.g. 127.0.0.1:2026") from None
 
 
-def check_sink(request: SinkRequest, *, workers_flag: str = "--workers") -> SinkRequest:
-    """Refuse a nonsense sink before starting anything, each error naming its flag."""
+def check_sink(request: SinkRequest, *, workers_flag: str = "--workers", backend: str = "builtin") -> SinkRequest:
+    """Refuse a nonsense sink before starting anything, each error naming its flag.
+
+    ``backend`` is the resolved backend that will run the sink: only the
+    built-in sink answers from a responses file (kumod's sink policy and
+    Postfix's smtp-sink accept everything), and silently ignoring
+    ``--responses`` would report a run without backpressure as one with it.
+    """
     tempfail, permfail = request.tempfail_percent, request.permfail_percent
     checks = [
+        (
+            not request.responses or backend == "builtin",
+            f"--responses: only the built-in sink answers from a responses file; the {backend} sink cannot "
+            "(use --backend builtin, or leave --responses out)",
+        ),
         (1 <= request.workers <= 256, f"{workers_flag} must be within 1-256"),
         (0 <= tempfail <= 100, "--tempfail-percent must be within 0-100"),
         (0 <= permfail <= 100, "--permfail-percent must be within 0-100"),
         (tempfail + permfail <= 100, "--tempfail-percent plus --permfail-percent must not exceed 100"),
         (request.idle_timeout is None or request.idle_timeout > 0, "--idle-timeout must be positive"),
         (1 <= request.http_port <= 65535, "--http-port must be within 1-65535"),
+        (
+            not (request.responses and (tempfail or permfail)),
+            "--responses and --tempfail-percent/--permfail-percent: put the shares in the responses file "
+            "([default] defer = ..., bounce = ...) instead",
+        ),
     ]
     require(checks)
     return request

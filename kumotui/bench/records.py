@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kumotui.backends.samples import Sample, Summary, thin_series
+from kumotui.bench.backpressure import DomainPushback
 from kumotui.bench.delivery import Delivery
 from kumotui.bench.measure import Measurement
 from kumotui.bench.senders import SenderResult
@@ -146,6 +147,9 @@ class RunRecord:
     failure: str = ""
     """Why the run failed as a whole (a generator host's link dropped mid-run), or empty."""
 
+    pushback: tuple[DomainPushback, ...] = ()
+    """A Smart Sink's answers per recipient domain (``--responses``): the backpressure applied."""
+
     def host_entries(self) -> tuple[HostEntry, ...]:
         """The run's hosts; for a record from before per-host entries, the one host it kept."""
         if self.hosts:
@@ -196,6 +200,7 @@ class RunRecord:
             "hosts": [entry.as_json() for entry in self.hosts],
             "generators": [part.as_json() for part in self.generators],
             "failure": self.failure,
+            "pushback": [row.as_json() for row in self.pushback],
         }
 
     @classmethod
@@ -219,6 +224,7 @@ class RunRecord:
             hosts=tuple(HostEntry.from_json(h) for h in data.get("hosts") or []),
             generators=tuple(SenderResult.from_json(g) for g in data.get("generators") or []),
             failure=str(data.get("failure") or ""),
+            pushback=tuple(DomainPushback.from_json(row) for row in data.get("pushback") or []),
         )
 
 

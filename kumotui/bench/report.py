@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 
 from kumotui.backends.samples import Summary
+from kumotui.bench.backpressure import DomainPushback
 from kumotui.bench.charts import chart_svg, overlay_charts, run_charts
 from kumotui.bench.delivery import Delivery
 from kumotui.bench.measure import Rate
@@ -37,6 +38,7 @@ from kumotui.text.format import (
     format_mb_rate,
     format_mmh,
     format_ms,
+    format_percent,
     format_rate,
     format_seconds,
     format_size,
@@ -147,8 +149,38 @@ def delivery_lines(delivery: Delivery | None) -> list[tuple[str, str]]:
         lines.append(("end to end", f"{figures}  ({delivery.clock})"))
     else:
         lines.append(("accounting", delivery.clock))
+    if delivery.deferred or delivery.bounced:
+        lines.append(("backpressure", drained(delivery)))
     lines.append(("drain", f"{format_seconds(delivery.drain_seconds)} after the generator ended"))
     return lines
+
+
+def drained(delivery: Delivery) -> str:
+    """How the MTA's retries drained a Smart Sink's deferrals, and what it had to give up."""
+    waiting = delivery.deferred - delivery.deferred_delivered
+    text = (
+        f"{format_count(delivery.deferred)} messages deferred at the sink ({format_count(delivery.deferrals)} 4xx"
+        f" answers) · {format_count(delivery.deferred_delivered)} later delivered by the MTA's retries"
+    )
+    if waiting > 0:
+        text += f" · {format_count(waiting)} never got through"
+    if delivery.bounced:
+        text += f" · {format_count(delivery.bounced)} bounced (5xx: the MTA gives them up; not lost)"
+    return text
+
+
+def pushback_rows(rows: Sequence[DomainPushback]) -> list[tuple[str, str, str, str, str]]:
+    """The backpressure a Smart Sink applied, one row per domain: answers, deferred and bounced shares, codes."""
+    return [
+        (
+            row.domain,
+            format_count(row.attempts),
+            f"{format_count(row.deferred)} ({format_percent(row.share(row.deferred))})",
+            f"{format_count(row.bounced)} ({format_percent(row.share(row.bounced))})",
+            ", ".join(f"{code} x{format_count(count)}" for code, count in row.codes.items()) or "-",
+        )
+        for row in rows
+    ]
 
 
 def window_mmh(run: RunRecord) -> float | None:
@@ -316,6 +348,11 @@ def _single(run: RunRecord) -> list[str]:
     if run.delivery is not None:
         lines += ["", "## Through the MTA under test", ""]
         lines += _md_table(["", "Value"], delivery_lines(run.delivery), align="ll")
+    if run.pushback:
+        lines += ["", "## Backpressure applied by the sink (responses file, per recipient domain)", ""]
+        lines += _md_table(
+            ["Domain", "Answers", "Deferred (4xx)", "Bounced (5xx)", "Codes"], pushback_rows(run.pushback)
+        )
     lines += ["", "## Results (each side's own count and clock)", ""]
     gen_rows, sink_rows = _summary_rows(run.generator), _summary_rows(run.sink)
     rows = [(label, g, s) for (label, g), (_, s) in zip(gen_rows, sink_rows, strict=True)]

@@ -25,6 +25,7 @@ from kumotui.backends.builtin import BuiltinGenJob, BuiltinSinkJob, EngineJob
 from kumotui.backends.job import Job
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Role, Sample, Summary, thin_series
+from kumotui.bench.backpressure import DomainPushback, domain_pushback
 from kumotui.bench.delivery import Delivery, Probe, account, counted, union
 from kumotui.bench.measure import measure
 from kumotui.bench.mta import MtaWatcher, watcher_for
@@ -39,6 +40,7 @@ from kumotui.hosts.local import LocalHost
 from kumotui.settings import Settings
 from kumotui.tuning.findings import parameter_values
 from kumotui.tuning.profiles import load_profile
+from kumotui.tuning.redirect import Redirect, add_redirect, firewall_runner, plan_redirect, remove_redirect
 from kumotui.tuning.sysctl import SysctlTree
 
 _LIVE: weakref.WeakSet[Benchmark] = weakref.WeakSet()
@@ -79,6 +81,16 @@ class BenchPlan:
     :func:`kumotui.bench.placement.host_entries`); kept in the run record."""
 
 
+@dataclass(frozen=True)
+class RedirectSite:
+    """Where a run's ``--redirect-port25`` rule goes: the MTA's host and the state dir that journals it."""
+
+    host: Host
+    state_dir: Path
+    announce: Callable[[Redirect], None] = lambda rule: None
+    """Called with the rule just before it is written (the CLI shows it, as apply shows its plan)."""
+
+
 @dataclass
 class BenchOutcome:
     """The end of a run."""
@@ -110,6 +122,7 @@ class Benchmark:
         series_limit: int = SERIES_LIMIT,
         sink: Job | None = None,
         generator_launchers: Sequence[Launcher] = (),
+        redirect_site: RedirectSite | None = None,
     ) -> None:
         """Prepare a run of ``plan``; nothing starts before :meth:`start`.
 
@@ -122,6 +135,8 @@ class Benchmark:
         ``generator_launchers`` runs one generator on each (several hosts,
         built-in backend): the run's totals are shared between them
         (:func:`~kumotui.bench.senders.share`) and their readings merged.
+        ``redirect_site``: where ``--redirect-port25`` puts its rule (default:
+        this machine and its default state dir).
         """
         self.plan = replace(plan, backend=resolve(plan.backend))
         self.series_limit = series_limit
@@ -157,6 +172,12 @@ class Benchmark:
         self._probe_baseline = 0
         self.mta: MtaWatcher | None = None
         """Reads the MTA under test's own figures, when it publishes any kumotui can read."""
+        self.redirect_site = redirect_site
+        self.redirected: Redirect | None = None
+        """The ``--redirect-port25`` rule while it is in place."""
+        self.redirect_error: str | None = None
+        """Why the rule could not be removed at the end (it is still journaled), if it could not."""
+        self._unredirect: Callable[[], object] | None = None
         self.phase = "starting"
         """``starting``, ``probing`` (the route through the MTA), ``sending``, ``draining`` (the MTA's
         backlog), ``done``: what a live view says the run is doing."""
@@ -195,6 +216,8 @@ class Benchmark:
             through = self.plan.options.through
             if through is not None and self.sink is None:
                 raise KumotuiError("--through needs --local-sink: kumotui counts what the MTA relays at its own sink")
+            if through is not None and self.sink is not None and self.plan.options.redirect_port25:
+                self._redirect(through)
             if through is not None and self.sink is not None:
                 self.phase = "probing"
                 self.probe = self._probe(through, self.sink)
@@ -246,6 +269,28 @@ class Benchmark:
             stopped=self._stop.is_set,
         )
 
+    def _redirect(self, through: str) -> None:
+        """Send the MTA host's outbound port 25 to our sink (journaled first), before the probe proves it."""
+        site = self.redirect_site or RedirectSite(LocalHost(), LocalHost().default_state_dir())
+        mta = parse_address(through, 25)[0].strip("[]")
+        rule = plan_redirect(self.target, "127.0.0.1" if mta == "localhost" else mta, site.host)
+        run = firewall_runner(site.host)
+        site.announce(rule)
+        add_redirect(rule, site.host, site.state_dir, run)
+        self.redirected = rule
+        self._unredirect = lambda: remove_redirect(site.host, site.state_dir, run)
+
+    def _remove_redirect(self) -> None:
+        """Take the run's rule away (last, after the sink: until then port 25 reaches nothing real)."""
+        undo, self._unredirect = self._unredirect, None
+        if undo is None:
+            return
+        try:
+            undo()
+        except KumotuiError as error:
+            self.redirect_error = str(error)
+        self.redirected = None
+
     def _mta_watcher(self, through: str, banner: str) -> MtaWatcher | None:
         """KumoMTA's /metrics, or a Postfix queue on this machine (an MTA on loopback), or nothing."""
         options = self.plan.options
@@ -282,13 +327,26 @@ class Benchmark:
         started = time.monotonic()
         deadline = started + self.plan.options.drain_timeout
         while not self._stop.is_set() and time.monotonic() < deadline:
-            if (self.delivered_so_far() or 0) >= injected:
+            if (self.delivered_so_far() or 0) + self._bounced_so_far() >= injected:
                 break
             fresh = self.poll()
             if on_samples is not None and fresh:
                 on_samples(fresh)
             self._stop.wait(interval)
         self.drain_seconds = time.monotonic() - started
+
+    def _bounced_so_far(self) -> int:
+        """Messages of the load a Smart Sink refused for good (the MTA will not deliver them)."""
+        sink = self.sink
+        if not isinstance(sink, BuiltinSinkJob) or not self.stamped:
+            return 0
+        return int(sink.pushback_so_far().get("bounced_stamped", 0))
+
+    def pushback(self) -> tuple[DomainPushback, ...]:
+        """What a Smart Sink answered per recipient domain (empty without a responses file)."""
+        if not isinstance(self.sink, BuiltinSinkJob):
+            return ()
+        return domain_pushback(self.sink.pushback_so_far())
 
     def delivery_latency(self) -> dict[str, float]:
         """End-to-end delivery latency so far (ms percentiles; empty unless messages are stamped)."""
@@ -309,6 +367,7 @@ class Benchmark:
         if self.stamped and isinstance(sink, BuiltinSinkJob) and all(isinstance(g, BuiltinGenJob) for g in generators):
             stamped, delivered = sink.stamps_so_far()
             accepted = union(g.accepted_ids() for g in generators if isinstance(g, BuiltinGenJob))
+            pushed = sink.pushback_so_far()
             return account(
                 accepted,
                 delivered,
@@ -317,6 +376,9 @@ class Benchmark:
                 clock=clock,
                 drain_seconds=self.drain_seconds,
                 probe=self.probe,
+                deferred=pushed.get("ranges_deferred") or [],
+                bounced=pushed.get("ranges_bounced") or [],
+                deferrals=int(pushed.get("deferrals_stamped", 0)),
             )
         return counted(gen.count, self.delivered_so_far() or 0, drain_seconds=self.drain_seconds, probe=self.probe)
 
@@ -389,9 +451,10 @@ class Benchmark:
         return launched - self.started_at, ended - self.started_at
 
     def stop(self) -> None:
-        """Stop every job by PID, generators first. Idempotent."""
+        """Stop every job by PID, generators first, then remove a ``--redirect-port25`` rule. Idempotent."""
         for job in [*self.generators, *([self.sink] if self.sink is not None else [])]:
             job.stop()
+        self._remove_redirect()
         _LIVE.discard(self)
 
     def sender_results(self) -> list[SenderResult]:
@@ -490,6 +553,7 @@ class Benchmark:
             hosts=self.plan.hosts,
             generators=tuple(self.sender_results()),
             failure=self.failure or "",
+            pushback=self.pushback(),
         )
         return BenchOutcome(record, self.target, interrupted)
 

@@ -23,11 +23,11 @@ from kumotui.backends.job import Job
 from kumotui.backends.kumomta.install import SINK_PORT
 from kumotui.backends.kumomta.policy import routing_snippet
 from kumotui.backends.samples import Sample, mmh
-from kumotui.bench.options import BenchOptions, check_sink, parse_listen
+from kumotui.bench.options import BenchOptions, check_sink, domain_list, parse_listen, resolve_responses
 from kumotui.bench.placement import Roles, check_listen, host_entries, placed
 from kumotui.bench.records import list_runs, load_run
 from kumotui.bench.report import format_runs_table, report_markdown
-from kumotui.bench.run import Benchmark, BenchOutcome, prepare_plan, run_and_record
+from kumotui.bench.run import Benchmark, BenchOutcome, RedirectSite, prepare_plan, run_and_record
 from kumotui.cli.exit_codes import ExitStatus
 from kumotui.cli.options import (
     add_backend_option,
@@ -42,8 +42,10 @@ from kumotui.cli.options import (
     whole,
 )
 from kumotui.cli.output import format_outcome, outcome_json, sink_line, summary_json
+from kumotui.cli.tuning import warn_interrupted
+from kumotui.engines.smtp_gen import DEFAULT_SUFFIX, MIXES
 from kumotui.errors import KumotuiError
-from kumotui.hosts import HostFacts
+from kumotui.hosts import Host, HostFacts
 from kumotui.hosts.connect import open_host
 from kumotui.hosts.launch import launcher_for
 from kumotui.hosts.local import atomic_write
@@ -51,6 +53,7 @@ from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
 from kumotui.text.escape import printable
 from kumotui.text.format import format_mmh, format_ms, format_rate
+from kumotui.tuning.redirect import TRADE_OFF, Redirect
 
 if TYPE_CHECKING:
     from kumotui.cli.options import Commands
@@ -214,6 +217,14 @@ def _bench_parser(commands: Commands) -> None:
         help="with --through: seconds to wait for the MTA to deliver its backlog after sending ends (default: 60)",
     )
     where.add_argument(
+        "--redirect-port25",
+        action="store_true",
+        help="with --through to an MTA on this host (or --host): for the run, a firewall rule (nftables, else "
+        "iptables; shown before it is written, journaled, removed when the run ends) sends the host's outbound "
+        "port 25 to the sink, so the MTA routes with its real routing and shaping; the routing probe proves it "
+        "before any load. " + TRADE_OFF + " A rule a crash left: `kumotui redirect remove` or `kumotui rollback`",
+    )
+    where.add_argument(
         "--mta-metrics",
         metavar="HOST:PORT",
         help="with --through: the MTA's (kumod's) HTTP listener, for its /metrics (default: port 8000 of "
@@ -232,6 +243,29 @@ def _bench_parser(commands: Commands) -> None:
     )
     load.add_argument(
         "--allow-remote-target", action="store_true", help="allow a target outside loopback and private ranges"
+    )
+    where_to = bench.add_argument_group("recipients and headers (built-in generator and traffic-gen)")
+    where_to.add_argument(
+        "--domain",
+        action="append",
+        metavar="NAME[:WEIGHT]",
+        help="a recipient domain, repeatable, with relative weights (gmail.com:67.4); default example.com",
+    )
+    where_to.add_argument(
+        "--mix", choices=sorted(MIXES), help="providers: KumoMTA's guide's mailbox-provider mix (gmail-heavy)"
+    )
+    where_to.add_argument(
+        "--domain-suffix",
+        metavar="S",
+        help=f"appended to every domain not reserved itself (default: {DEFAULT_SUFFIX}; '' needs --allow-real-domains)",
+    )
+    where_to.add_argument(
+        "--allow-real-domains",
+        action="store_true",
+        help="allow recipient domains not reserved for testing: only with outbound mail redirected to a sink",
+    )
+    where_to.add_argument(
+        "--header", action="append", metavar="'NAME: VALUE'", help="a header in every message (repeatable)"
     )
     builtin = bench.add_argument_group("built-in generator only")
     builtin.add_argument("--rate", type=per_second, metavar="R", help="at most R messages per second")
@@ -278,6 +312,7 @@ def _bench_parser(commands: Commands) -> None:
 def cmd_sink(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     """``kumotui sink``: run a sink until SIGTERM or Ctrl+C, printing JSON lines."""
     host_text, port = parse_listen(args.listen or f"127.0.0.1:{SINK_PORT}")
+    backend = resolve(args.backend)
     request = check_sink(
         SinkRequest(
             host=host_text,
@@ -285,11 +320,14 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> ExitStatus:
             workers=args.workers,
             tempfail_percent=args.tempfail_percent,
             permfail_percent=args.permfail_percent,
+            responses=resolve_responses(args.responses),
+            seed=args.seed,
             max_message_size=args.max_message_size,
             idle_timeout=args.idle_timeout,
             kumod_user=args.kumod_user,
             http_port=args.http_port,
-        )
+        ),
+        backend=backend,
     )
     if args.print_routing:
         reach = host_text if host_text not in ("0.0.0.0", "::") else "127.0.0.1"
@@ -299,7 +337,6 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         raise KumotuiError("--host: sink runs on one host at a time")
     host = open_host(settings.hosts[0] if settings.hosts else None, settings)
     try:
-        backend = resolve(args.backend)
         job = backend.impl.sink(launcher_for(host), request)
         if isinstance(job, EngineJob):
             job.echo = _echo  # the engine's own lines, as they come
@@ -375,11 +412,18 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         drain_timeout=args.drain_timeout,
         mta_metrics=args.mta_metrics,
         mta_postfix_config=args.mta_postfix_config,
+        redirect_port25=args.redirect_port25,
         recipient=args.recipient,
         allow_remote_target=args.allow_remote_target,
+        domains=domain_list(args.domain or [], args.mix),
+        domain_suffix=args.domain_suffix,
+        headers=tuple(args.header or ()),
+        allow_real_domains=args.allow_real_domains,
     ).validate()
     if args.through and not args.local_sink:
         raise KumotuiError("--through needs --local-sink: kumotui counts what the MTA relays at its own sink")
+    if args.responses and not args.local_sink:
+        raise KumotuiError("--responses needs --local-sink: it sets how the sink kumotui starts answers")
     if args.sink_host and not args.local_sink:
         raise KumotuiError("--sink-host needs --local-sink (kumotui starts the sink there)")
     backend = resolve(args.backend)
@@ -401,10 +445,13 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
             workers=args.sink_workers,
             tempfail_percent=args.tempfail_percent,
             permfail_percent=args.permfail_percent,
+            responses=resolve_responses(args.responses),
+            seed=args.seed,
             kumod_user=args.kumod_user,
             http_port=args.http_port,
         ),
         workers_flag="--sink-workers",
+        backend=backend,
     )
     with placed(roles, settings) as hosts:  # every host reached before anything starts
         if args.local_sink and args.listen and not args.through:
@@ -414,8 +461,17 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         plan, facts = prepare_plan(
             settings, first, options, backend=backend, sink=sink, label=args.label, hosts=entries
         )
-        bench = Benchmark(plan, sink_launcher=hosts.sink_launcher(), generator_launchers=hosts.generator_launchers())
+        warn_interrupted(settings, first)
+        site = RedirectSite(first, _state_dir(settings, first), _announce) if args.redirect_port25 else None
+        bench = Benchmark(
+            plan,
+            sink_launcher=hosts.sink_launcher(),
+            generator_launchers=hosts.generator_launchers(),
+            redirect_site=site,
+        )
         outcome = _run(bench, facts, settings, live=not args.json and sys.stderr.isatty())
+        if bench.redirect_error:
+            print(f"kumotui: warning: the port-25 redirect is still in place: {bench.redirect_error}", file=sys.stderr)
     if args.json:
         print(json.dumps(outcome_json(outcome)))
     else:
@@ -423,6 +479,17 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     if outcome.interrupted:
         return ExitStatus.INTERRUPTED
     return ExitStatus.OK if outcome.record.ok else ExitStatus.NOT_OK
+
+
+def _announce(rule: Redirect) -> None:
+    """Show the rule before it is written, as ``apply`` shows its plan."""
+    print(
+        f"kumotui: for this run, {rule.describe()}; removed when the run ends. Writing:\n"
+        + rule.shown(rule.add_commands()),
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _run(bench: Benchmark, facts: HostFacts, settings: Settings, *, live: bool) -> BenchOutcome:
@@ -478,5 +545,6 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     return ExitStatus.OK
 
 
-def _state_dir(settings: Settings) -> Path:
-    return settings.state_dir or default_state_dir()
+def _state_dir(settings: Settings, host: Host | None = None) -> Path:
+    """The state dir the settings name, else the host's default (this machine's without one)."""
+    return settings.state_dir or (host.default_state_dir() if host is not None else default_state_dir())

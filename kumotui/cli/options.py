@@ -272,6 +272,18 @@ def add_sink_answer_options(group: argparse._ArgumentGroup, *, started: str = ""
         help=f"built-in: {started}answer this share of messages with 554 at end of data",
     )
     group.add_argument(
+        "--responses",
+        metavar="FILE",
+        help=f"built-in: {started}answer as KumoMTA's Smart Sink, per recipient domain, from FILE in its "
+        "responses.toml format ('providers': kumotui's file of the big providers' real replies)",
+    )
+    group.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="built-in: the seed of the sink's random answers, for repeatable runs",
+    )
+    group.add_argument(
         "--http-port",
         type=PORT,
         default=8002,

@@ -39,6 +39,7 @@ from kumotui.tuning.lock import holder_now
 from kumotui.tuning.plan import Plan, make_plan, manual_steps, parse_sets
 from kumotui.tuning.privilege import Privilege, detect_privilege, writer_for
 from kumotui.tuning.profiles import load_profile
+from kumotui.tuning.redirect import TRADE_OFF, Redirect, firewall_runner, leftover, remove_redirect
 from kumotui.tuning.rollback import Changed, Order, interruption_notices, journal_view, plan_rollback, rollback_all
 from kumotui.tuning.simulate import flags_for
 from kumotui.tuning.sysctl import SysctlTree
@@ -109,7 +110,9 @@ def register(commands: Commands) -> None:
         description="Restore the runtime values and the drop-in's previous content (or remove "
         "a drop-in that did not exist before) for a journal entry, including an interrupted apply. "
         "Keys changed since the apply (by a later apply or by hand) are shown with their live value and "
-        "need confirmation; an older entry with newer applies still in place needs --newest-first or --yes.",
+        "need confirmation; an older entry with newer applies still in place needs --newest-first or --yes. "
+        "With no ID, a port-25 redirect a benchmark left behind (bench --redirect-port25) is the newest change: "
+        "it is removed first, alone.",
         epilog="examples:\n  kumotui rollback\n  kumotui rollback 20261201-212423 --yes\n"
         "  kumotui rollback 20261201-212423 --newest-first --keep-changed",
         single_host=True,
@@ -134,6 +137,22 @@ def register(commands: Commands) -> None:
     )
     add_global_options(undo, suppress=True)
     undo.set_defaults(handler=cmd_rollback)
+
+    redirect = add_command(
+        commands,
+        "redirect",
+        help="show or remove the port-25 redirect a benchmark added (bench --redirect-port25)",
+        description="`kumotui bench --redirect-port25` adds a firewall rule for its run that sends this host's "
+        "outbound port 25 to the sink, journaled in the state dir, and removes it when the run ends. A crash "
+        "can leave it behind (check, apply, bench and the app then say so): show it, or remove it (as "
+        "`kumotui rollback` with no ID also does). " + TRADE_OFF,
+        epilog="examples:\n  kumotui redirect show\n  kumotui redirect remove --yes",
+        single_host=True,
+    )
+    redirect.add_argument("action", choices=["show", "remove"], help="show the rule in place, or remove it")
+    redirect.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    add_global_options(redirect, suppress=True)
+    redirect.set_defaults(handler=cmd_redirect)
 
     limits_parser = add_command(
         commands,
@@ -354,6 +373,10 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     order = Order.NEWEST_FIRST if args.newest_first else Order.REFUSE
     with connected(settings) as (host,):
         target = Target.from_settings(settings, host)
+        rule = leftover(host, target.journal.state_dir)
+        if rule is not None and args.id is None and not rule.running():
+            # The newest change on the host: undone first, alone (run rollback again for the newest apply).
+            return remove_leftover_redirect(host, target.journal.state_dir, rule, yes=args.yes)
         privilege = detect_privilege(target)
         plans = plan_rollback(target, args.id, order=order)
         chosen = plans[-1].entry
@@ -401,6 +424,43 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     for outcome in outcomes:
         print_results(outcome)
         print(f"Rolled back {outcome.entry.target} (journal entry {outcome.entry.id}).")
+    return ExitStatus.OK
+
+
+def cmd_redirect(args: argparse.Namespace, settings: Settings) -> ExitStatus:
+    """``kumotui redirect show|remove``: the port-25 redirect in place on the host, if any."""
+    with connected(settings) as (host,):
+        state_dir = Target.from_settings(settings, host).journal.state_dir
+        rule = leftover(host, state_dir)
+        if rule is None:
+            print(f"No port-25 redirect of kumotui's is in place on {host.name}.")
+            return ExitStatus.OK
+        if args.action == "remove":
+            return remove_leftover_redirect(host, state_dir, rule, yes=args.yes)
+        whose = (
+            f"in use by a running benchmark (pid {rule.pid})"
+            if rule.running()
+            else "left by a benchmark that did not end cleanly"
+        )
+        print(
+            f"On {host.name}: {rule.describe()}, {whose}.\nRemoved with:\n{rule.shown(rule.remove_commands())}", end=""
+        )
+    return ExitStatus.OK
+
+
+def remove_leftover_redirect(host: Host, state_dir: Path, rule: Redirect, *, yes: bool) -> ExitStatus:
+    """Show the commands, confirm, remove the rule and then its journal (``redirect remove``, ``rollback``)."""
+    if rule.running():
+        raise KumotuiError(
+            f"the port-25 redirect on {host.name} belongs to a running benchmark (pid {rule.pid}); "
+            "it is removed when that run ends"
+        )
+    print(f"On {host.name}: {rule.describe()}. Removing it with:\n{rule.shown(rule.remove_commands())}", end="")
+    if not confirm(f"Remove the port-25 redirect on {host.name}?", yes):
+        print("Nothing was changed.")
+        return ExitStatus.NOT_OK
+    remove_redirect(host, state_dir, firewall_runner(host))
+    print(f"Removed the port-25 redirect on {host.name}.")
     return ExitStatus.OK
 
 

@@ -57,6 +57,30 @@ RECIPIENT_CYCLE = 1000
 """Distinct recipients cycled through; envelopes are prebuilt once."""
 RESERVED_SUFFIXES = (".test", ".invalid", ".example", ".localhost")
 RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
+DEFAULT_SUFFIX = "kumotui.test"
+"""Appended to every ``--domain`` that is not reserved itself (``gmail.com.kumotui.test``), so a
+realistic mix still never names a real mailbox; the Smart Sink matches it to ``gmail.com``'s rules."""
+PROVIDER_MIX = (
+    ("gmail.com", 67.4),
+    ("hotmail.com", 8.8),
+    ("yahoo.com", 5.9),
+    ("aol.com", 1.5),
+    ("icloud.com", 1.2),
+    ("outlook.com", 1.2),
+    ("comcast.net", 0.5),
+    ("msn.com", 0.5),
+    ("orange.fr", 0.4),
+    ("live.com", 0.3),
+    ("sbcglobal.net", 0.3),
+    ("bellsouth.net", 0.2),
+    ("me.com", 0.2),
+)
+"""``--mix providers``: the mailbox-provider distribution of KumoMTA's testing guide (relative weights)."""
+MIXES = {"providers": PROVIDER_MIX}
+_DOMAIN_NAME = re.compile(
+    r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+_HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")
 GRACE = 2.0
 """Seconds after ``--duration`` for transactions in flight to finish."""
 SIZE_UNITS = {
@@ -152,10 +176,82 @@ def resolve_target(host: str, port: int, allow_remote: bool) -> tuple[int, str]:
     return addresses[0]
 
 
+def is_reserved(domain: str) -> bool:
+    """Whether ``domain`` is reserved for testing (RFC 2606/6761): no real mailbox can be there."""
+    d = domain.lower().rstrip(".")
+    return d in RESERVED_DOMAINS or d.endswith(RESERVED_SUFFIXES) or d in ("test", "invalid")
+
+
+def parse_domain(text: str) -> tuple[str, float]:
+    """``NAME[:WEIGHT]`` (traffic-gen's ``--domain``) into a lower-case name and a positive weight (default 1)."""
+    name, _, weight = text.strip().partition(":")
+    name = name.lower().rstrip(".")
+    try:
+        value = float(weight) if weight else 1.0
+    except ValueError:
+        value = -1.0
+    if not _DOMAIN_NAME.fullmatch(name):
+        raise StartError(f"--domain {text!r}: {name!r} is not a domain name")
+    if not (0 < value < math.inf):
+        raise StartError(f"--domain {text!r}: the weight must be a positive number, as in gmail.com:67.4")
+    return name, value
+
+
+def destination_domains(domains: list[tuple[str, float]], suffix: str, allow_real: bool) -> list[tuple[str, float]]:
+    """The recipient domains a run sends to: each non-reserved one given ``suffix``, all then checked.
+
+    A reserved domain (``example.com``, ``x.test``) stays as it is; any other
+    becomes ``NAME.SUFFIX``. The result must be reserved unless ``allow_real``
+    (``--allow-real-domains``): only a run whose outbound mail is redirected
+    to a sink should ever send to real names.
+    """
+    suffix = suffix.strip(".").lower()
+    if suffix and not _DOMAIN_NAME.fullmatch(suffix):
+        raise StartError(f"--domain-suffix {suffix!r}: not a domain name")
+    out = []
+    for name, weight in domains:
+        full = name if is_reserved(name) or not suffix else f"{name}.{suffix}"
+        if not allow_real and not is_reserved(full):
+            raise StartError(
+                f"recipient domain {full!r} is not reserved for testing; use a reserved --domain-suffix "
+                f"(default {DEFAULT_SUFFIX}), or pass --allow-real-domains when outbound mail is redirected to a sink"
+            )
+        out.append((full, weight))
+    return out
+
+
+def recipient_cycle(domains: list[tuple[str, float]], size: int = RECIPIENT_CYCLE) -> list[str]:
+    """``size`` recipients whose domains follow the weights (largest remainder), in a fixed shuffled order.
+
+    Every domain with a weight gets at least one slot; the order is shuffled
+    with a fixed seed, so domains interleave and every run sends the same mix.
+    """
+    total = sum(weight for _, weight in domains)
+    quotas = [max(1, math.floor(size * weight / total)) for _, weight in domains]
+    spare = size - sum(quotas)
+    order = sorted(range(len(domains)), key=lambda i: -(size * domains[i][1] / total - quotas[i]))
+    for i in order[: max(0, spare)]:
+        quotas[i] += 1
+    names = [name for (name, _), quota in zip(domains, quotas, strict=True) for _ in range(quota)]
+    random.Random(20261).shuffle(names)
+    return [f"user{n}@{name}" for n, name in enumerate(names)]
+
+
+def parse_header(text: str) -> str:
+    """``Name: value`` (``--header``) checked: a field name, and a value without line breaks, in ASCII."""
+    name, colon, value = text.partition(":")
+    if not colon or not _HEADER_NAME.fullmatch(name) or not value.strip():
+        raise StartError(f"--header {text!r}: expected 'Name: value', e.g. 'X-Tenant: acme'")
+    if not value.isascii() or any(c in value for c in "\r\n\0"):
+        raise StartError(f"--header {text!r}: the value must be one line of ASCII")
+    if name.lower() in ("x-kumotui-stamp", "from", "to", "date", "message-id"):
+        raise StartError(f"--header {text!r}: {name} is set by the generator itself")
+    return f"{name}: {value.strip()}"
+
+
 def check_recipient_domain(domain: str) -> None:
     """Recipients stay on reserved test domains (RFC 2606/6761), so no real mailbox is hit."""
-    d = domain.lower().rstrip(".")
-    if not (d in RESERVED_DOMAINS or d.endswith(RESERVED_SUFFIXES) or d in ("test", "invalid")):
+    if not is_reserved(domain):
         raise StartError(
             f"recipient domain {domain!r} is not reserved for testing; use example.com, a .test or .invalid name"
         )
@@ -196,18 +292,21 @@ WORDS = (
 )
 
 
-def build_message(size: int, sender: str, domain: str) -> bytes:
+def build_message(size: int, sender: str, domain: str, extra: tuple[str, ...] = ()) -> bytes:
     """A realistic message of exactly ``size`` bytes before the terminator (at least 2: one CRLF).
 
     Headers as a mail client writes them, then lines of words under 78
     characters; nothing starts with a dot, so no dot-stuffing is needed.
     A size below the headers' own length drops the optional headers from the
     end, then writes a body alone: the size asked for is always the size sent.
+    ``extra`` (``--header``) come right after From and To, so they are the
+    last to be dropped (:func:`config_from` refuses a size without room for them).
     """
     rng = random.Random(20260)
     headers = [
         f"From: kumotui bench <{sender}>\r\n",
         f"To: <recipient@{domain}>\r\n",
+        *(f"{line}\r\n" for line in extra),
         "Subject: kumotui benchmark message\r\n",
         f"Date: {formatdate(usegmt=True)}\r\n",
         f"Message-ID: <{rng.getrandbits(64):016x}.bench@kumotui.invalid>\r\n",
@@ -323,6 +422,10 @@ class Config:
     interval: float
     stamp: str | None = None
     """``--stamp TAG``: put an ``X-Kumotui-Stamp`` header (tag, unique id, send time) first in each message."""
+    domains: tuple[tuple[str, float], ...] = ()
+    """Weighted recipient domains (``--domain NAME:WEIGHT``, suffixed); empty: ``domain`` alone."""
+    headers: tuple[str, ...] = ()
+    """``--header`` lines put in every message."""
     worker: int = 0
     """This process's index among the workers (the high bits of every stamp id)."""
 
@@ -356,13 +459,13 @@ class Generator:
         self.next_slot = 0.0
         self.gap = 1.0 / cfg.rate if cfg.rate else 0.0
         stamp = common.STAMP_LENGTH if cfg.stamp else 0
-        message = build_message(cfg.body_size - stamp, cfg.sender, cfg.domain)
+        message = build_message(cfg.body_size - stamp, cfg.sender, cfg.domain, cfg.headers)
         self.message_size = len(message) + stamp
         self.content = message + b".\r\n"
         self.accepted = common.IdRanges()
         """Stamp ids the server accepted (``--stamp``): the core subtracts what the sink saw."""
         self.sequence = 0
-        rcpts = [cfg.recipient] if cfg.recipient else [f"user{n}@{cfg.domain}" for n in range(RECIPIENT_CYCLE)]
+        rcpts = [cfg.recipient] if cfg.recipient else recipient_cycle(list(cfg.domains) or [(cfg.domain, 1.0)])
         mail = f"MAIL FROM:<{cfg.sender}>"
         size = f" SIZE={self.message_size}"
         self.mail_plain = (mail + "\r\n").encode()
@@ -1070,7 +1173,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sender", default="bench@kumotui.example", help="envelope sender")
     p.add_argument("--recipient", help="one fixed recipient instead of userN@DOMAIN")
-    p.add_argument("--domain", default="example.com", help="recipient domain (reserved only)")
+    p.add_argument(
+        "--domain",
+        action="append",
+        metavar="NAME[:WEIGHT]",
+        help="recipient domain, repeatable with relative weights (gmail.com:67.4); default example.com",
+    )
+    p.add_argument(
+        "--mix",
+        choices=sorted(MIXES),
+        help="a preset of weighted domains: providers = KumoMTA's guide's mailbox-provider mix (gmail-heavy)",
+    )
+    p.add_argument(
+        "--domain-suffix",
+        default=DEFAULT_SUFFIX,
+        help="appended to every domain that is not reserved itself (default %(default)s; '' needs "
+        "--allow-real-domains)",
+    )
+    p.add_argument(
+        "--allow-real-domains",
+        action="store_true",
+        help="allow recipient domains that are not reserved (only with outbound mail redirected to a sink)",
+    )
+    p.add_argument("--header", action="append", metavar="'NAME: VALUE'", help="a header in every message (repeatable)")
     p.add_argument("--hostname", default="kumotui-gen.invalid", help="name sent in EHLO")
     p.add_argument(
         "--allow-remote-target",
@@ -1113,12 +1238,15 @@ def config_from(args: argparse.Namespace) -> Config:
     if args.stamp:
         common.check_stamp_tag(args.stamp)
     recipient = args.recipient
-    domain = args.domain
+    domains, headers = _destinations(args), tuple(parse_header(h) for h in args.header or ())
+    domain = domains[0][0]
     if recipient:
         if "@" not in recipient or any(c in recipient for c in "<> \r\n"):
             raise StartError(f"--recipient {recipient!r}: expected local@domain")
         domain = recipient.rpartition("@")[2]
-    check_recipient_domain(domain)
+        if not args.allow_real_domains:
+            check_recipient_domain(domain)
+    _check_room(body_size - (common.STAMP_LENGTH if args.stamp else 0), args.sender, domain, headers)
     family, address = resolve_target(host, port, args.allow_remote_target)
     duration = args.duration
     if duration is None and args.messages is None:
@@ -1145,7 +1273,23 @@ def config_from(args: argparse.Namespace) -> Config:
         interval=args.interval,
         stamp=args.stamp,
         worker=args.worker_base,
+        domains=tuple(domains),
+        headers=headers,
     )
+
+
+def _destinations(args: argparse.Namespace) -> list[tuple[str, float]]:
+    """The weighted, suffixed recipient domains of ``--domain`` and ``--mix`` (example.com without either)."""
+    given = [parse_domain(text) for text in args.domain or ()]
+    if args.mix:
+        given += list(MIXES[args.mix])
+    return destination_domains(given or [("example.com", 1.0)], args.domain_suffix, args.allow_real_domains)
+
+
+def _check_room(size: int, sender: str, domain: str, headers: tuple[str, ...]) -> None:
+    """Refuse a ``--body-size`` too small to carry every ``--header`` (they are never dropped silently)."""
+    if headers and not all(h.encode() in build_message(size, sender, domain, headers) for h in headers):
+        raise StartError(f"--body-size {size} bytes has no room for the --header lines; give a larger size")
 
 
 def main(argv: list[str] | None = None) -> int:

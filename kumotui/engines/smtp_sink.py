@@ -33,16 +33,18 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 if __package__:  # python -m kumotui.engines.smtp_sink, or imported by kumotui
     from . import smtp_common as common
+    from . import smtp_responses as responses
 else:  # a plain script, as shipped to a remote host, with smtp_common.py beside it
     # Python puts a script's directory first on sys.path, but not under -I, -P
     # or PYTHONSAFEPATH; putting it there finds the sibling in every mode.
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import smtp_common as common  # type: ignore[import-not-found, no-redef]  # the same file as above
+    import smtp_responses as responses  # type: ignore[import-not-found, no-redef]  # likewise
 
 DEFAULT_LISTEN = "127.0.0.1:2026"
 """KumoMTA's sink policy listens on 2026; matching it lets either sink stand in."""
@@ -105,6 +107,10 @@ class Config:
     interval: float
     stamps: str | None = None
     """``--stamps TAG``: read each accepted message's ``X-Kumotui-Stamp`` of this run (see :class:`Stamps`)."""
+    responses: str | None = None
+    """``--responses FILE``: answer as KumoMTA's Smart Sink does, per recipient domain (:class:`SmartProtocol`)."""
+    seed: int | None = None
+    """``--seed N``: the draws' random seed (worker ``i`` of a pool uses ``N + i``), for repeatable runs."""
 
 
 class Stamps:
@@ -117,7 +123,19 @@ class Stamps:
     end of data minus the sender's at the start of the message.
     """
 
-    __slots__ = ("delivery_max_us", "delivery_sum_us", "hist", "ids", "stamped", "tag", "unstamped")
+    __slots__ = (
+        "bounced",
+        "bounced_ids",
+        "deferrals",
+        "deferred_ids",
+        "delivery_max_us",
+        "delivery_sum_us",
+        "hist",
+        "ids",
+        "stamped",
+        "tag",
+        "unstamped",
+    )
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
@@ -127,6 +145,28 @@ class Stamps:
         self.hist = [0] * common.BUCKETS
         self.delivery_max_us = 0
         self.delivery_sum_us = 0
+        self.deferrals = 0
+        """4xx answers to stamped messages (``--responses``): a message deferred twice counts twice."""
+        self.deferred_ids = common.IdRanges()
+        self.bounced = 0
+        """Stamped messages answered 5xx (``--responses``), each once: the MTA gives them up."""
+        self.bounced_ids = common.IdRanges()
+
+    def refused(self, head: bytes, code: int) -> None:
+        """A stamped message the Smart Sink answered ``code`` (4xx or 5xx): remember its id by outcome.
+
+        So the core can tell how many deferred messages were later delivered
+        (deferred ids that are also delivered ones) and does not count a
+        bounced message as lost.
+        """
+        stamp = common.read_stamp(head)
+        if stamp is None or stamp[0] != self.tag or stamp[1] >> common.WORKER_SHIFT == common.PROBE_WORKER:
+            return
+        if code < 500:
+            self.deferrals += 1
+            self.deferred_ids.add(stamp[1])
+        elif self.bounced_ids.add(stamp[1]):
+            self.bounced += 1
 
     def saw(self, head: bytes) -> None:
         """One accepted message whose first bytes are ``head``."""
@@ -145,9 +185,14 @@ class Stamps:
         if us > self.delivery_max_us:
             self.delivery_max_us = us
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready; the parent of a worker pool merges these (ranges by union, the rest by sum)."""
-        return {
+    def as_dict(self, final: bool = False) -> dict[str, Any]:
+        """JSON-ready; the parent of a worker pool merges these (ranges by union, the rest by sum).
+
+        The deferred and bounced ids are scattered (a random share of every
+        id), so they are many ranges: they go in the final line only, the
+        progress lines carry their counts.
+        """
+        data = {
             "stamped": self.stamped,
             "unstamped": self.unstamped,
             "ranges_delivered": self.ids.as_list(),
@@ -155,12 +200,19 @@ class Stamps:
             "delivery_sum_us": self.delivery_sum_us,
             "max_delivery_us": self.delivery_max_us,
         }
+        if self.deferrals or self.bounced:
+            data["deferrals_stamped"] = self.deferrals
+            data["bounced_stamped"] = self.bounced
+            if final:
+                data["ranges_deferred"] = self.deferred_ids.as_list()
+                data["ranges_bounced"] = self.bounced_ids.as_list()
+        return data
 
 
 def stamp_figures(state: dict[str, Any]) -> dict[str, Any]:
     """The stamps' part of a progress or summary line: counts, the id set, delivery latency in ms."""
     hist = state.get("delivery_hist") or [0] * common.BUCKETS
-    return {
+    figures = {
         "stamped": int(state.get("stamped", 0)),
         "unstamped": int(state.get("unstamped", 0)),
         "ranges_delivered": state.get("ranges_delivered") or [],
@@ -168,6 +220,53 @@ def stamp_figures(state: dict[str, Any]) -> dict[str, Any]:
             hist, float(state.get("max_delivery_us", 0)), float(state.get("delivery_sum_us", 0))
         ),
     }
+    for key in ("deferrals_stamped", "bounced_stamped", "ranges_deferred", "ranges_bounced"):
+        if key in state:
+            figures[key] = state[key]
+    return figures
+
+
+OTHER_DOMAINS = "(other)"
+"""Where recipients of domains past :data:`MAX_DOMAINS` are counted."""
+MAX_DOMAINS = 1000
+"""Recipient domains counted one by one: a client inventing domains cannot grow the sink's memory."""
+
+
+class DomainCounts:
+    """Per recipient domain, with a responses file: accepted, deferred (4xx), bounced (5xx), and by code.
+
+    Keyed by the responses file's name for the domain when it has one
+    (``gmail.com`` for ``gmail.com.kumotui.test``), else by the recipient's
+    own domain, so the counts line up with the file's rules.
+    """
+
+    __slots__ = ("codes", "outcomes")
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, list[int]] = {}
+        self.codes: dict[str, int] = {}
+
+    def count(self, domain: str, reply: bytes) -> None:
+        """One answer to a message (or a refused recipient) for ``domain``."""
+        row = self.outcomes.get(domain)
+        if row is None:
+            if len(self.outcomes) >= MAX_DOMAINS:
+                domain = OTHER_DOMAINS
+            row = self.outcomes.setdefault(domain, [0, 0, 0])
+        first = reply[0]
+        row[0 if first == TWO else 1 if first == FOUR else 2] += 1
+        if first != TWO:
+            key = f"{domain} {reply[:3].decode()}"
+            self.codes[key] = self.codes.get(key, 0) + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """``domains`` (name to accepted/deferred/bounced) and ``domain_replies`` (``"NAME CODE"`` to count)."""
+        return {
+            "domains": {
+                name: {"accepted": a, "deferred": d, "bounced": b} for name, (a, d, b) in self.outcomes.items()
+            },
+            "domain_replies": dict(self.codes),
+        }
 
 
 class Stats:
@@ -238,6 +337,7 @@ R_TOO_BIG_CLOSE = _reply("552 5.3.4 message too big, closing")
 R_TOO_MANY_RCPTS = _reply("452 4.5.3 too many recipients")
 R_TEMPFAIL_RCPT = _reply("451 4.7.1 tempfail requested by recipient")
 R_PERMFAIL_RCPT = _reply("550 5.1.1 permfail requested by recipient")
+R_DEFER_450_RCPT = _reply("450 4.2.0 450 requested by recipient (450- local part)")
 R_TEMPFAIL_DATA = _reply("451 4.3.0 random tempfail (--tempfail-percent)")
 R_PERMFAIL_DATA = _reply("554 5.6.0 random permfail (--permfail-percent)")
 R_TOO_MANY_ERRORS = _reply("421 4.7.0 too many errors, closing")
@@ -501,7 +601,7 @@ class SinkProtocol(asyncio.Protocol):
     def _random_failure(self) -> bytes | None:
         """``--tempfail-percent`` / ``--permfail-percent``: a 4xx or 5xx by chance, or None."""
         cfg = self.server.cfg
-        roll = random.random() * 100.0
+        roll = self.server.rng.random() * 100.0
         if roll < cfg.tempfail_percent:
             return self.stats.refused("data", R_TEMPFAIL_DATA)
         if roll < cfg.tempfail_percent + cfg.permfail_percent:
@@ -757,6 +857,72 @@ COMMANDS = {**_HANDLERS, **{verb.lower(): handler for verb, handler in _HANDLERS
 """Verb, in upper and in lower case, to its handler: one dict lookup per command."""
 
 
+class SmartProtocol(SinkProtocol):
+    """A session of the Smart Sink (``--responses FILE``), as KumoMTA's ``smart-sink`` policy answers.
+
+    On top of the plain sink: a recipient whose local part starts with
+    ``450-`` is refused with 450 and one starting with ``250-`` is accepted
+    without a draw (``tempfail`` / ``permfail`` anywhere in it already force a
+    4xx / 5xx in every sink); at the end of data, the transaction's first
+    recipient domain draws from its rule (:mod:`smtp_responses`) a bounce, a
+    deferral or acceptance; every answer is counted per domain. A subclass,
+    so a sink without a responses file runs exactly the code it ran before.
+    """
+
+    __slots__ = ("domain", "forced")
+
+    def __init__(self, server: SinkServer) -> None:
+        super().__init__(server)
+        self.domain = b""
+        """The recipient domain of the transaction's first accepted recipient (lower case)."""
+        self.forced = False
+        """That recipient's local part starts with ``250-``: accepted without a draw."""
+
+    def _rcpt_reply(self, line: bytes) -> bytes:
+        reply = super()._rcpt_reply(line)
+        local, domain = _recipient(line)
+        if reply is R_RCPT_OK and local.startswith(b"450-"):
+            self.rcpts -= 1
+            self.stats.recipients -= 1
+            reply = R_DEFER_450_RCPT
+        if reply is R_RCPT_OK:
+            if self.rcpts == 1:
+                self.domain = domain
+                self.forced = local.startswith(b"250-")
+        elif reply is R_TEMPFAIL_RCPT or reply is R_PERMFAIL_RCPT or reply is R_DEFER_450_RCPT:
+            self.server.count_domain(domain, reply)
+        return reply
+
+    def _end_of_data(self) -> bytes:
+        server = self.server
+        smart = server.smart
+        assert smart is not None
+        reply = None
+        if not self.forced and self.message_size() <= self.max_size:
+            reply = smart.rule_for(self.domain).draw(server.rng)
+        if reply is None:
+            reply = super()._end_of_data()
+        else:
+            self.in_mail = False
+            self.rcpts = 0
+            self.seen = True
+            self.stats.refused("data", reply)
+            if reply.startswith(b"421"):
+                self.aborting = True  # 421 means closing, to the sink as to the MTA reading it
+            if server.stamps is not None and self.head is not None:
+                server.stamps.refused(self.head, int(reply[:3]))
+        server.count_domain(self.domain, reply)
+        return reply
+
+
+def _recipient(line: bytes) -> tuple[bytes, bytes]:
+    """The local part and the domain, lower case, of a ``RCPT TO:<local@domain>`` line (empty when absent)."""
+    arg = line[5:].strip()[3:].strip()
+    path = arg[1 : arg.find(b">")] if arg.startswith(b"<") else arg.partition(b" ")[0]
+    local, _, domain = path.rpartition(b"@")
+    return local.lower(), domain.lower()
+
+
 def _path_params(text: bytes) -> list[bytes] | None:
     """Split ``<path> PARAM=V ...``; None when the path is malformed.
 
@@ -785,6 +951,10 @@ class SinkServer:
         self.cfg = cfg
         self.stats = Stats()
         self.stamps = Stamps(cfg.stamps) if cfg.stamps else None
+        self.rng = random.Random(cfg.seed)
+        """Every draw of this process (``--seed``, else the system's entropy)."""
+        self.smart = load_responses(cfg.responses) if cfg.responses else None
+        self.domains = DomainCounts()
         self.sessions: set[SinkProtocol] = set()
         name = cfg.hostname
         self.banner = _reply(f"220 {name} ESMTP kumotui sink")
@@ -800,11 +970,24 @@ class SinkServer:
             )
         )
 
-    def counters(self) -> dict[str, Any]:
-        """Every counter of this process: the SMTP ones, and the stamps' when read."""
+    def protocol(self) -> SinkProtocol:
+        """A new session: the Smart Sink's with a responses file, else the plain (fastest) one."""
+        return SmartProtocol(self) if self.smart is not None else SinkProtocol(self)
+
+    def count_domain(self, domain: bytes, reply: bytes) -> None:
+        """Count one answer under the domain's name in the responses file, or its own name."""
+        assert self.smart is not None
+        rule = self.smart.rule_for(domain)
+        name = rule.name if rule is not self.smart.default else domain.decode("ascii", "replace") or "(none)"
+        self.domains.count(name, reply)
+
+    def counters(self, final: bool = False) -> dict[str, Any]:
+        """Every counter of this process: the SMTP ones, the stamps' when read, the domains' when smart."""
         data = self.stats.as_dict()
         if self.stamps is not None:
-            data.update(self.stamps.as_dict())
+            data.update(self.stamps.as_dict(final))
+        if self.smart is not None:
+            data.update(self.domains.as_dict())
         return data
 
     def sweep(self, now: float) -> None:
@@ -912,7 +1095,7 @@ def run_worker(
     common.add_stop_handlers(loop, request_stop, stdin_eof)
 
     async def serve() -> None:
-        srv = await loop.create_server(lambda: SinkProtocol(server), sock=sock, backlog=4096)
+        srv = await loop.create_server(server.protocol, sock=sock, backlog=4096)
         report("ready", {"loop": loop_name})
         started = time.monotonic()
         sweep_every = min(1.0, cfg.idle_timeout / 4)
@@ -933,7 +1116,7 @@ def run_worker(
                 if next_report < now:
                     next_report = now + cfg.interval
         srv.close()
-        report("final", server.counters())
+        report("final", server.counters(final=True))
 
     try:
         loop.run_until_complete(serve())
@@ -973,6 +1156,7 @@ def _ready_line(cfg: Config, port: int, workers: int, loop_name: str) -> dict[st
         "pid": os.getpid(),
         "nofile": common.raise_nofile_limit(),
         "max_size": cfg.max_size,
+        "responses": cfg.responses,
     }
 
 
@@ -986,8 +1170,8 @@ def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> in
     port = probe_port(cfg.host, cfg.port)
     pool = common.WorkerPool()
     pool.install_signals()
-    for _ in range(workers):
-        pool.spawn(lambda report: _pool_child(cfg, port, report, use_uvloop))
+    for index in range(workers):
+        pool.spawn(_pool_runner(_worker_config(cfg, index), port, use_uvloop))
     started = time.monotonic()
     loop_name = pool.wait_ready()
     common.emit(_ready_line(cfg, port, workers, loop_name))
@@ -1017,6 +1201,24 @@ def _presented(state: dict[str, Any]) -> dict[str, Any]:
     shown = {k: v for k, v in state.items() if k not in ("delivery_hist", "delivery_sum_us", "max_delivery_us")}
     shown.update(stamp_figures(state))
     return shown
+
+
+def _worker_config(cfg: Config, index: int) -> Config:
+    """Worker ``index``'s config: its own seed (``--seed`` + index), so workers do not draw alike."""
+    return cfg if cfg.seed is None else replace(cfg, seed=cfg.seed + index)
+
+
+def _pool_runner(cfg: Config, port: int, use_uvloop: bool) -> Callable[[common.Reporter], int]:
+    # A function of its own so each child binds its own config, not the loop's last.
+    return lambda report: _pool_child(cfg, port, report, use_uvloop)
+
+
+def load_responses(path: str) -> responses.Responses:
+    """The responses file at ``path``; ``StartError`` naming what is wrong (file, table, key)."""
+    try:
+        return responses.load(path)
+    except responses.ResponsesError as error:
+        raise StartError(f"--responses {error}") from None
 
 
 def _pool_child(cfg: Config, port: int, report: common.Reporter, use_uvloop: bool) -> int:
@@ -1061,6 +1263,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the X-Kumotui-Stamp header of run TAG in each accepted message: which messages "
         "arrived (ranges_delivered) and their delivery latency (delivery_ms)",
     )
+    p.add_argument(
+        "--responses",
+        metavar="FILE",
+        help="answer as KumoMTA's Smart Sink: per recipient domain, bounce and defer shares and reply "
+        "texts from FILE (its responses.toml format); counts per domain in the JSON lines",
+    )
+    p.add_argument("--seed", type=int, help="random seed of every draw (repeatable runs; worker i uses SEED+i)")
     p.add_argument("--tempfail-percent", type=float, default=0.0, help="451 this share of DATA")
     p.add_argument("--permfail-percent", type=float, default=0.0, help="554 this share of DATA")
     p.add_argument(
@@ -1093,6 +1302,17 @@ def config_from(args: argparse.Namespace) -> Config:
     common.require(checks)
     if args.stamps:
         common.check_stamp_tag(args.stamps)
+    if args.responses:
+        common.require(
+            [
+                (
+                    not (args.tempfail_percent or args.permfail_percent),
+                    "--responses and --tempfail-percent/--permfail-percent: put the shares in the "
+                    "responses file ([default] defer = ..., bounce = ...) instead",
+                )
+            ]
+        )
+        load_responses(args.responses)
     return Config(
         host=host,
         port=port,
@@ -1105,6 +1325,8 @@ def config_from(args: argparse.Namespace) -> Config:
         max_per_connection=args.max_messages_per_connection,
         interval=args.interval,
         stamps=args.stamps,
+        responses=args.responses,
+        seed=args.seed,
     )
 
 

@@ -103,6 +103,8 @@ class SshLauncher(Launcher):
         """Every private directory made, until :meth:`close` removes those still there."""
         self._unclaimed: list[str] = []
         """Directories made by :meth:`engine` that no :meth:`wrap` has used yet."""
+        self._staged: str | None = None
+        """A directory :meth:`ship` copied data into, for the next :meth:`engine` to run from."""
         host.on_close(self.close)
 
     @property
@@ -139,15 +141,35 @@ class SshLauncher(Launcher):
         remote = [self._python, "-u", f"{directory}/watchdog.py", *cleanup, "--", *argv]
         return ["ssh", *self._options, "--", self.host.spec.host, shlex.join(remote)]
 
+    def ship(self, path: Path) -> str:
+        """Copy the data file ``path`` (a responses file) into the next engine's private directory.
+
+        Why there: the directory is private, made fresh per job, and removed
+        by the job's watchdog when it ends, so the file neither lingers nor can
+        be swapped by another account. Returns its path on the remote host.
+
+        Raises:
+            KumotuiError: the file cannot be read here.
+        """
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise KumotuiError(f"{path}: cannot read it to copy to {self.host.spec}: {error.strerror}") from None
+        if self._staged is None:
+            self._staged = self._private_dir()
+        shipped = f"{self._staged}/data-{path.name}"
+        self.host.replace_file(Path(shipped), text, mode=0o600)
+        return shipped
+
     def engine(self, module: str) -> list[str]:
-        """The engine's file in a new private directory, run by the remote Python."""
-        directory = self._private_dir()
+        """The engine's file in a new private directory (or the one :meth:`ship` filled), run by the remote Python."""
+        directory, self._staged = self._staged or self._private_dir(), None
         self._unclaimed.append(directory)
         return [self._python, "-u", f"{directory}/{module}.py"]
 
     def close(self) -> None:
         """Remove the private directories still there (a job's watchdog removes its own when it ends)."""
-        made, self._made, self._unclaimed = self._made, [], []
+        made, self._made, self._unclaimed, self._staged = self._made, [], [], None
         if made:
             self.host.run([self._python, "-I", "-c", REMOVE_PRIVATE_DIRS, *made])
 

@@ -101,3 +101,10 @@ def format_compact(value: int | None) -> str:
         if value >= scale:
             return f"{value / scale:.1f}{unit}"
     return str(value)
+
+
+def format_percent(share: float | None) -> str:
+    """A share (0.3) as a percentage with one decimal (``30.0%``); a dash when unknown."""
+    if share is None:
+        return DASH
+    return f"{share * 100:.1f}%"

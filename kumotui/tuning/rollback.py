@@ -40,6 +40,7 @@ from kumotui.tuning.journal import DropinChange, Entry, EntryKind, EntryStatus
 from kumotui.tuning.limits import UNIT_DROPIN
 from kumotui.tuning.privilege import Writer, detect_privilege, writer_for
 from kumotui.tuning.profiles import is_valid_key
+from kumotui.tuning.redirect import leftover_notice
 from kumotui.tuning.sysctl import key_to_relpath
 from kumotui.tuning.target import Target, read_file, read_managed
 from kumotui.tuning.validate import ValidationError, check_value
@@ -118,6 +119,8 @@ def journal_view(entries: Sequence[Entry], *, running: bool = False) -> list[Ent
 def interruption_notices(target: Target, *, undo_flags: str = "") -> list[str]:
     """What the next apply, check or app start must say: interrupted changes and how to undo them.
 
+    A port-25 redirect that a benchmark left behind (:mod:`~kumotui.tuning.redirect`) is one of them.
+
     Also names journal files that cannot be read (they block ``rollback``).
     Never creates anything; empty when all is well.
     """
@@ -130,6 +133,12 @@ def interruption_notices(target: Target, *, undo_flags: str = "") -> list[str]:
     views = journal_view(entries, running=holder is not None)
     if holder is not None and any(v.entry.status is EntryStatus.PENDING and v.rolled_back_by is None for v in views):
         notices.append(f"an apply or rollback is in progress on {target.host.name}: {holder}")
+    try:
+        redirect = leftover_notice(target.host, target.journal.state_dir, undo_flags)
+    except KumotuiError as error:
+        redirect = str(error)
+    if redirect is not None:
+        notices.append(redirect)
     for view in views:
         if not view.interrupted:
             continue

@@ -140,7 +140,7 @@ def test_sigterm_prints_summary_and_exits_zero() -> None:
         (["--target", "127.0.0.1:1"], "cannot connect"),
         (["--target", "192.0.2.10:25"], "--allow-remote-target"),
         (["--target", "127.0.0.1:2026", "--body-size", "lots"], "--body-size"),
-        (["--target", "127.0.0.1:2026", "--domain", "gmail.com"], "reserved"),
+        (["--target", "127.0.0.1:2026", "--domain", "gmail.com", "--domain-suffix", ""], "reserved"),
         (["--target", "nonsense"], "HOST:PORT"),
     ],
 )

@@ -13,6 +13,7 @@ tests running side by side cannot see each other's.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from kumotui.backends import SinkRequest
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.run import Benchmark, BenchPlan, run_and_record
 from kumotui.hosts import launch
@@ -110,3 +112,25 @@ def test_killing_the_ssh_connection_mid_run_leaves_nothing_remote(
     finally:
         bench.request_stop()
         bench.stop()
+
+
+def test_a_remote_sink_answers_from_a_responses_file_copied_beside_it(
+    remote: RemoteHost, remote_engines: RemoteEngines, tmp_path: Path
+) -> None:
+    responses = tmp_path / "here-only.toml"
+    responses.write_text('[domain."example.com"]\nbounce = 20\ndefer = 30\n')
+    plan = BenchPlan(options(1000), sink=SinkRequest(responses=str(responses), seed=3))
+    bench = Benchmark(plan, sink_launcher=launcher_for(remote))
+    outcome = run_and_record(bench, LocalHost().facts(), None)
+    assert bench.sink is not None
+    argv = " ".join(bench.sink.process.argv)
+    shipped = re.search(r"--responses (\S+)", argv)
+    assert shipped is not None and str(responses) not in argv
+    assert re.fullmatch(rf"{tmp_path}/remote-tmp/kumotui-engines-\w+/data-here-only\.toml", shipped[1])
+    # The remote sink drew from the copy: this domain's answers, counted over there.
+    (row,) = outcome.record.pushback
+    assert row.domain == "example.com" and row.attempts == 1000, row
+    assert 0 < row.deferred < 1000 and 0 < row.bounced < 1000
+    assert outcome.generator is not None and outcome.generator.count == 1000 - row.deferred - row.bounced
+    assert wait_until(lambda: not remote_engines()), remote_engines()
+    assert wait_until(lambda: not any((tmp_path / "remote-tmp").iterdir())), "the copy goes with the job's directory"

@@ -80,6 +80,10 @@ class Relay(socketserver.ThreadingTCPServer):
         self.duplicate = duplicate
         self.accepted = 0
         self.delivered = 0
+        self.deferred = 0
+        """Deliveries the sink answered 4xx (queued again, as an MTA retries)."""
+        self.bounced = 0
+        """Messages the sink answered 5xx (given up)."""
         self._lock = threading.Lock()
         self._queue: queue.Queue[tuple[str, list[str], bytes] | None] = queue.Queue()
         self._workers = [
@@ -109,12 +113,38 @@ class Relay(socketserver.ThreadingTCPServer):
             if client is None:
                 client = smtplib.SMTP(*self.forward_to, timeout=10)
             sender, rcpts, message = item
-            client.sendmail(sender, rcpts, message)
+            try:
+                client.sendmail(sender, rcpts, message)
+            except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused, smtplib.SMTPServerDisconnected) as e:
+                client = self._refused(client, item, e)
+                continue
             with self._lock:
                 self.delivered += 1
         if client is not None:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 client.quit()
+
+    def _refused(
+        self, client: smtplib.SMTP, item: tuple[str, list[str], bytes], error: Exception
+    ) -> smtplib.SMTP | None:
+        """A refusal, as an MTA takes it: 4xx (or a dropped session) queued again to retry, 5xx given up."""
+        code = getattr(error, "smtp_code", 0)
+        if isinstance(error, smtplib.SMTPRecipientsRefused):
+            code = min(c for c, _ in error.recipients.values())
+        if isinstance(error, smtplib.SMTPServerDisconnected) or code < 500:
+            with self._lock:
+                self.deferred += 1
+            self._queue.put(item)
+        else:
+            with self._lock:
+                self.bounced += 1
+        if code == 421 or isinstance(error, smtplib.SMTPServerDisconnected):
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                client.close()
+            return None
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            client.rset()
+        return client
 
     def __enter__(self) -> Relay:
         for thread in self._workers:

@@ -528,3 +528,28 @@ async def test_the_mta_pane_reads_the_mtas_own_metrics(demo_dir: Path) -> None:
     finally:
         metrics.shutdown()
         metrics.server_close()
+
+
+@pytest.mark.processes  # the built-in sink answering from a responses file, for real
+async def test_the_sink_pane_shows_the_pushback_per_domain_and_the_form_checks_the_file(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    settings = make_demo_host(demo_dir)
+    responses = tmp_path / "r.toml"
+    responses.write_text('[domain."example.com"]\ndefer = 30\nbounce = 20\n')
+
+    app = demo_app(settings)
+    async with started(app) as pilot:
+        screen = await open_bench(app, pilot, messages="2000", responses=str(tmp_path / "missing.toml"))
+        await pilot.press("escape", "s")
+        await pilot.pause()
+        assert screen.state == "idle" and "Responses" in text(screen, "#form-message")
+        assert screen.focused is screen.query_one("#responses")
+        screen.query_one("#responses", Input).value = str(responses)
+        await pilot.press("escape", "s")
+        await finish(pilot, screen)
+        (run,) = list_runs(settings.state_dir)
+        (row,) = run.pushback
+        assert row.domain == "example.com" and row.deferred > 0 and row.bounced > 0
+        line = text(screen, "#sink-pushback")
+        assert line == f"deferred/bounced: example.com {row.deferred:,}/{row.bounced:,}", line

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from kumotui.tuning.dropin import dropin_values
 from kumotui.tuning.findings import evaluate
 from kumotui.tuning.plan import make_plan
 from kumotui.tuning.profiles import load_profile
+from kumotui.tuning.redirect import Redirect
 from kumotui.tuning.target import Target
 from kumotui.ui.modals.apply import ApplyScreen
 from kumotui.ui.modals.rollback import RollbackScreen
@@ -192,3 +194,20 @@ async def test_apply_while_another_kumotui_holds_the_host_names_it(demo_dir: Pat
         holder.wait()
     assert snapshot(demo_dir / "proc/sys") == before
     assert journal_files(demo_dir) == []
+
+
+async def test_a_redirect_left_by_a_killed_benchmark_is_announced_at_start(demo_dir: Path) -> None:
+    settings = make_demo_host(demo_dir)
+    state_dir = Target.from_settings(settings).journal.state_dir
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])  # the benchmark's kumotui, since killed
+    gone.wait()
+    rule = Redirect("127.0.0.1", 2026, "nft", "127.0.0.1", gone.pid, socket.gethostname())
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (state_dir / "redirect.json").write_text(json.dumps(rule.as_json()))
+
+    app = demo_app(settings)
+    async with started(app) as pilot:
+        await settle(pilot)
+        notices = [n.message for n in app._notifications if n.title == "Interrupted change"]
+        assert any("a port-25 redirect is still in place" in n for n in notices), notices
+        assert any("outbound TCP port 25 -> 127.0.0.1:2026" in n and "kumotui redirect remove" in n for n in notices)

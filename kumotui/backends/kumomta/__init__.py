@@ -18,6 +18,7 @@ from kumotui.backends.kumomta.install import find_kumomta
 from kumotui.backends.kumomta.kumod import KumodSinkJob
 from kumotui.backends.kumomta.traffic_gen import TrafficGenJob, traffic_gen_command
 from kumotui.backends.process import Launcher
+from kumotui.engines import smtp_gen
 from kumotui.errors import KumotuiError
 
 
@@ -48,8 +49,29 @@ class KumoMTABackend:
             duration=int(request.duration) if request.duration else None,
             body_size=request.body_size,
             keep_going=request.keep_going,
+            domains=final_domains(request),
+            headers=request.headers,
         )
         return TrafficGenJob(launcher, argv, messages=request.messages, body_size=request.body_size)
+
+
+def final_domains(request: LoadRequest) -> tuple[tuple[str, float], ...]:
+    """The request's domains as the built-in generator would send to them (suffixed, checked), for traffic-gen.
+
+    traffic-gen appends its own suffix to every domain, reserved or not; kumotui
+    passes the finished names with ``--domain-suffix ''`` instead, so both
+    generators send to the same recipients.
+
+    Raises:
+        KumotuiError: a domain is not reserved and real domains were not allowed.
+    """
+    if not request.domains:
+        return ()
+    suffix = smtp_gen.DEFAULT_SUFFIX if request.domain_suffix is None else request.domain_suffix
+    try:
+        return tuple(smtp_gen.destination_domains(list(request.domains), suffix, request.allow_real_domains))
+    except smtp_gen.StartError as error:
+        raise KumotuiError(str(error)) from None
 
 
 BACKEND = KumoMTABackend()

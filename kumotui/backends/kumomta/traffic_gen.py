@@ -46,6 +46,8 @@ def traffic_gen_command(
     duration: int | None = None,
     body_size: str | int | None = None,
     keep_going: bool = False,
+    domains: tuple[tuple[str, float], ...] = (),
+    headers: tuple[str, ...] = (),
 ) -> list[str]:
     """traffic-gen's argument list.
 
@@ -59,6 +61,9 @@ def traffic_gen_command(
         body_size: bytes or a size such as ``100KB`` (default 1024).
         keep_going: retry after errors instead of ending the client task,
             for a sink that pushes back.
+        domains: finished recipient domains and weights (``--domain NAME:WEIGHT``,
+            with ``--domain-suffix ''``: kumotui has suffixed them already).
+        headers: ``Name: value`` lines for every message (``--header``).
 
     Raises:
         KumotuiError: a number is not positive or the size does not parse.
@@ -80,6 +85,12 @@ def traffic_gen_command(
         command += ["--body-size", str(body_size)]
     if keep_going:
         command.append("--keep-going")
+    for name, weight in domains:
+        command += ["--domain", f"{name}:{weight:g}"]
+    if domains:
+        command += ["--domain-suffix", ""]
+    for header in headers:
+        command += ["--header", header]
     return command
 
 

@@ -96,6 +96,8 @@ SHORT_ROWS = 30
 FORM_HELP = "Enter starts · Tab moves · Esc leaves the form, then s starts"
 """The form's help line. In a text field ``s`` types an s, so there Enter starts a run;
 outside the fields (after Esc) ``s`` does."""
+RESPONSES_HINT = "none: accept all"
+"""The Responses field's placeholder; ``providers`` or a responses.toml path make the built-in sink push back."""
 
 
 class BenchScreen(Screen[None]):
@@ -236,7 +238,9 @@ class BenchScreen(Screen[None]):
                 yield Input(defaults.workers, id="workers", compact=True)
             with Horizontal(classes="form-row"):
                 yield Label("Through MTA", classes="form-label -col1")
-                yield Input(defaults.through, placeholder="HOST:PORT, empty: none", id="through", compact=True)
+                yield Input(defaults.through, placeholder="none", id="through", compact=True)
+                yield Label("Responses", classes="form-label -col2")
+                yield Input(defaults.responses, placeholder=RESPONSES_HINT, id="responses", compact=True)
                 yield Label("Sink at", classes="form-label -col3")
                 yield Input(defaults.sink_listen, placeholder="auto", id="sink_listen", compact=True)
             with Horizontal(classes="form-row"):
@@ -533,6 +537,7 @@ class BenchScreen(Screen[None]):
             through=text("through"),
             sink_listen=text("sink_listen"),
             mta_metrics=text("mta_metrics"),
+            responses=text("responses"),
         )
 
     @on(Select.Changed, "#sink")

@@ -202,16 +202,19 @@ class SinkPane(Pane):
         yield Readout("", id="sink-path")
         yield Readout(NOT_STARTED, id="sink-line")
         yield Readout("", id="sink-refused")
+        yield Readout("", id="sink-pushback")
 
     def reset(self) -> None:
-        """Back to "not started" (the path line hides until a run through an MTA shows it)."""
+        """Back to "not started" (the path and pushback lines hide until a run shows them)."""
         super().reset()
         self.query_one("#sink-path", Readout).display = False
+        self.query_one("#sink-pushback", Readout).display = False
         self.query_one("#sink-line", Readout).show(NOT_STARTED)
 
     def on_mount(self) -> None:
-        """The path line shows only for a run through an MTA."""
+        """The path line shows only for a run through an MTA, the pushback line only once a sink pushed back."""
         self.query_one("#sink-path", Readout).display = False
+        self.query_one("#sink-pushback", Readout).display = False
 
     def show_path(self, figures: LiveFigures) -> None:
         """Through an MTA: injected → in the MTA → delivered, and end-to-end latency."""
@@ -261,6 +264,9 @@ class SinkPane(Pane):
         parts = " · ".join(f"{word} {format_count(refused.get(key, 0))}" for key, word in REFUSAL_WORDS.items())
         style = "$text-warning" if any(refused.values()) else "$text-muted"
         self.query_one("#sink-refused", Readout).show(_fmt(f"[{style}]refused: $parts[/]", parts=parts))
+        pushback = self.query_one("#sink-pushback", Readout)
+        pushback.display = bool(figures.pushback)
+        pushback.show(_fmt("[$text-warning]$line[/]", line=figures.pushback))
 
 
 class MtaPane(Pane):
