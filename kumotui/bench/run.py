@@ -214,7 +214,7 @@ class Benchmark:
                 self.sink.start().wait_ready()
                 self.target = format_address(self.sink_launcher.address, self.sink.port)
             through = self.plan.options.through
-            if through is not None and self.sink is None:
+            if through is not None and not self.plan.options.local_sink:  # a sink started here reads the stamps
                 raise KumotuiError("--through needs --local-sink: kumotui counts what the MTA relays at its own sink")
             if through is not None and self.sink is not None and self.plan.options.redirect_port25:
                 self._redirect(through)

@@ -28,6 +28,7 @@ from kumotui.bench.report import report_markdown, reports_dir
 from kumotui.bench.run import Benchmark, BenchOutcome, prepare_plan, run_and_record
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
+from kumotui.hosts.address import parse_address
 from kumotui.hosts.local import LocalHost, atomic_write, require_private_dir
 from kumotui.onboarding.detect import Port25, kumomta_install, local_mta, outbound_port25
 from kumotui.settings import Settings
@@ -133,6 +134,8 @@ class Detection:
     port25: Port25
     mta: str | None = None
     """The greeting of an MTA on this host's port 25: the guide then offers to benchmark it."""
+    mta_address: str = "127.0.0.1:25"
+    """Where that MTA answered."""
 
     def lines(self, concurrency: int) -> list[tuple[str, str, str]]:
         """(what, finding, verdict) rows for the screen; verdict ``ok``, ``warn`` or ``info``."""
@@ -157,7 +160,7 @@ class Detection:
             ("Outbound port 25", self.port25.evidence, "ok" if self.port25.blocked else "warn"),
             (
                 "MTA here",
-                f"{self.mta} on 127.0.0.1:25: step 4 can measure it (generator → MTA → sink)"
+                f"{self.mta} on {self.mta_address}: step 4 can measure it (generator → MTA → sink)"
                 if self.mta
                 else "none on 127.0.0.1:25: step 4 calibrates the harness (generator → sink)",
                 "info",
@@ -233,7 +236,15 @@ def run_first_bench(
     starts a sink of ``backend`` itself when step 3 was skipped. With
     ``through`` (an MTA on this host) the messages go to the MTA, whose
     routing must deliver to that sink: the routing probe checks it first.
+    The guide's sink is then replaced by one at the same address that reads
+    the run's stamps, so every message is accounted for, not only counted.
     """
+    sink_request = None
+    if through is not None and target is not None:
+        if sink is not None:
+            sink.stop()  # its address is where the MTA delivers; the run's own sink takes it over
+        listen_host, listen_port = parse_address(target)
+        sink_request, sink, target = replace(GUIDE_SINK, host=listen_host, port=listen_port), None, None
     options = BenchOptions(
         target=target,
         local_sink=target is None,
@@ -242,7 +253,7 @@ def run_first_bench(
         body_size=defaults.body_size,
         through=through,
     )
-    plan, host_facts = prepare_plan(settings, host, options, backend=backend)
+    plan, host_facts = prepare_plan(settings, host, options, backend=backend, sink=sink_request)
     bench = Benchmark(plan, sink=sink if target is not None else None)
     outcome = run_and_record(bench, facts or host_facts, state_dir, on_samples)
     report = reports_dir(state_dir) / f"{outcome.record.id}.md"

@@ -8,6 +8,7 @@ record and a Markdown report; every process the guide starts is gone at the end.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ from kumotui.ui.app import GuideMode, make_app
 from kumotui.ui.modals.apply import ApplyScreen
 from kumotui.ui.screens.guide import GuideScreen
 from kumotui.ui.screens.tuning import TuningScreen
-from tests.support.processes import alive
+from tests.support.processes import alive, free_port
+from tests.support.relay import Relay
+from tests.support.shots import DEMO_DETECTION
 from tests.support.trees import read_tree
 from tests.support.waits import settle, wait_for
 
@@ -123,3 +126,45 @@ async def test_first_run_opens_the_guide_and_g_reopens_it(tmp_path: Path) -> Non
     async with quiet.run_test(size=(80, 24)) as pilot:  # progress exists now: no guide on its own
         await settle(pilot)
         assert not isinstance(quiet.screen, GuideScreen)
+
+
+@pytest.mark.processes  # a built-in sink, the generator, and a stand-in MTA relaying to the sink
+async def test_step_four_measures_the_mta_on_this_host_when_one_answers(tmp_path: Path) -> None:
+    """With an MTA detected, m at step 4 sends through it: probes first, then every message accounted for."""
+    settings = make_simulated_host(tmp_path / "host")
+    sink_port = free_port()
+    with Relay(("127.0.0.1", sink_port)) as relay:
+        detection = replace(
+            DEMO_DETECTION, facts=FACTS, mta="relay.test ESMTP stand-in relay", mta_address=relay.address
+        )
+        app = make_app(settings, host_facts=FACTS)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = GuideScreen(settings, host_facts=FACTS, detection=detection)
+            await app.push_screen(screen)
+            await wait_for(pilot, lambda: screen.detection is not None, timeout=30)
+            assert f"relay.test ESMTP stand-in relay on {relay.address}" in str(
+                screen.query_one("#guide-text").render()
+            )
+            await pilot.press("enter", "s")  # detect: done; tune: skipped
+            assert screen.state.current == "sink"
+            screen.query_one("#guide-backend").value = "builtin"
+            # The guide's sink listens where the relay delivers (a real operator points the MTA at it).
+            monkeypatched = guide.GUIDE_SINK
+            guide.GUIDE_SINK = replace(monkeypatched, port=sink_port)
+            try:
+                await pilot.press("enter")
+                await wait_for(pilot, lambda: screen.state.current == "bench", timeout=30)
+            finally:
+                guide.GUIDE_SINK = monkeypatched
+            text = str(screen.query_one("#guide-text").render())
+            assert f"An MTA answers on {relay.address}" in text and "m measures it instead" in text
+            await pilot.press("m")
+            try:
+                await wait_for(pilot, lambda: screen.state.current == "summary", timeout=90)
+            except TimeoutError:
+                raise AssertionError([n.message for n in app._notifications], screen.busy, relay.accepted) from None
+        assert relay.accepted == 5000 + 3  # the first run's 5,000 messages and the 3 probes
+    state = json.loads((settings.state_dir / "setup.json").read_text())  # type: ignore[operator]
+    run = json.loads((settings.state_dir / "runs" / f"{state['run_id']}.json").read_text())  # type: ignore[operator]
+    assert run["config"]["through"] == relay.address
+    assert (run["delivery"]["injected"], run["delivery"]["delivered"], run["delivery"]["lost"]) == (5000, 5000, 0)

@@ -55,6 +55,13 @@ class GuideScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "do_step", "Do step", id="guide-do", tooltip="Do what this step describes, then go on"),
         Binding("s", "skip_step", "Skip", id="guide-skip", tooltip="Skip this step; the path goes on"),
+        Binding(
+            "m",
+            "measure_mta",
+            "Measure MTA",
+            id="guide-mta",
+            tooltip="Step 4: send through the MTA on this host (generator → MTA → sink) instead of calibrating",
+        ),
         Binding("t", "open_tuning", "Tuning", id="guide-tuning", tooltip="The tuning screen; g comes back here"),
         Binding("escape", "leave", "Leave", id="guide-leave", tooltip="Leave the guide; g resumes it at this step"),
     ]
@@ -222,7 +229,20 @@ class GuideScreen(Screen[None]):
             f"{defaults.messages:,} messages of {defaults.body_size // 1000} KB (KumoMTA's published size) "
             f"over {defaults.concurrency:,} connections to {target}, sized so this machine finishes in "
             "seconds. The result is saved with the kernel values it ran on, so a later run can be "
-            "compared (kumotui report).\n\nEnter starts it.",
+            "compared (kumotui report).\n\nEnter starts it: a calibration of the harness (generator → sink)."
+            + self.mta_offer(),
+        )
+
+    def mta_offer(self) -> str:
+        """Step 4's second path, when an MTA answers on this host: measure it, not the harness."""
+        detection = self.detection
+        if detection is None or not detection.mta or not self.state.sink_target:
+            return ""
+        return (
+            f"\n\nAn MTA answers on {detection.mta_address} ({detection.mta}). m measures it instead: "
+            f"generator → your MTA → the sink at {self.state.sink_target}. Its routing must deliver there "
+            "(the snippet is in step 5 and `kumotui sink --print-routing`); three probe messages check that "
+            "first, and nothing more is sent if they do not arrive."
         )
 
     def show_summary(self) -> None:
@@ -299,7 +319,7 @@ class GuideScreen(Screen[None]):
         self.post_message(self.SinkReady(backend, target))
 
     @work(thread=True, group="guide-bench", exclusive=True, exit_on_error=False)
-    def run_bench(self, target: str | None, backend: str) -> None:
+    def run_bench(self, target: str | None, backend: str, through: str | None = None) -> None:
         """The first benchmark against the guide's sink (or a built-in one it starts when step 3
         was skipped); saved with a Markdown report."""
         defaults = self.first_bench()
@@ -315,6 +335,7 @@ class GuideScreen(Screen[None]):
                 target=target,
                 facts=self.fixed_facts,
                 on_samples=lambda samples: self._progress(samples, defaults.messages),
+                through=through,
             )
         finally:
             host.close()
@@ -404,7 +425,19 @@ class GuideScreen(Screen[None]):
         """No step actions while a step's work is running; tuning only on its step."""
         if action in ("do_step", "skip_step") and self.busy:
             return None
+        if action == "measure_mta":
+            return self.state.current == "bench" and bool(self.mta_offer()) and not self.busy
         return not (action == "skip_step" and self.state.current in ("summary", None))
+
+    def action_measure_mta(self) -> None:
+        """Step 4 through the MTA on this host: the probe first, then the first run, measuring the MTA."""
+        if not self.check_action("measure_mta", ()):
+            return
+        assert self.detection is not None  # check_action saw an MTA
+        self.busy = "bench"
+        self.show_step()
+        self.run_bench(self.state.sink_target, self.state.sink_backend or "builtin", through=self.detection.mta_address)
+        self.refresh_bindings()
 
     def action_do_step(self) -> None:
         """Do the current step."""
