@@ -216,6 +216,8 @@ class Benchmark:
             through = self.plan.options.through
             if through is not None and not self.plan.options.local_sink:  # a sink started here reads the stamps
                 raise KumotuiError("--through needs --local-sink: kumotui counts what the MTA relays at its own sink")
+            if through is not None and self.sink is not None:
+                self._refuse_the_sink_as_mta(through, self.sink)
             if through is not None and self.sink is not None and self.plan.options.redirect_port25:
                 self._redirect(through)
             if through is not None and self.sink is not None:
@@ -290,6 +292,19 @@ class Benchmark:
         except KumotuiError as error:
             self.redirect_error = str(error)
         self.redirected = None
+
+    def _refuse_the_sink_as_mta(self, through: str, sink: Job) -> None:
+        """``--through`` naming the sink itself would measure the sink and call it an MTA: refuse it."""
+        host, port = parse_address(through, 25)
+        sink_host = self.sink_launcher.address
+        same_host = (
+            host == sink_host or (is_loopback(host) and is_loopback(sink_host)) or sink_host in ("0.0.0.0", "::")
+        )
+        if port == sink.port and same_host and not self.sink_launcher.remote:
+            raise KumotuiError(
+                f"--through {through} is the sink itself ({self.target}): name the MTA under test, whose routing "
+                "delivers to the sink"
+            )
 
     def _mta_watcher(self, through: str, banner: str) -> MtaWatcher | None:
         """KumoMTA's /metrics, or a Postfix queue on this machine (an MTA on loopback), or nothing."""

@@ -115,3 +115,13 @@ def test_a_misrouted_mta_gets_no_load(cli: Cli, tmp_path: Path) -> None:
 def test_bad_through_options_are_named(cli: Cli, extra: list[str], message: str) -> None:
     done = cli("bench", "--messages", "10", *extra)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_sink_itself_is_not_an_mta(cli: Cli, tmp_path: Path) -> None:
+    """--through pointing at kumotui's own sink would measure the sink and call it an MTA."""
+    port = free_port()
+    done = cli(
+        "bench", "--through", f"127.0.0.1:{port}", "--local-sink", "--listen", f"127.0.0.1:{port}",
+        "--messages", "10", "--state-dir", tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2 and "is the sink itself" in done.stderr and "Traceback" not in done.stderr
