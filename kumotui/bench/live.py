@@ -30,7 +30,7 @@ from kumotui.bench.joblog import readable_line
 from kumotui.bench.measure import seconds_between, warmup_for
 from kumotui.bench.mta import MtaView
 from kumotui.bench.options import BenchOptions
-from kumotui.bench.report import delivery_lines, headline, published_verdict, what_was_measured
+from kumotui.bench.report import delivery_lines, headline, published_verdict, refused_text, what_was_measured
 from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
 from kumotui.hosts.address import parse_address
 from kumotui.text.format import format_ms
@@ -503,7 +503,7 @@ def summary_lines(outcome: BenchOutcome) -> list[str]:
         counted += f" · sink received {sink.count:,}"
         refused = sum(sink.failures.values())
         if refused:
-            counted += " (refused: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sink.failures.items()) + ")"
+            counted += f" (refused: {refused_text(sink.failures)})"
     p99 = gen.latency_p99_ms
     if p99 is not None:
         counted += f" · p99 {format_ms(p99)} ms"

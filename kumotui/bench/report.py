@@ -11,7 +11,7 @@ set against a run only where :func:`~kumotui.bench.published.comparability` allo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
 
@@ -119,6 +119,11 @@ def published_verdict(run: RunRecord) -> str:
         f"your MTA relayed {format_mmh(mmh_value)} MMH on {run.host.cpus} CPUs: "
         f"{versus_published(mmh_value, run.host.cpus)}."
     )
+
+
+def refused_text(failures: Mapping[str, int]) -> str:
+    """A sink's refusal counters in words (``rejected mail 3, aborted 1``), or ``none``."""
+    return ", ".join(f"{kind.replace('_', ' ')} {count:,}" for kind, count in failures.items()) or "none"
 
 
 def delivery_lines(delivery: Delivery | None) -> list[tuple[str, str]]:

@@ -250,17 +250,16 @@ class Benchmark:
     def _probe(self, through: str, sink: Job) -> Probe:
         """The routing probe: the load starts only once the probes reached our sink through the MTA."""
 
-        def arrived_ids() -> list[list[int]]:
-            return sink.stamps_so_far()[1] if isinstance(sink, BuiltinSinkJob) else []
-
         if not isinstance(sink, BuiltinSinkJob):  # count-level: the sink's own count must grow by the probes
             reading = sink.reading()
             self._probe_baseline = reading.count if reading is not None else 0
 
-            def arrived_ids() -> list[list[int]]:
-                reading = sink.reading()
-                count = (reading.count if reading is not None else 0) - self._probe_baseline
-                return [[ident, ident + 1] for ident in probe_ids()[: max(0, count)]]
+        def arrived_ids() -> list[list[int]]:
+            if isinstance(sink, BuiltinSinkJob):
+                return sink.stamps_so_far()[1]
+            reading = sink.reading()
+            count = (reading.count if reading is not None else 0) - self._probe_baseline
+            return [[ident, ident + 1] for ident in probe_ids()[: max(0, count)]]
 
         return probe_route(
             through,

@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kumotui.backends import Backend, SinkRequest, resolve
 from kumotui.backends.builtin import EngineJob
@@ -318,14 +318,9 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> ExitStatus:
             host=host_text,
             port=port,
             workers=args.workers,
-            tempfail_percent=args.tempfail_percent,
-            permfail_percent=args.permfail_percent,
-            responses=resolve_responses(args.responses),
-            seed=args.seed,
             max_message_size=args.max_message_size,
             idle_timeout=args.idle_timeout,
-            kumod_user=args.kumod_user,
-            http_port=args.http_port,
+            **_answers(args),
         ),
         backend=backend,
     )
@@ -443,12 +438,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
             host=listen_host,
             port=listen_port,
             workers=args.sink_workers,
-            tempfail_percent=args.tempfail_percent,
-            permfail_percent=args.permfail_percent,
-            responses=resolve_responses(args.responses),
-            seed=args.seed,
-            kumod_user=args.kumod_user,
-            http_port=args.http_port,
+            **_answers(args),
         ),
         workers_flag="--sink-workers",
         backend=backend,
@@ -543,6 +533,18 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     else:
         print(printable(text, keep="\t\n"), end="")  # host names and targets in it came from hosts
     return ExitStatus.OK
+
+
+def _answers(args: argparse.Namespace) -> dict[str, Any]:
+    """How a sink answers, from the flags ``sink`` and ``bench`` share (``add_sink_answer_options``)."""
+    return {
+        "tempfail_percent": args.tempfail_percent,
+        "permfail_percent": args.permfail_percent,
+        "responses": resolve_responses(args.responses),
+        "seed": args.seed,
+        "kumod_user": args.kumod_user,
+        "http_port": args.http_port,
+    }
 
 
 def _state_dir(settings: Settings, host: Host | None = None) -> Path:

@@ -10,7 +10,14 @@ from typing import Any
 
 from kumotui.backends.samples import Sample, Summary
 from kumotui.bench.published import closest_published, comparability
-from kumotui.bench.report import delivery_lines, headline, published_verdict, sender_lines, what_was_measured
+from kumotui.bench.report import (
+    delivery_lines,
+    headline,
+    published_verdict,
+    refused_text,
+    sender_lines,
+    what_was_measured,
+)
 from kumotui.bench.run import BenchOutcome
 from kumotui.bench.senders import SenderResult
 from kumotui.errors import KumotuiError
@@ -264,7 +271,7 @@ def format_outcome(outcome: BenchOutcome) -> str:
         if not gen.ok:
             lines.append(f"not ok      {printable(str(gen.reason))}")
     if sink is not None:
-        refused = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sink.failures.items()) or "none"
+        refused = refused_text(sink.failures)
         lines.append(f"sink        received {sink.count:,}; refused: {refused}")
     lines += [f"{label:<12}{text}" for label, text in delivery_lines(record.delivery)]
     lines.append(f"published   {published_verdict(record)}")

@@ -17,6 +17,7 @@ from kumotui.bench.report import (
     not_like_for_like,
     parameter_differences,
     published_verdict,
+    refused_text,
     setup_differences,
     what_was_measured,
     window_mmh,
@@ -339,7 +340,7 @@ def render_run(run: RunRecord) -> Content:
     if gen is not None and not gen.ok and gen.reason:
         lines.append(_markup("[$text-warning]not ok: $reason[/]", reason=gen.reason))
     if sink is not None:
-        refused = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sink.failures.items()) or "none"
+        refused = refused_text(sink.failures)
         lines.append(
             _markup("sink received $count · refused: $refused", count=format_count(sink.count), refused=refused)
         )
