@@ -75,6 +75,9 @@ class SinkRequest:
     (built-in sink)."""
     seed: int | None = None
     """The seed of the sink's draws, for repeatable runs (built-in sink)."""
+    metrics_listen: str | None = None
+    """Also serve the counters over HTTP here, in kumod's names, for runs that count a sink they did not
+    start (``bench --sink``; built-in sink: kumod serves ``/metrics`` on its HTTP port already)."""
 
 
 @dataclass(frozen=True)

@@ -287,6 +287,8 @@ def sink_args(request: SinkRequest) -> list[str]:
         args += ["--stamps", request.stamps]
     if request.responses:
         args += ["--responses", request.responses]
+    if request.metrics_listen:
+        args += ["--metrics-listen", request.metrics_listen]
     if request.seed is not None:
         args += ["--seed", str(request.seed)]
     return args

@@ -253,8 +253,14 @@ def account(
     )
 
 
-def counted(injected: int, received: int, *, drain_seconds: float, probe: Probe | None) -> Delivery:
-    """Count-level accounting, for generators that cannot stamp: no ids, no latency, no duplicates."""
+COUNT_LEVEL = "count-level only: the generator does not stamp messages"
+
+
+def counted(
+    injected: int, received: int, *, drain_seconds: float, probe: Probe | None, why: str = COUNT_LEVEL
+) -> Delivery:
+    """Count-level accounting, for generators that cannot stamp or a sink that does not read the stamps:
+    no ids, no latency, no duplicates; ``why`` says which."""
     delivered = min(injected, received)
     return Delivery(
         injected=injected,
@@ -263,7 +269,7 @@ def counted(injected: int, received: int, *, drain_seconds: float, probe: Probe 
         duplicated=0,
         per_message=False,
         unexpected=max(0, received - injected),
-        clock="count-level only: the generator does not stamp messages",
+        clock=why,
         drain_seconds=drain_seconds,
         probe=probe,
     )

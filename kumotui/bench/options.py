@@ -15,9 +15,10 @@ from pathlib import Path
 
 from kumotui.backends import LoadRequest, SinkRequest
 from kumotui.backends.lines import parse_size as parse_size
+from kumotui.bench.watched import DEFAULT_METRICS_PORT
 from kumotui.engines import smtp_gen, smtp_responses
 from kumotui.errors import KumotuiError, require
-from kumotui.hosts.address import is_loopback, parse_address
+from kumotui.hosts.address import format_address, is_loopback, parse_address
 
 
 def check_target(text: str, allow_remote: bool) -> str:
@@ -70,6 +71,11 @@ class BenchOptions:
     """``HOST:PORT`` of the MTA's (kumod's) HTTP listener, for its ``/metrics``."""
     mta_postfix_config: str | None = None
     """A Postfix MTA's configuration directory, for ``postqueue -c DIR -j`` (default: Postfix's own)."""
+    sink: str | None = None
+    """``--sink HOST:PORT``: a running sink the MTA under test delivers to, which kumotui did not start and
+    counts from its ``/metrics`` (:class:`~kumotui.bench.watched.WatchedSink`)."""
+    sink_metrics: str | None = None
+    """``--sink-metrics HOST:PORT``: where that sink serves ``/metrics`` (default: its host, port 8002)."""
     redirect_port25: bool = False
     """``--redirect-port25``: for the run, a firewall rule sends the MTA host's outbound port 25 to the
     sink (:mod:`kumotui.tuning.redirect`), so the MTA routes with its real routing and shaping."""
@@ -77,7 +83,12 @@ class BenchOptions:
     def validate(self) -> BenchOptions:
         """Every flag checked up front, each error naming its flag."""
         checks = [
-            (self.local_sink != (self.target is not None), "give exactly one of --target or --local-sink"),
+            (
+                [self.local_sink, self.target is not None, self.sink is not None].count(True) == 1,
+                "give exactly one of --target, --local-sink or --sink",
+            ),
+            (self.sink is None or self.through is not None, "--sink needs --through: it counts what an MTA relays"),
+            (self.sink_metrics is None or self.sink is not None, "--sink-metrics needs --sink"),
             (self.messages is None or self.messages >= 1, "--messages must be at least 1"),
             (self.duration is None or 0 < self.duration < float("inf"), "--duration must be positive seconds"),
             (1 <= self.concurrency <= 100000, "--concurrency must be within 1-100000"),
@@ -106,6 +117,8 @@ class BenchOptions:
                 raise KumotuiError(str(error).replace("--target", "--through", 1)) from None
             if self.mta_metrics is not None:
                 parse_listen(self.mta_metrics, "--mta-metrics")
+            if self.sink is not None:
+                self._check_running_sink()
             if self.redirect_port25 and not is_loopback(parse_address(self.through, 25)[0]):
                 raise KumotuiError(
                     f"--redirect-port25: the rule goes on the host the generator runs on, so the MTA under test "
@@ -120,6 +133,25 @@ class BenchOptions:
                 raise KumotuiError(f"--recipient: {error}") from None
         self.destinations()
         return self
+
+    def _check_running_sink(self) -> None:
+        """``--sink`` and its ``--sink-metrics``: well formed, in loopback or private ranges unless allowed."""
+        for flag, text in (("--sink", self.sink), ("--sink-metrics", self.running_sink_metrics)):
+            try:
+                check_target(text or "", self.allow_remote_target)
+            except KumotuiError as error:
+                raise KumotuiError(str(error).replace("--target", flag, 1)) from None
+        if self.redirect_port25:
+            raise KumotuiError("--redirect-port25 needs --local-sink: the rule sends port 25 to a sink kumotui starts")
+
+    @property
+    def running_sink_metrics(self) -> str | None:
+        """Where ``--sink``'s ``/metrics`` is read: ``--sink-metrics``, else the sink's host on port 8002."""
+        if self.sink is None:
+            return None
+        if self.sink_metrics is not None:
+            return self.sink_metrics
+        return format_address(parse_address(self.sink, 25)[0], DEFAULT_METRICS_PORT)
 
     def destinations(self) -> list[tuple[str, float]]:
         """The recipient domains as sent (suffixed), with their weights; headers checked on the way.
@@ -221,6 +253,11 @@ def check_sink(request: SinkRequest, *, workers_flag: str = "--workers", backend
             not request.responses or backend == "builtin",
             f"--responses: only the built-in sink answers from a responses file; the {backend} sink cannot "
             "(use --backend builtin, or leave --responses out)",
+        ),
+        (
+            not request.metrics_listen or backend == "builtin",
+            f"--metrics-listen: only the built-in sink needs it; the {backend} sink "
+            + ("serves /metrics on its --http-port already" if backend == "kumomta" else "has no counters endpoint"),
         ),
         (1 <= request.workers <= 256, f"{workers_flag} must be within 1-256"),
         (0 <= tempfail <= 100, "--tempfail-percent must be within 0-100"),

@@ -71,6 +71,8 @@ class RunConfig:
     """Processes of a sink kumotui started (built-in sink)."""
     through: str | None = None
     """``host:port`` of the MTA under test the messages went through, or None (generator → sink)."""
+    sink_metrics: str | None = None
+    """``host:port`` whose ``/metrics`` counted a running sink kumotui did not start (``--sink``), or None."""
 
 
 @dataclass(frozen=True)

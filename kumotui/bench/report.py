@@ -79,6 +79,11 @@ def _status(summary: Summary | None) -> str:
 
 def what_was_measured(run: RunRecord) -> str:
     """The path the messages took, in words: what the run's numbers are numbers of."""
+    if run.config.through and run.config.sink_metrics:
+        return (
+            f"{run.backend} generator → MTA under test {run.config.through} → running sink {run.config.target} "
+            f"(counted from {run.config.sink_metrics}/metrics)"
+        )
     if run.config.through:
         return f"{run.backend} generator → MTA under test {run.config.through} → sink"
     return f"{run.backend} generator → sink {run.config.target}, no MTA in the path (a calibration of the harness)"

@@ -26,13 +26,14 @@ from kumotui.backends.job import Job
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Role, Sample, Summary, thin_series
 from kumotui.bench.backpressure import DomainPushback, domain_pushback
-from kumotui.bench.delivery import Delivery, Probe, account, counted, union
+from kumotui.bench.delivery import COUNT_LEVEL, Delivery, Probe, account, counted, union
 from kumotui.bench.measure import measure
 from kumotui.bench.mta import MtaWatcher, watcher_for
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.records import HostEntry, RunConfig, RunRecord, new_run, save_run
 from kumotui.bench.route import probe_ids, probe_route
 from kumotui.bench.senders import SenderResult, merged_sample, merged_summary, share
+from kumotui.bench.watched import WatchedSink
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
 from kumotui.hosts.address import format_address, is_loopback, parse_address
@@ -209,13 +210,20 @@ class Benchmark:
         self.started_at = time.monotonic()
         _LIVE.add(self)
         try:
-            if self.plan.options.local_sink:
+            options = self.plan.options
+            if options.local_sink:
                 self.sink = self.make_sink()
                 self.sink.start().wait_ready()
                 self.target = format_address(self.sink_launcher.address, self.sink.port)
-            through = self.plan.options.through
-            if through is not None and not self.plan.options.local_sink:  # a sink started here reads the stamps
-                raise KumotuiError("--through needs --local-sink: kumotui counts what the MTA relays at its own sink")
+            elif options.sink is not None:
+                self.sink = WatchedSink(options.sink, options.running_sink_metrics or "").start()
+                self.sink.wait_ready(timeout=10.0)
+                self.target = options.sink
+            through = options.through
+            if through is not None and self.sink is None:  # a sink the run counts: started here, or watched
+                raise KumotuiError(
+                    "--through needs --local-sink or --sink: kumotui counts what the MTA relays at a sink"
+                )
             if through is not None and self.sink is not None:
                 self._refuse_the_sink_as_mta(through, self.sink)
             if through is not None and self.sink is not None and self.plan.options.redirect_port25:
@@ -244,8 +252,9 @@ class Benchmark:
 
     @property
     def stamped(self) -> bool:
-        """Whether this run counts every message by its stamp (through an MTA, built-in tools)."""
-        return self.plan.options.through is not None and self.plan.backend == Backend.BUILTIN
+        """Whether this run counts every message by its stamp (through an MTA, built-in tools, a sink it started)."""
+        options = self.plan.options
+        return options.through is not None and options.local_sink and self.plan.backend == Backend.BUILTIN
 
     def _probe(self, through: str, sink: Job) -> Probe:
         """The routing probe: the load starts only once the probes reached our sink through the MTA."""
@@ -394,7 +403,12 @@ class Benchmark:
                 bounced=pushed.get("ranges_bounced") or [],
                 deferrals=int(pushed.get("deferrals_stamped", 0)),
             )
-        return counted(gen.count, self.delivered_so_far() or 0, drain_seconds=self.drain_seconds, probe=self.probe)
+        why = COUNT_LEVEL
+        if isinstance(sink, WatchedSink):
+            why = f"count-level only: the running {sink.kind} sink at {sink.address} was counted from its /metrics"
+        return counted(
+            gen.count, self.delivered_so_far() or 0, drain_seconds=self.drain_seconds, probe=self.probe, why=why
+        )
 
     def _now(self) -> float:
         # Milliseconds, rounded down: a reading taken before the generator's launch
@@ -548,6 +562,7 @@ class Benchmark:
             workers=options.workers,
             sink_workers=self.plan.sink.workers if options.local_sink else None,
             through=options.through,
+            sink_metrics=options.running_sink_metrics,
         )
         launched, ended = self.generator_span()
         role: Role = "generator"

@@ -109,6 +109,12 @@ def _sink_parser(commands: Commands) -> None:
     )
     add_backend_option(sink, "kumod is")
     sink.add_argument(
+        "--metrics-listen",
+        metavar="ADDR:PORT",
+        help="built-in: also serve the counters over HTTP (/metrics in kumod's names), so `bench --through "
+        "MTA --sink HOST:PORT --sink-metrics ADDR:PORT` can count what this sink receives",
+    )
+    sink.add_argument(
         "--print-routing",
         action="store_true",
         help="print the init.lua snippet that routes an MTA under test to this sink, and exit",
@@ -163,6 +169,17 @@ def _bench_parser(commands: Commands) -> None:
     sink_or_target.add_argument("--target", metavar="HOST:PORT", help="the SMTP sink (or MTA under test) to send to")
     sink_or_target.add_argument(
         "--local-sink", action="store_true", help="start a sink with the chosen backend and stop it afterwards"
+    )
+    sink_or_target.add_argument(
+        "--sink",
+        metavar="HOST:PORT",
+        help="with --through: a running sink the MTA delivers to, which kumotui counts from its /metrics but "
+        "does not start (a kumod sink, or `kumotui sink --metrics-listen`); count-level accounting only",
+    )
+    where.add_argument(
+        "--sink-metrics",
+        metavar="HOST:PORT",
+        help="where the --sink serves /metrics (default: its host, port 8002: kumod's sink policy)",
     )
     add_backend_option(where, "kumod and traffic-gen are")
     where.add_argument(
@@ -320,6 +337,7 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> ExitStatus:
             workers=args.workers,
             max_message_size=args.max_message_size,
             idle_timeout=args.idle_timeout,
+            metrics_listen=args.metrics_listen,
             **_answers(args),
         ),
         backend=backend,
@@ -407,6 +425,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         drain_timeout=args.drain_timeout,
         mta_metrics=args.mta_metrics,
         mta_postfix_config=args.mta_postfix_config,
+        sink=args.sink,
+        sink_metrics=args.sink_metrics,
         redirect_port25=args.redirect_port25,
         recipient=args.recipient,
         allow_remote_target=args.allow_remote_target,
@@ -415,8 +435,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
         headers=tuple(args.header or ()),
         allow_real_domains=args.allow_real_domains,
     ).validate()
-    if args.through and not args.local_sink:
-        raise KumotuiError("--through needs --local-sink: kumotui counts what the MTA relays at its own sink")
+    if args.through and not (args.local_sink or args.sink):
+        raise KumotuiError("--through needs --local-sink or --sink: kumotui counts what the MTA relays at a sink")
     if args.responses and not args.local_sink:
         raise KumotuiError("--responses needs --local-sink: it sets how the sink kumotui starts answers")
     if args.sink_host and not args.local_sink:

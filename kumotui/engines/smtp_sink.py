@@ -27,10 +27,13 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import http.server
+import json
 import os
 import random
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -1070,6 +1073,105 @@ def parse_listen(text: str) -> tuple[str, int]:
         raise StartError(f"--listen {text!r}: {error}; expected ADDR:PORT, e.g. 127.0.0.1:2026") from None
 
 
+Emit = Callable[[dict[str, Any]], None]
+"""Where the sink's JSON lines go: stdout, and the metrics endpoint's latest copy with ``--metrics-listen``."""
+
+
+class MetricsEndpoint:
+    """The sink's counters over HTTP, so a run can count a sink it did not start (``bench --sink``).
+
+    ``GET /metrics`` answers Prometheus text in kumod's own series names
+    (``total_messages_received`` and ``connection_count`` of
+    ``service="esmtp_listener"``), so one reader counts a kumod sink and this
+    one; ``GET /metrics.json`` answers the latest JSON line whole. A daemon
+    thread serves the latest line the sink printed (at most ``--interval``
+    old): the sink's own loop never waits on a reader.
+    """
+
+    def __init__(self, text: str) -> None:
+        """Listen at ``text`` (``ADDR:PORT``); ``StartError`` naming ``--metrics-listen`` if it cannot."""
+        try:
+            host, port = common.split_host_port(text, allow_zero=True)
+        except ValueError as error:
+            raise StartError(f"--metrics-listen {text!r}: {error}; expected ADDR:PORT, e.g. 127.0.0.1:8002") from None
+        self._latest: dict[str, Any] = {"type": "starting"}
+        handler = self._handler()
+        server_class = type(
+            "Server",
+            (http.server.ThreadingHTTPServer,),
+            {"address_family": socket.AF_INET6 if ":" in host else socket.AF_INET},
+        )
+        try:
+            self.server = server_class((host, port), handler)
+        except OSError as error:
+            raise StartError(f"--metrics-listen {text}: cannot listen: {error.strerror or error}") from None
+        self.address = _fmt_addr(host, int(self.server.server_address[1]))
+
+    def _serve(self) -> None:
+        # Started with the ready line, after a pool has forked its workers: no thread crosses a fork.
+        threading.Thread(target=self.server.serve_forever, name="metrics", daemon=True).start()
+
+    def emitting(self, out: Emit) -> Emit:
+        """``out``, which also keeps each line for readers (the ready line names this endpoint)."""
+
+        def emit(line: dict[str, Any]) -> None:
+            if line.get("type") == "ready":
+                line = {**line, "metrics": self.address}
+                self._serve()
+            self._latest = line  # one reference swap: readers see a whole line, old or new
+            out(line)
+
+        return emit
+
+    @property
+    def latest(self) -> dict[str, Any]:
+        """The last line the sink printed."""
+        return self._latest
+
+    def prometheus(self) -> str:
+        """The latest counters as kumod names them."""
+        line = self._latest
+        service = 'service="esmtp_listener"'
+        return (
+            "# HELP total_messages_received messages accepted at the end of data (kumotui sink)\n"
+            "# TYPE total_messages_received counter\n"
+            f"total_messages_received{{{service}}} {int(line.get('received', 0))}\n"
+            "# HELP connection_count open inbound sessions (kumotui sink)\n"
+            "# TYPE connection_count gauge\n"
+            f"connection_count{{{service}}} {int(line.get('connections', 0))}\n"
+            "# TYPE kumotui_sink_info gauge\n"
+            f'kumotui_sink_info{{state="{line.get("type", "")}"}} 1\n'
+        )
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = 5.0  # a silent client does not hold a thread for ever
+
+            def do_GET(self) -> None:  # http.server's name for it
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._answer(200, endpoint.prometheus(), "text/plain; version=0.0.4")
+                elif path == "/metrics.json":
+                    self._answer(200, json.dumps(endpoint.latest), "application/json")
+                else:
+                    self._answer(404, "not found: try /metrics or /metrics.json\n", "text/plain")
+
+            def _answer(self, status: int, body: str, kind: str) -> None:
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_args: Any) -> None:
+                pass  # stdout is the JSON lines' own
+
+        return Handler
+
+
 def run_worker(
     cfg: Config,
     sock: socket.socket,
@@ -1126,8 +1228,8 @@ def run_worker(
     return 0
 
 
-def run_single(cfg: Config, use_uvloop: bool, stdin_eof: bool) -> int:
-    """The whole sink in this process: the default, and the fastest at one core."""
+def run_single(cfg: Config, use_uvloop: bool, stdin_eof: bool, out: Emit = common.emit) -> int:
+    """The whole sink in this process: the default, and the fastest at one core; each line goes to ``out``."""
     sock = bind_socket(cfg.host, cfg.port, reuse_port=False)
     port = int(sock.getsockname()[1])
     started = time.monotonic()
@@ -1135,13 +1237,13 @@ def run_single(cfg: Config, use_uvloop: bool, stdin_eof: bool) -> int:
     def report(kind: str, payload: dict[str, Any]) -> None:
         elapsed = round(time.monotonic() - started, 3)
         if kind == "ready":
-            common.emit(_ready_line(cfg, port, 1, payload["loop"]))
+            out(_ready_line(cfg, port, 1, payload["loop"]))
             return
         line = {"type": "progress" if kind == "state" else "summary", "elapsed": elapsed}
         line.update(_presented(payload))
         if kind == "final":
             line["workers"] = 1
-        common.emit(line)
+        out(line)
 
     return run_worker(cfg, sock, report, use_uvloop, stdin_eof)
 
@@ -1160,7 +1262,7 @@ def _ready_line(cfg: Config, port: int, workers: int, loop_name: str) -> dict[st
     }
 
 
-def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> int:
+def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool, out: Emit = common.emit) -> int:
     """``workers`` forked processes sharing the port with SO_REUSEPORT.
 
     Each worker reports its counters as JSON lines on a pipe; this parent
@@ -1174,8 +1276,8 @@ def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> in
         pool.spawn(_pool_runner(_worker_config(cfg, index), port, use_uvloop))
     started = time.monotonic()
     loop_name = pool.wait_ready()
-    common.emit(_ready_line(cfg, port, workers, loop_name))
-    pool.serve(cfg.interval, stdin_eof, lambda: _progress(pool, started))
+    out(_ready_line(cfg, port, workers, loop_name))
+    pool.serve(cfg.interval, stdin_eof, lambda: out(_progress(pool, started)))
     pool.stop()
     line: dict[str, Any] = {"type": "summary", "elapsed": round(time.monotonic() - started, 3)}
     line.update(Stats().as_dict())
@@ -1183,15 +1285,15 @@ def run_pool(cfg: Config, workers: int, use_uvloop: bool, stdin_eof: bool) -> in
     line["workers"] = workers
     if pool.lost:
         line["workers_lost"] = pool.lost
-    common.emit(line)
+    out(line)
     return 0
 
 
-def _progress(pool: common.WorkerPool, started: float) -> None:
+def _progress(pool: common.WorkerPool, started: float) -> dict[str, Any]:
     line: dict[str, Any] = {"type": "progress", "elapsed": round(time.monotonic() - started, 3)}
     line.update(Stats().as_dict())  # every field, even before a worker has reported
     line.update(_presented(pool.totals()))
-    common.emit(line)
+    return line
 
 
 def _presented(state: dict[str, Any]) -> dict[str, Any]:
@@ -1270,6 +1372,11 @@ def build_parser() -> argparse.ArgumentParser:
         "texts from FILE (its responses.toml format); counts per domain in the JSON lines",
     )
     p.add_argument("--seed", type=int, help="random seed of every draw (repeatable runs; worker i uses SEED+i)")
+    p.add_argument(
+        "--metrics-listen",
+        metavar="ADDR:PORT",
+        help="also serve the counters over HTTP: /metrics in kumod's names, /metrics.json the latest line",
+    )
     p.add_argument("--tempfail-percent", type=float, default=0.0, help="451 this share of DATA")
     p.add_argument("--permfail-percent", type=float, default=0.0, help="554 this share of DATA")
     p.add_argument(
@@ -1337,9 +1444,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from(args)
         common.raise_nofile_limit()
         use_uvloop = not args.no_uvloop
+        out = MetricsEndpoint(args.metrics_listen).emitting(common.emit) if args.metrics_listen else common.emit
         if args.workers == 1:
-            return run_single(cfg, use_uvloop, args.exit_on_stdin_eof)
-        return run_pool(cfg, args.workers, use_uvloop, args.exit_on_stdin_eof)
+            return run_single(cfg, use_uvloop, args.exit_on_stdin_eof, out)
+        return run_pool(cfg, args.workers, use_uvloop, args.exit_on_stdin_eof, out)
     except StartError as error:
         common.emit({"type": "error", "error": str(error)})
         print(f"smtp_sink: {error}", file=sys.stderr)

@@ -9,65 +9,28 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from kumotui.backends.kumomta import find_kumomta
 from kumotui.backends.kumomta.kumod import KumodStderr, kumod_command
-from kumotui.backends.kumomta.metrics import check_liveness, fetch_metrics, sink_counters
-from kumotui.backends.kumomta.policy import write_sink_policy
+from kumotui.backends.kumomta.metrics import fetch_metrics, sink_counters
 from kumotui.backends.kumomta.traffic_gen import TrafficGenOutput, traffic_gen_command
 from kumotui.backends.samples import Sample
-from tests.support.processes import free_port, stop
+from tests.support.processes import free_port
+from tests.support.standins import RunningSink, running_kumod_sink
 from tests.support.streams import run_streaming
-from tests.support.waits import wait_until
 
 # --- end to end with the stand-ins ---------------------------------------------------
-
-
-@dataclass
-class RunningSink:
-    """A stand-in kumod started for a test."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    http_port: int
-    policy: Path
-    statuses: list[int | None]
 
 
 @pytest.fixture
 def kumod_sink(kumo_prefix: Path, public_tmp: Path) -> Iterator[RunningSink]:
     """A stand-in kumod running kumotui's policy on free loopback ports, stopped by PID afterwards."""
-    port, http_port = free_port(), free_port()
-    policy = write_sink_policy(
-        public_tmp,
-        port=port,
-        http_port=http_port,
-        listen_host="127.0.0.1",
-        http_host="127.0.0.1",
-        owner="nobody" if os.geteuid() == 0 else None,
-    )
-    command = kumod_command(find_kumomta(need=("kumod",)).kumod, policy, user="nobody")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        statuses: list[int | None] = []
-
-        def ready() -> bool:
-            assert process.poll() is None, "the stand-in kumod exited"
-            answer = check_liveness("127.0.0.1", http_port, timeout=1)
-            statuses.append(answer.status)
-            return answer.ready
-
-        assert wait_until(ready, interval=0.05), statuses
-        assert statuses[-1] == 200
-        yield RunningSink(process, port, http_port, policy, statuses)
-    finally:
-        stop(process)
+    with running_kumod_sink(public_tmp) as sink:
+        yield sink
 
 
 def test_stand_ins_end_to_end(kumod_sink: RunningSink) -> None:

@@ -259,7 +259,7 @@ def test_sink_sampler_turns_counters_into_rates() -> None:
 def test_liveness_of_nothing_is_not_ready() -> None:
     answer = check_liveness("127.0.0.1", free_port(), timeout=1)
     assert not answer.ready and answer.status is None
-    with pytest.raises(KumotuiError, match="cannot read kumod metrics"):
+    with pytest.raises(KumotuiError, match="cannot read the metrics"):
         fetch_metrics("127.0.0.1", free_port(), timeout=1)
 
 

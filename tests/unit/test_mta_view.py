@@ -57,7 +57,7 @@ def test_watchers_follow_the_greeting_and_the_flags() -> None:
 
 def test_a_failed_reading_is_a_view_with_the_reason() -> None:
     def broken() -> object:
-        raise KumotuiError("cannot read kumod metrics at http://127.0.0.1:1/metrics: refused")
+        raise KumotuiError("cannot read the metrics at http://127.0.0.1:1/metrics: refused")
 
     view = MtaWatcher("x", broken).read()  # type: ignore[arg-type]
-    assert view.error.startswith("cannot read kumod metrics") and view.total_queued == 0
+    assert view.error.startswith("cannot read the metrics") and view.total_queued == 0

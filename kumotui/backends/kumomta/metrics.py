@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import math
 import re
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -34,13 +36,34 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 """No proxies: a sink on loopback or a lab network must never be reached through one."""
 
 
+MAX_BODY = 32 * 1024 * 1024
+"""The most of an answer read: a busy kumod's /metrics is megabytes, anything past this is not a metrics page."""
+
+
 def _get(url: str, timeout: float) -> tuple[int, str]:
-    """Status and body of a GET; an HTTP error status is an answer, not an exception."""
+    """Status and body of a GET; an HTTP error status is an answer, not an exception.
+
+    ``timeout`` bounds each socket wait and the whole body too: a server
+    that drips bytes cannot hold the caller's sampling loop.
+
+    Raises:
+        ValueError: the body is larger than :data:`MAX_BODY` or slower than the deadline.
+    """
+    deadline = time.monotonic() + timeout
     try:
         with _OPENER.open(url, timeout=timeout) as response:
-            return int(response.status), response.read().decode("utf-8", "replace")
+            chunks: list[bytes] = []
+            size = 0
+            while chunk := response.read1(256 * 1024):
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise ValueError(f"the answer is larger than {MAX_BODY // (1024 * 1024)} MiB")
+                if time.monotonic() > deadline:
+                    raise ValueError(f"the answer took more than {timeout:g} s")
+                chunks.append(chunk)
+            return int(response.status), b"".join(chunks).decode("utf-8", "replace")
     except urllib.error.HTTPError as error:
-        body = error.read().decode("utf-8", "replace") if error.fp else ""
+        body = error.read(64 * 1024).decode("utf-8", "replace") if error.fp else ""
         return error.code, body
 
 
@@ -51,7 +74,7 @@ def check_liveness(host: str = "127.0.0.1", port: int = SINK_HTTP_PORT, timeout:
         status, body = _get(url, timeout)
     except urllib.error.URLError as error:
         return Liveness(False, None, f"{url}: {getattr(error.reason, 'strerror', None) or error.reason}")
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, http.client.HTTPException) as error:
         return Liveness(False, None, f"{url}: {error}")
     return Liveness(status == 200, status, body.strip())
 
@@ -65,11 +88,13 @@ def fetch_metrics(host: str = "127.0.0.1", port: int = SINK_HTTP_PORT, timeout: 
     url = _url(host, port, "/metrics")
     try:
         status, body = _get(url, timeout)
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        reason = error.reason if isinstance(error, urllib.error.URLError) else error
-        raise KumotuiError(f"cannot read kumod metrics at {url}: {reason}") from None
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
+        reason: object = error.reason if isinstance(error, urllib.error.URLError) else error
+        if isinstance(error, http.client.HTTPException):
+            reason = f"not an HTTP answer ({str(error).strip()[:80] or type(error).__name__})"
+        raise KumotuiError(f"cannot read the metrics at {url}: {reason}") from None
     if status != 200:
-        raise KumotuiError(f"kumod metrics at {url} answered HTTP {status}: {body.strip()[:200]}")
+        raise KumotuiError(f"the metrics at {url} answered HTTP {status}: {body.strip()[:200]}")
     return body
 
 

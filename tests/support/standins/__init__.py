@@ -10,8 +10,20 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+
+from kumotui.backends.kumomta.install import find_kumomta
+from kumotui.backends.kumomta.kumod import kumod_command
+from kumotui.backends.kumomta.metrics import check_liveness
+from kumotui.backends.kumomta.policy import write_sink_policy
+from tests.support.processes import free_port, stop
+from tests.support.waits import wait_until
 
 STANDINS = Path(__file__).resolve().parent
 KUMOMTA_TOOLS = ("kumod", "traffic-gen")
@@ -34,3 +46,45 @@ def load_standin(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
     return module
+
+
+@dataclass
+class RunningSink:
+    """A stand-in kumod started for a test."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    http_port: int
+    policy: Path
+    statuses: list[int | None]
+
+
+@contextmanager
+def running_kumod_sink(policy_dir: Path) -> Iterator[RunningSink]:
+    """The stand-in kumod (``KUMOMTA_PREFIX`` set) running kumotui's sink policy on free loopback ports,
+    ready (liveness 200), stopped by PID afterwards. ``policy_dir`` must be reachable by kumod's user."""
+    port, http_port = free_port(), free_port()
+    policy = write_sink_policy(
+        policy_dir,
+        port=port,
+        http_port=http_port,
+        listen_host="127.0.0.1",
+        http_host="127.0.0.1",
+        owner="nobody" if os.geteuid() == 0 else None,
+    )
+    command = kumod_command(find_kumomta(need=("kumod",)).kumod, policy, user="nobody")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        statuses: list[int | None] = []
+
+        def ready() -> bool:
+            assert process.poll() is None, "the stand-in kumod exited"
+            answer = check_liveness("127.0.0.1", http_port, timeout=1)
+            statuses.append(answer.status)
+            return answer.ready
+
+        assert wait_until(ready, interval=0.05), statuses
+        assert statuses[-1] == 200
+        yield RunningSink(process, port, http_port, policy, statuses)
+    finally:
+        stop(process)
