@@ -25,7 +25,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from kumotui import engines
@@ -164,6 +165,25 @@ class ChildProcess:
             os.killpg(self.proc.pid, signum)
 
 
+@dataclass(frozen=True)
+class ClockOffset:
+    """How far a host's wall clock is from this machine's, as measured over the link to it.
+
+    ``seconds`` is the host's clock minus ours; the true value lies within
+    ``uncertainty`` of it (half the round trip of the best exchange).
+    """
+
+    seconds: float = 0.0
+    uncertainty: float = 0.0
+
+    @classmethod
+    def estimate(cls, exchanges: Sequence[tuple[int, int, int]]) -> ClockOffset:
+        """From ``(sent_ns, remote_ns, received_ns)`` exchanges: the one with the shortest round trip,
+        its remote time against the midpoint of ours (as NTP's clock filter picks its sample)."""
+        sent, remote, received = min(exchanges, key=lambda e: e[2] - e[0])
+        return cls((remote - (sent + received) / 2) / 1e9, (received - sent) / 2e9)
+
+
 class Launcher:
     """Runs argument lists on this machine."""
 
@@ -212,6 +232,10 @@ class Launcher:
 
     def close(self) -> None:
         """Release what the launcher keeps between jobs (nothing here)."""
+
+    def clock_offset(self) -> ClockOffset:
+        """Where jobs run, the wall clock's offset from this machine's (here: the same clock)."""
+        return ClockOffset()
 
     def process(
         self, argv: list[str], env: dict[str, str] | None = None, name: str = "", remove_after: Path | None = None

@@ -166,6 +166,11 @@ class Delivery:
     """Of those, messages the MTA retried until the sink accepted them."""
     deferrals: int = 0
     """Every 4xx the sink gave the run's messages (a message deferred twice counts twice)."""
+    clock_offset_ms: float | None = None
+    """The sink host's clock minus the generator host's, measured over the agent channel (None: same host,
+    or not measured); already taken out of :attr:`latency_ms`."""
+    clock_uncertainty_ms: float | None = None
+    """How far the true offset may be from :attr:`clock_offset_ms` (half the best round trip, each host)."""
 
     def as_json(self) -> dict[str, Any]:
         """The shape in run records and ``bench --json``."""
@@ -185,6 +190,8 @@ class Delivery:
             "deferred": self.deferred,
             "deferred_delivered": self.deferred_delivered,
             "deferrals": self.deferrals,
+            "clock_offset_ms": self.clock_offset_ms,
+            "clock_uncertainty_ms": self.clock_uncertainty_ms,
         }
 
     @classmethod
@@ -206,7 +213,61 @@ class Delivery:
             deferred=int(data.get("deferred", 0)),
             deferred_delivered=int(data.get("deferred_delivered", 0)),
             deferrals=int(data.get("deferrals", 0)),
+            clock_offset_ms=_optional_float(data.get("clock_offset_ms")),
+            clock_uncertainty_ms=_optional_float(data.get("clock_uncertainty_ms")),
         )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """How the sink's receive times compare with the generators' send times: what latency needs."""
+
+    text: str
+    """Said beside the latency: same host, or the measured offset and what was done with it."""
+    offset_ms: float | None = None
+    """Sink clock minus generator clock, taken out of the latency (None: nothing to take out)."""
+    uncertainty_ms: float | None = None
+
+    def corrected(self, latency_ms: Mapping[str, float]) -> dict[str, float]:
+        """Latency percentiles with the offset taken out (never below zero)."""
+        if not self.offset_ms:
+            return dict(latency_ms)
+        return {name: max(0.0, round(value - self.offset_ms, 3)) for name, value in latency_ms.items()}
+
+
+SAME_HOST = Clocks("same host: one clock")
+
+
+def compare_clocks(
+    sink: tuple[str, float, float] | None, generators: Sequence[tuple[str, float, float]], error: str = ""
+) -> Clocks:
+    """The sink's clock against the generators', from each host's measured ``(name, offset s, ± s)`` to ours.
+
+    One generator host: its offset to the sink is taken out of the latency. Several: they share one
+    histogram at the sink, so nothing is taken out, and the spread is said. ``error``: why the offsets
+    could not be measured (a link went down).
+    """
+    if error or sink is None or not generators:
+        return Clocks(f"different hosts: latency includes the offset between their clocks (not measured: {error})")
+    if len(generators) > 1:
+        skews = [(sink[1] - offset) * 1000 for _, offset, _ in generators]
+        return Clocks(
+            f"different hosts: sink clock minus each generator's {min(skews):+.1f} to {max(skews):+.1f} ms, "
+            "measured over the agent channel; not taken out (the generators share one latency histogram)"
+        )
+    name, offset, uncertainty = generators[0]
+    skew = (sink[1] - offset) * 1000
+    spread = (sink[2] + uncertainty) * 1000
+    return Clocks(
+        f"different hosts: the sink's clock ({sink[0]}) is {skew:+.1f} ms ± {spread:.1f} ms from the generator's "
+        f"({name}), measured over the agent channel and taken out of the latency",
+        offset_ms=round(skew, 3),
+        uncertainty_ms=round(spread, 3),
+    )
 
 
 def account(
@@ -215,7 +276,7 @@ def account(
     stamped: int,
     *,
     latency_ms: Mapping[str, float],
-    clock: str,
+    clock: Clocks,
     drain_seconds: float,
     probe: Probe | None,
     deferred: Ranges = (),
@@ -242,8 +303,10 @@ def account(
         duplicated=max(0, stamped - size_of(got)),
         lost_ids=tuple(first_ids(lost)),
         unexpected=size_of(subtract(got, accepted)),
-        latency_ms=dict(latency_ms),
-        clock=clock,
+        latency_ms=clock.corrected(latency_ms),
+        clock=clock.text,
+        clock_offset_ms=clock.offset_ms,
+        clock_uncertainty_ms=clock.uncertainty_ms,
         drain_seconds=drain_seconds,
         probe=probe,
         bounced=size_of(gave_up),

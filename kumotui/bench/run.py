@@ -26,7 +26,17 @@ from kumotui.backends.job import Job
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Role, Sample, Summary, thin_series
 from kumotui.bench.backpressure import DomainPushback, domain_pushback
-from kumotui.bench.delivery import COUNT_LEVEL, Delivery, Probe, account, counted, union
+from kumotui.bench.delivery import (
+    COUNT_LEVEL,
+    SAME_HOST,
+    Clocks,
+    Delivery,
+    Probe,
+    account,
+    compare_clocks,
+    counted,
+    union,
+)
 from kumotui.bench.measure import measure
 from kumotui.bench.mta import MtaWatcher, watcher_for
 from kumotui.bench.options import BenchOptions
@@ -380,12 +390,6 @@ class Benchmark:
         """What happened to every message (a run through an MTA), from both sides' final lines."""
         if self.plan.options.through is None or self.sink is None or gen is None:
             return None
-        remote = self.sink_launcher.remote or any(launcher.remote for launcher in self.generator_launchers)
-        clock = (
-            "same host: one clock"
-            if not remote
-            else ("different hosts: latency includes the offset between their clocks (not measured)")
-        )
         sink, generators = self.sink, self.generators
         if self.stamped and isinstance(sink, BuiltinSinkJob) and all(isinstance(g, BuiltinGenJob) for g in generators):
             stamped, delivered = sink.stamps_so_far()
@@ -396,7 +400,7 @@ class Benchmark:
                 delivered,
                 stamped,
                 latency_ms=sink.delivery_latency(),
-                clock=clock,
+                clock=self._clocks(),
                 drain_seconds=self.drain_seconds,
                 probe=self.probe,
                 deferred=pushed.get("ranges_deferred") or [],
@@ -409,6 +413,18 @@ class Benchmark:
         return counted(
             gen.count, self.delivered_so_far() or 0, drain_seconds=self.drain_seconds, probe=self.probe, why=why
         )
+
+    def _clocks(self) -> Clocks:
+        """The sink's clock against the generators': one clock here, else measured over each host's link."""
+        launchers = [self.sink_launcher, *self.generator_launchers]
+        if not any(launcher.remote for launcher in launchers):
+            return SAME_HOST
+        try:
+            measured = [(launcher.name, launcher.clock_offset()) for launcher in launchers]
+        except (KumotuiError, OSError) as error:
+            return compare_clocks(None, [], error=str(error))
+        sink, *generators = [(name, offset.seconds, offset.uncertainty) for name, offset in measured]
+        return compare_clocks(sink, generators)
 
     def _now(self) -> float:
         # Milliseconds, rounded down: a reading taken before the generator's launch

@@ -35,6 +35,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from typing import Any
 
 Request = dict[str, Any]
@@ -588,6 +589,10 @@ def host_counters(proc: str = "/proc", interface: str | None = None, route_to: s
     }
 
 
+def _clock(_req: Request) -> Request:
+    return {"ns": time.time_ns()}
+
+
 def _host_counters(req: Request) -> Request:
     return host_counters(interface=req.get("interface"), route_to=req.get("route_to"))
 
@@ -608,6 +613,7 @@ OPS: dict[str, Any] = {
     "unlock": _unlock,
     "lock_probe": _lock_probe,
     "host_counters": _host_counters,
+    "clock": _clock,
 }
 
 

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from kumotui.backends.process import LOG_LINES, Launcher
+from kumotui.backends.process import LOG_LINES, ClockOffset, Launcher
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host
 
@@ -187,6 +187,10 @@ class SshLauncher(Launcher):
     def is_root(self) -> bool:
         """Whether the remote account is root."""
         return self.host.is_root()
+
+    def clock_offset(self) -> ClockOffset:
+        """The remote wall clock's offset from ours, measured over the agent channel (five exchanges)."""
+        return ClockOffset.estimate(self.host.clock_exchanges())
 
 
 def launcher_for(host: Host | None, *, log_lines: int = LOG_LINES) -> Launcher:

@@ -557,6 +557,20 @@ class RemoteHost:
         one request on the existing channel."""
         return self.request("host_counters", interface=interface, route_to=route_to)
 
+    def clock_exchanges(self, count: int = 5) -> list[tuple[int, int, int]]:
+        """``count`` exchanges of (our time sent, the host's time, our time received), in ns, on the
+        agent channel: the raw material of :meth:`ClockOffset.estimate`.
+
+        Raises:
+            KumotuiError: the channel is gone or a reply is malformed.
+        """
+        exchanges = []
+        for _ in range(count):
+            sent = time.time_ns()
+            remote = self._field("clock", self.request("clock", reply_within=5.0), "ns", int)
+            exchanges.append((sent, remote, time.time_ns()))
+        return exchanges
+
     def info(self) -> dict[str, Any]:
         """Facts plus the remote euid and state home (cached)."""
         if self._facts is None:

@@ -257,3 +257,27 @@ def test_through_an_mta_two_hosts_stamp_distinct_ids_and_are_accounted_together(
     assert (delivery["injected"], delivery["delivered"], delivery["lost"], delivery["duplicated"]) == (1000, 999, 1, 0)
     assert delivery["lost_ids"] == ["1:5"] and delivery["unexpected"] == 0
     assert [g["sent"] for g in result["generators"]] == [500, 500]
+    # Two generator hosts share one histogram at the sink: their clocks are measured and said, not taken out.
+    assert "measured over the agent channel; not taken out" in delivery["clock"], delivery["clock"]
+    assert delivery["clock_offset_ms"] is None
+
+
+def test_through_an_mta_from_one_remote_host_takes_the_measured_clock_offset_out(
+    aliases: dict[str, Sshd], cli: Cli, tmp_path: Path
+) -> None:
+    """The generator on gen-a (over SSH), the sink here: the offset between their clocks is measured on the
+    agent channel, said, and taken out of the latency. Both "hosts" are this machine, so it is ~0."""
+    port = free_port()
+    with Relay(("127.0.0.1", port)) as relay:
+        done = cli(
+            "bench", "--host", "gen-a", "--through", relay.address, "--local-sink", "--listen", f"127.0.0.1:{port}",
+            "--messages", "300", "--concurrency", "5", "--probe-timeout", "5", "--drain-timeout", "10",
+            "--state-dir", tmp_path, "--json",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    delivery = json.loads(done.stdout.splitlines()[-1])["delivery"]
+    assert delivery["delivered"] == 300
+    assert "the sink's clock (local) is" in delivery["clock"] and "(gen-a)" in delivery["clock"]
+    assert "taken out of the latency" in delivery["clock"]
+    offset, uncertainty = delivery["clock_offset_ms"], delivery["clock_uncertainty_ms"]
+    assert 0 < uncertainty < 1000 and abs(offset) <= uncertainty + 1.0  # one clock, seen through ssh
