@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from kumotui.backends.kumomta.metrics import MetricSample, fetch_metrics, parse_prometheus
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host
 from kumotui.hosts.address import parse_address
+from kumotui.text.format import format_count
 
 KUMOD_HTTP_PORT = 8000
 """kumod's usual HTTP listener in a production policy (KumoMTA's examples); ``--mta-metrics`` overrides it."""
@@ -44,6 +46,55 @@ class MtaView:
     def total_queued(self) -> int:
         """Messages the MTA holds in all its queues."""
         return sum(self.queued.values())
+
+    def text(self) -> str:
+        """The figures in one line, as the MTA pane and the report show them (only those it publishes)."""
+        parts = [
+            f"{label} {format_count(value)}"
+            for label, value in (
+                ("conns in", self.connections_in),
+                ("out", self.connections_out),
+                ("received", self.received),
+                ("delivered", self.delivered),
+                ("transfail", self.transient_failures),
+            )
+            if value is not None
+        ]
+        queues = ", ".join(f"{name} {format_count(count)}" for name, count in sorted(self.queued.items()))
+        parts.append(f"queued {format_count(self.total_queued)}" + (f" ({queues})" if queues else ""))
+        return " · ".join(parts)
+
+    def as_json(self) -> dict[str, Any]:
+        """The shape in run records and ``bench --json``."""
+        return {
+            "kind": self.kind,
+            "connections_in": self.connections_in,
+            "connections_out": self.connections_out,
+            "received": self.received,
+            "delivered": self.delivered,
+            "transient_failures": self.transient_failures,
+            "queued": dict(self.queued),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MtaView:
+        """Rebuild from :meth:`as_json`."""
+
+        def number(name: str) -> int | None:
+            value = data.get(name)
+            return None if value is None else int(value)
+
+        return cls(
+            kind=str(data.get("kind", "unknown")),
+            connections_in=number("connections_in"),
+            connections_out=number("connections_out"),
+            received=number("received"),
+            delivered=number("delivered"),
+            transient_failures=number("transient_failures"),
+            queued=Counter({str(k): int(v) for k, v in (data.get("queued") or {}).items()}),
+            error=str(data.get("error", "")),
+        )
 
 
 def _total(

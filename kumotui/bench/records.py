@@ -22,6 +22,7 @@ from kumotui.backends.samples import Sample, Summary, thin_series
 from kumotui.bench.backpressure import DomainPushback
 from kumotui.bench.delivery import Delivery
 from kumotui.bench.measure import Measurement
+from kumotui.bench.mta import MtaView
 from kumotui.bench.senders import SenderResult
 from kumotui.errors import KumotuiError
 from kumotui.hosts import HostFacts, RefusedPath
@@ -151,6 +152,8 @@ class RunRecord:
 
     pushback: tuple[DomainPushback, ...] = ()
     """A Smart Sink's answers per recipient domain (``--responses``): the backpressure applied."""
+    mta: MtaView | None = None
+    """The MTA under test's own figures at the end of the run (its counters are its own, since it started)."""
 
     def host_entries(self) -> tuple[HostEntry, ...]:
         """The run's hosts; for a record from before per-host entries, the one host it kept."""
@@ -203,6 +206,7 @@ class RunRecord:
             "generators": [part.as_json() for part in self.generators],
             "failure": self.failure,
             "pushback": [row.as_json() for row in self.pushback],
+            "mta": self.mta.as_json() if self.mta else None,
         }
 
     @classmethod
@@ -227,6 +231,7 @@ class RunRecord:
             generators=tuple(SenderResult.from_json(g) for g in data.get("generators") or []),
             failure=str(data.get("failure") or ""),
             pushback=tuple(DomainPushback.from_json(row) for row in data.get("pushback") or []),
+            mta=MtaView.from_json(data["mta"]) if data.get("mta") else None,
         )
 
 

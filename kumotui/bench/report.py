@@ -20,6 +20,7 @@ from kumotui.bench.backpressure import DomainPushback
 from kumotui.bench.charts import chart_svg, overlay_charts, run_charts
 from kumotui.bench.delivery import Delivery
 from kumotui.bench.measure import Rate
+from kumotui.bench.mta import MtaView
 from kumotui.bench.published import (
     PLANNING_GUIDANCE,
     PUBLISHED_RESULTS,
@@ -131,8 +132,9 @@ def refused_text(failures: Mapping[str, int]) -> str:
     return ", ".join(f"{kind.replace('_', ' ')} {count:,}" for kind, count in failures.items()) or "none"
 
 
-def delivery_lines(delivery: Delivery | None) -> list[tuple[str, str]]:
-    """A run through an MTA, as label and text: the probe, the accounting, delivery latency, the drain."""
+def delivery_lines(delivery: Delivery | None, mta: MtaView | None = None) -> list[tuple[str, str]]:
+    """A run through an MTA, as label and text: the probe, the accounting, delivery latency, the drain,
+    and the MTA's own figures at the end (``mta``, when it publishes any)."""
     if delivery is None:
         return []
     lines = []
@@ -162,6 +164,8 @@ def delivery_lines(delivery: Delivery | None) -> list[tuple[str, str]]:
     if delivery.deferred or delivery.bounced:
         lines.append(("backpressure", drained(delivery)))
     lines.append(("drain", f"{format_seconds(delivery.drain_seconds)} after the generator ended"))
+    if mta is not None:
+        lines.append(("mta's view", f"{mta.kind} at the end: {mta.error or mta.text()}"))
     return lines
 
 
@@ -357,7 +361,7 @@ def _single(run: RunRecord) -> list[str]:
     lines += ["## Headline", "", *(f"- {line}" for line in headline(run))]
     if run.delivery is not None:
         lines += ["", "## Through the MTA under test", ""]
-        lines += _md_table(["", "Value"], delivery_lines(run.delivery), align="ll")
+        lines += _md_table(["", "Value"], delivery_lines(run.delivery, run.mta), align="ll")
     if run.pushback:
         lines += ["", "## Backpressure applied by the sink (responses file, per recipient domain)", ""]
         lines += _md_table(

@@ -38,7 +38,7 @@ from kumotui.bench.delivery import (
     union,
 )
 from kumotui.bench.measure import measure
-from kumotui.bench.mta import MtaWatcher, watcher_for
+from kumotui.bench.mta import MtaView, MtaWatcher, watcher_for
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.records import HostEntry, RunConfig, RunRecord, new_run, save_run
 from kumotui.bench.route import probe_ids, probe_route
@@ -183,6 +183,8 @@ class Benchmark:
         self._probe_baseline = 0
         self.mta: MtaWatcher | None = None
         """Reads the MTA under test's own figures, when it publishes any kumotui can read."""
+        self.mta_at_end: MtaView | None = None
+        """Its figures when the run ended (after the drain), for the record."""
         self.redirect_site = redirect_site
         self.redirected: Redirect | None = None
         """The ``--redirect-port25`` rule while it is in place."""
@@ -548,6 +550,8 @@ class Benchmark:
             self.phase = "draining"
             self.drain(on_samples, interval)
         self.phase = "done"
+        if self.mta is not None:
+            self.mta_at_end = self.mta.read()
         final = self.poll()
         if on_samples is not None and final:
             on_samples(final)
@@ -599,6 +603,7 @@ class Benchmark:
             generators=tuple(self.sender_results()),
             failure=self.failure or "",
             pushback=self.pushback(),
+            mta=self.mta_at_end,
         )
         return BenchOutcome(record, self.target, interrupted)
 

@@ -188,6 +188,8 @@ def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
         "target": outcome.target,
         "through": record.config.through,
     }
+    if record.mta is not None:
+        doc["mta"] = record.mta.as_json()
     measured = record.measurement
     if measured is not None:
         headline = measured.headline
@@ -273,7 +275,7 @@ def format_outcome(outcome: BenchOutcome) -> str:
     if sink is not None:
         refused = refused_text(sink.failures)
         lines.append(f"sink        received {sink.count:,}; refused: {refused}")
-    lines += [f"{label:<12}{text}" for label, text in delivery_lines(record.delivery)]
+    lines += [f"{label:<12}{text}" for label, text in delivery_lines(record.delivery, record.mta)]
     lines.append(f"published   {published_verdict(record)}")
     if outcome.interrupted:
         lines.append("interrupted: the counts above are partial")

@@ -298,20 +298,7 @@ class MtaPane(Pane):
             reason = view.error if view is not None else figures.mta_source
             line.show(_fmt("[$text-muted]$reason[/]", reason=reason))
             return
-        parts = [
-            f"{label} {format_count(value)}"
-            for label, value in (
-                ("conns in", view.connections_in),
-                ("out", view.connections_out),
-                ("received", view.received),
-                ("delivered", view.delivered),
-                ("transfail", view.transient_failures),
-            )
-            if value is not None
-        ]
-        queues = ", ".join(f"{name} {format_count(count)}" for name, count in sorted(view.queued.items()))
-        parts.append(f"queued {format_count(view.total_queued)}" + (f" ({queues})" if queues else ""))
-        line.show(_fmt("$kind: $parts", kind=view.kind, parts=" · ".join(parts)))
+        line.show(_fmt("$kind: $parts", kind=view.kind, parts=view.text()))
 
 
 class LatencyPane(Pane):

@@ -21,7 +21,7 @@ from types import ModuleType
 from kumotui.backends.kumomta.install import find_kumomta
 from kumotui.backends.kumomta.kumod import kumod_command
 from kumotui.backends.kumomta.metrics import check_liveness
-from kumotui.backends.kumomta.policy import write_sink_policy
+from kumotui.backends.kumomta.policy import routing_snippet, write_sink_policy
 from tests.support.processes import free_port, stop
 from tests.support.waits import wait_until
 
@@ -59,10 +59,21 @@ class RunningSink:
     statuses: list[int | None]
 
 
+def relay_policy(sink_policy: Path, sink_host: str, sink_port: int) -> Path:
+    """An MTA under test's policy: kumotui's sink policy with its null queue swapped for kumotui's own
+    ``routing_snippet`` to the sink, as an operator pastes it (the stand-in then runs in relay mode)."""
+    text = sink_policy.read_text()
+    null_queue = "kumo.on('smtp_server_message_received', function(msg)\n  msg:set_meta('queue', 'null')\nend)\n"
+    assert null_queue in text
+    sink_policy.write_text(text.replace(null_queue, routing_snippet(sink_host, sink_port)))
+    return sink_policy
+
+
 @contextmanager
-def running_kumod_sink(policy_dir: Path) -> Iterator[RunningSink]:
+def running_kumod_sink(policy_dir: Path, *, relay_to: tuple[str, int] | None = None) -> Iterator[RunningSink]:
     """The stand-in kumod (``KUMOMTA_PREFIX`` set) running kumotui's sink policy on free loopback ports,
-    ready (liveness 200), stopped by PID afterwards. ``policy_dir`` must be reachable by kumod's user."""
+    ready (liveness 200), stopped by PID afterwards. ``policy_dir`` must be reachable by kumod's user.
+    ``relay_to``: an MTA under test instead, routing every message to that sink (:func:`relay_policy`)."""
     port, http_port = free_port(), free_port()
     policy = write_sink_policy(
         policy_dir,
@@ -72,6 +83,8 @@ def running_kumod_sink(policy_dir: Path) -> Iterator[RunningSink]:
         http_host="127.0.0.1",
         owner="nobody" if os.geteuid() == 0 else None,
     )
+    if relay_to is not None:
+        relay_policy(policy, *relay_to)
     command = kumod_command(find_kumomta(need=("kumod",)).kumod, policy, user="nobody")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
