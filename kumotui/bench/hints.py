@@ -54,6 +54,8 @@ class HintInputs:
     """The generator's hard open-file limit, when known."""
     backlog: tuple[int, ...] = ()
     """Through an MTA: its backlog (injected − delivered) at the last readings, oldest first."""
+    through: bool = False
+    """The generator sends to an MTA under test (its connection failures are the MTA's listener's)."""
 
 
 TIME_WAIT_SHARE = 0.8
@@ -63,6 +65,9 @@ SINK_LAG = 0.8
 
 _ADDR_NOT_AVAIL = re.compile(r"EADDRNOTAVAIL|Cannot assign requested address|os error 99", re.I)
 _TOO_MANY_FILES = re.compile(r"EMFILE|ENFILE|Too many open files|os error 2[34]\b", re.I)
+_TURNED_AWAY = re.compile(
+    r"ECONNREFUSED|ECONNRESET|ETIMEDOUT|Connection refused|Connection reset|os error 11[01]\b|banner 4\d\d", re.I
+)
 
 
 def port_range_width(parameters: Mapping[str, str]) -> int | None:
@@ -212,6 +217,26 @@ def mta_backlog_growing(inputs: HintInputs) -> Hint | None:
     )
 
 
+def mta_turning_connections_away(inputs: HintInputs) -> Hint | None:
+    """Through an MTA: connects refused, reset, timed out or answered 421 at the greeting: its listener is full."""
+    if not inputs.through:
+        return None
+    count = sum(n for reason, n in inputs.failures.items() if _TURNED_AWAY.search(reason))
+    if not count:
+        return None
+    somaxconn = inputs.parameters.get("net.core.somaxconn", "unknown")
+    return Hint(
+        "mta-refusing",
+        "The MTA under test turns connections away",
+        f"{count:,} connections to the MTA were refused, reset, timed out or greeted with a 4xx: its listener "
+        "is full. Raise its connection limit (KumoMTA: start_esmtp_listener's max_connections, 421 4.3.2 beyond "
+        "it; Postfix: smtpd_client_connection_count_limit and default_process_limit) and, on the MTA's host, "
+        f"net.core.somaxconn (now {somaxconn} here) with net.ipv4.tcp_max_syn_backlog; or send with less "
+        "--concurrency.",
+        "net.core.somaxconn",
+    )
+
+
 RULES: tuple[Callable[[HintInputs], Hint | None], ...] = (
     ports_exhausted,
     time_wait_near_port_range,
@@ -220,6 +245,7 @@ RULES: tuple[Callable[[HintInputs], Hint | None], ...] = (
     generator_pinned,
     sink_lagging,
     mta_backlog_growing,
+    mta_turning_connections_away,
 )
 
 

@@ -338,6 +338,7 @@ class LiveWatch:
                 generator_workers=self.options.workers,
                 nofile_limit=self.nofile,
                 backlog=tuple(self.backlog),
+                through=bench.plan.options.through is not None,
             )
         )
         for hint in found:

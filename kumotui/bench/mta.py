@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kumotui.backends.kumomta.metrics import MetricSample, fetch_metrics, parse_prometheus
@@ -41,6 +41,8 @@ class MtaView:
     """Messages held, by queue: ``scheduled`` and ``ready`` (KumoMTA), ``active``, ``deferred``... (Postfix)."""
     error: str = ""
     """Why this reading failed (the last good one is not repeated)."""
+    version: str = ""
+    """The MTA's version when it says (Postfix's ``mail_version``); empty otherwise."""
 
     @property
     def total_queued(self) -> int:
@@ -75,6 +77,7 @@ class MtaView:
             "transient_failures": self.transient_failures,
             "queued": dict(self.queued),
             "error": self.error,
+            "version": self.version,
         }
 
     @classmethod
@@ -94,6 +97,7 @@ class MtaView:
             transient_failures=number("transient_failures"),
             queued=Counter({str(k): int(v) for k, v in (data.get("queued") or {}).items()}),
             error=str(data.get("error", "")),
+            version=str(data.get("version", "")),
         )
 
 
@@ -177,13 +181,18 @@ def watcher_for(
             lambda: kumomta_view(fetch_metrics(http_host, http_port, timeout=1.0)),
         )
     if postfix_config or "postfix" in banner.lower():
-        args = ["postqueue", *(["-c", postfix_config] if postfix_config else []), "-j"]
+        config = ["-c", postfix_config] if postfix_config else []
+        args = ["postqueue", *config, "-j"]
+        version: list[str] = []
 
         def read_queue() -> MtaView:
             done = host.run(args)
             if done.code != 0:
                 raise KumotuiError(f"{' '.join(args)}: {done.stderr.strip()[:200] or f'exit {done.code}'}")
-            return postfix_view(done.stdout)
+            if not version:  # asked once: the MTA does not change version during a run
+                asked = host.run(["postconf", *config, "-h", "mail_version"])
+                version.append(asked.stdout.strip()[:40] if asked.code == 0 else "")
+            return replace(postfix_view(done.stdout), version=version[0])
 
         return MtaWatcher(f"Postfix queue ({' '.join(args)})", read_queue)
     return None

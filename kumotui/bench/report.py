@@ -165,7 +165,8 @@ def delivery_lines(delivery: Delivery | None, mta: MtaView | None = None) -> lis
         lines.append(("backpressure", drained(delivery)))
     lines.append(("drain", f"{format_seconds(delivery.drain_seconds)} after the generator ended"))
     if mta is not None:
-        lines.append(("mta's view", f"{mta.kind} at the end: {mta.error or mta.text()}"))
+        kind = f"{mta.kind} {mta.version}".strip()
+        lines.append(("mta's view", f"{kind} at the end: {mta.error or mta.text()}"))
     return lines
 
 

@@ -11,6 +11,7 @@ with the accounting balanced, and the MTA pane's reading of Postfix's queue.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ def test_the_issues_command_through_a_real_postfix(
     relay = postfix_mta(sink_port)
     done, result = through(
         cli, relay, sink_port, tmp_path, "--messages", "5000", "--body-size", "100KB", "--concurrency", "20",
-        "--drain-timeout", "120",
+        "--drain-timeout", "120", "--mta-postfix-config", relay.config_dir,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr + relay.log_tail()
     delivery = result["delivery"]
@@ -61,6 +62,12 @@ def test_the_issues_command_through_a_real_postfix(
     assert result["msgs_per_s"] > 0 and result["whole_run"]["messages"] == 5000
     assert result["sink"]["received"] == 5000
     assert relay.queue_size() == 0
+    # The MTA's own view at the end, from its own tools: its version, and an empty queue once drained.
+    version = subprocess.run(
+        ["postconf", "-c", str(relay.config_dir), "-h", "mail_version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert result["mta"] == {**result["mta"], "kind": "postfix", "version": version, "error": "", "queued": {}}
+    assert version and version[0].isdigit()
 
 
 def test_a_misrouted_postfix_gets_only_the_probes(

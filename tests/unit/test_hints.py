@@ -84,6 +84,29 @@ def test_sink_slower_than_generator() -> None:
     assert hint.id == "sink-slow" and "6,000" in hint.detail
 
 
+def test_an_mta_queueing_not_delivering() -> None:
+    gen = Sample("generator", 5.0, 4000, rate=800.0)
+    sink = Sample("sink", 5.0, 900, rate=150.0)
+    growing = (100, 400, 900, 1500, 2200, 3100)
+    hint = next(h for h in evaluate(HintInputs(gen, sink, backlog=growing, through=True)) if h.id == "mta-backlog")
+    assert "3,100 messages accepted and not yet at the sink" in hint.detail and "connection_limit" in hint.detail
+    # Not growing at every reading, or the sink keeping up: no hint.
+    assert "mta-backlog" not in ids(HintInputs(gen, sink, backlog=(100, 400, 300, 1500, 2200, 3100), through=True))
+    assert "mta-backlog" not in ids(HintInputs(gen, replace(sink, rate=790.0), backlog=growing, through=True))
+
+
+def test_an_mta_turning_connections_away_points_at_its_listener_and_somaxconn() -> None:
+    failures = {"ECONNREFUSED": 40, "banner 421": 7, "5xx": 3}
+    hint = next(h for h in evaluate(HintInputs(parameters=PARAMS, failures=failures, through=True)))
+    assert hint.id == "mta-refusing" and hint.param == "net.core.somaxconn"
+    assert hint.detail.startswith("47 connections to the MTA were refused")
+    assert "max_connections" in hint.detail and "smtpd_client_connection_count_limit" in hint.detail
+    assert "net.core.somaxconn (now 4096 here)" in hint.detail
+    # Straight into a sink the same failures are not the MTA's.
+    assert "mta-refusing" not in ids(HintInputs(parameters=PARAMS, failures=failures))
+    assert "mta-refusing" not in ids(HintInputs(parameters=PARAMS, failures={"5xx": 3}, through=True))
+
+
 def test_host_sampler_reads_real_counters() -> None:
     sampler = HostSampler(interface_for("127.0.0.1"))
     first = sampler.sample()
