@@ -267,7 +267,7 @@ class BenchScreen(Screen[None]):
                 yield Label("Generators on", classes="form-label -col1")
                 yield Input(
                     defaults.generator_hosts,
-                    placeholder="this machine (host, host…)",
+                    placeholder="local, or host, host…",
                     id="generator_hosts",
                     compact=True,
                     suggester=HostSuggester(),
@@ -275,7 +275,7 @@ class BenchScreen(Screen[None]):
                 yield Label("Sink on", classes="form-label -col3")
                 yield Input(
                     defaults.sink_host,
-                    placeholder="this machine",
+                    placeholder="local",
                     id="sink_host",
                     compact=True,
                     suggester=HostSuggester(),

@@ -483,9 +483,9 @@ def _who_line(view: HostView, place: str) -> Content:
     if reading.reader_pid is not None:
         cost = f"{format_ms(reading.seconds * 1000)} ms" + (f", {format_size(reading.bytes)}" if reading.bytes else "")
         reader = f" · read by pid {reading.reader_pid} ({cost})"
-    shown = f" · {place}, n: next" if place else ""
+    shown = f" ({place}, n: next)" if place else ""
     return _fmt(
-        "[b]$host[/b] [$text-muted]$roles[/]$sender[$text-muted]$reader$shown[/]",
+        "[b]$host[/b][$text-accent]$shown[/] [$text-muted]$roles[/]$sender[$text-muted]$reader[/]",
         host=view.name,
         roles=" + ".join(view.roles),
         sender=sender,
@@ -557,7 +557,7 @@ def hint_prompt(hint: Hint, active: bool) -> Content:
     icon = "⚠" if hint.severity == "warn" else "ℹ"
     style = ("$text-warning" if hint.severity == "warn" else "$text-accent") if active else "$text-muted"
     where = ""
-    if hint.param:
+    if hint.param and hint.host is None:  # a host's hint names its parameter, and where, in its title
         where = f" → {hint.param}"
     seen = "" if active else " (earlier in this run)"
     return Content.from_markup(
