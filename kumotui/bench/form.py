@@ -8,17 +8,19 @@ import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from kumotui.backends import SinkRequest, resolve
+from kumotui.backends import Backend, SinkRequest, resolve
 from kumotui.backends.kumomta.install import SINK_PORT
 from kumotui.backends.lines import parse_size
 from kumotui.bench.live import DEFAULT_DURATION
 from kumotui.bench.options import BenchOptions, check_sink, parse_listen, resolve_responses
+from kumotui.bench.placement import LOCAL, Roles
 from kumotui.bench.records import check_label
 from kumotui.errors import KumotuiError
+from kumotui.hosts.address import HostSpec
 from kumotui.hosts.local import atomic_write, require_private_dir
 from kumotui.text.format import format_size
 
-SINK_CHOICES: dict[str, str] = {"local": "start one here", "target": "use a target"}
+SINK_CHOICES: dict[str, str] = {"local": "start one", "target": "use a target"}
 """How the run gets its sink: started with the chosen backend, or an existing ``host:port``."""
 
 
@@ -37,8 +39,22 @@ FIELD_FLAGS: dict[str, str] = {
     "mta_metrics": "--mta-metrics",
     "label": "--label",
     "responses": "--responses",
+    "generator_hosts": "--host",
+    "sink_host": "--sink-host",
 }
 """Each form field and the ``kumotui bench`` flag it stands for (errors name the flag)."""
+
+
+def host_spec(text: str, flag: str) -> str | None:
+    """One host as a role's spec: None for this machine (empty or ``local``), else ``[user@]host[:port]``
+    written the way the connection names it (so readings and hints match the role)."""
+    stripped = text.strip()
+    if stripped in ("", LOCAL):
+        return None
+    try:
+        return str(HostSpec.parse(stripped))
+    except KumotuiError as error:
+        raise KumotuiError(str(error).replace("--host", flag, 1)) from None
 
 
 def _number(text: str, flag: str, *, whole: bool) -> float | None:
@@ -87,6 +103,27 @@ class BenchForm:
     responses: str = ""
     """A Smart Sink responses file for a started built-in sink (``providers``: kumotui's own); empty:
     the sink accepts everything."""
+    generator_hosts: str = ""
+    """Where the generators run: hosts separated by commas (``local`` is this machine); empty: this machine.
+    Several hosts share the run's totals (``bench --host A --host B``)."""
+    sink_host: str = ""
+    """Where a started sink runs (``--sink-host``); empty: this machine."""
+
+    def roles(self) -> Roles:
+        """Each role's host, checked as the CLI checks ``--host`` and ``--sink-host``; KumotuiError naming the flag."""
+        parts = [part for part in self.generator_hosts.split(",") if part.strip()]
+        generators = tuple(host_spec(part, "--host") for part in parts) or (None,)
+        starts_sink = self.sink == "local"
+        sink = host_spec(self.sink_host, "--sink-host")
+        if sink is not None and not starts_sink:
+            raise KumotuiError("--sink-host: kumotui starts the sink there; choose 'start one' as the sink")
+        roles = Roles(generators=generators, sink=sink, starts_sink=starts_sink).check()
+        if len(generators) > 1 and resolve(self.backend) is not Backend.BUILTIN:
+            raise KumotuiError(
+                f"--host: generators on {len(generators)} hosts need the builtin backend "
+                "(its counters and latency histograms merge exactly)"
+            )
+        return roles
 
     def sink_request(self) -> SinkRequest:
         """The sink to start (when ``sink`` is ``local``): its workers; KumotuiError naming the flag."""
@@ -94,6 +131,9 @@ class BenchForm:
         host, port = parse_listen(self.sink_listen.strip(), "--listen") if self.sink_listen.strip() else ("", None)
         if port is None and self.through.strip():
             host, port = "127.0.0.1", SINK_PORT
+        remote = host_spec(self.sink_host, "--sink-host") is not None
+        if remote and not self.sink_listen.strip() and resolve(self.backend) is Backend.BUILTIN:
+            host = "0.0.0.0"  # a sink on another host is reached over the network (as ``bench --sink-host``)
         responses = resolve_responses(self.responses.strip() or None)
         request = SinkRequest(
             host=host or "127.0.0.1", port=port, workers=int(workers) if workers is not None else 1, responses=responses
@@ -116,16 +156,15 @@ class BenchForm:
         local = self.sink == "local"
         target = None if local else self.target.strip()
         if target == "":
-            raise KumotuiError("--target: give the HOST:PORT of a running sink, or start one here")
+            raise KumotuiError("--target: give the HOST:PORT of a running sink, or start one")
         if self.through.strip() and not local:
-            raise KumotuiError(
-                "--through: a run through an MTA counts at a sink kumotui starts: choose 'start one here'"
-            )
+            raise KumotuiError("--through: a run through an MTA counts at a sink kumotui starts: choose 'start one'")
         messages = _number(self.messages, "--messages", whole=True)
         concurrency = _number(self.concurrency, "--concurrency", whole=True)
         workers = _number(self.workers, "--workers", whole=True)
         self.sink_request()
         self.run_label()
+        self.roles()
         return BenchOptions(
             target=target,
             local_sink=local,
@@ -183,6 +222,8 @@ FIELD_LABELS: dict[str, str] = {
     "mta_metrics": "Metrics",
     "label": "Label",
     "responses": "Responses",
+    "generator_hosts": "Generators on",
+    "sink_host": "Sink on",
 }
 """Each form field's label on the benchmark screen, as errors there name it."""
 

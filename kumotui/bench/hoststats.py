@@ -320,22 +320,51 @@ def _int_or_none(value: object) -> int | None:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+class HostReader(Protocol):
+    """One host's reader: an :class:`AgentSampler`, or fixed readings (screenshots)."""
+
+    name: str
+
+    def read(self) -> HostReading:
+        """One reading of the host; a failure is a reading with an error."""
+        ...
+
+
+class SamplerReader:
+    """A :class:`HostSampler` (or a stand-in with its ``sample()``) as a :class:`HostReader` for this machine."""
+
+    def __init__(self, name: str, sampler: HostSampler) -> None:
+        """Read ``sampler`` under ``name``."""
+        self.name = name
+        self.sampler = sampler
+
+    def read(self) -> HostReading:
+        """One reading, timed."""
+        started = time.monotonic()
+        return HostReading(self.name, self.sampler.sample(), seconds=time.monotonic() - started)
+
+
 class HostReaders:
     """Every host of a run read once per tick, all at once: one agent request per remote host, in parallel,
     so a tick costs about the slowest host's round trip, not their sum."""
 
-    def __init__(self, samplers: Sequence[AgentSampler]) -> None:
+    def __init__(self, samplers: Sequence[HostReader]) -> None:
         """Read ``samplers`` (one per host) on each :meth:`read`."""
         self.samplers = list(samplers)
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.samplers)), thread_name_prefix="kumotui-hosts")
+        self._pool: ThreadPoolExecutor | None = None
 
     def read(self) -> list[HostReading]:
-        """One reading per host, in the samplers' order."""
+        """One reading per host, in the samplers' order (one host is read in the caller's thread)."""
+        if len(self.samplers) < 2:
+            return [sampler.read() for sampler in self.samplers]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=len(self.samplers), thread_name_prefix="kumotui-hosts")
         return list(self._pool.map(lambda sampler: sampler.read(), self.samplers))
 
     def close(self) -> None:
         """Stop the reading threads."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def sampler_for(name: str, host: object, *, route_to: str | None = None) -> AgentSampler:

@@ -24,14 +24,28 @@ from kumotui.backends.process import Launcher
 from kumotui.backends.samples import RateWindow, Sample, eta_seconds, mmh
 from kumotui.bench.backpressure import pushback_line
 from kumotui.bench.charts import Chart, Trail, cpu_curve_names, cpu_values
-from kumotui.bench.hints import BACKLOG_READINGS, Hint, HintInputs, evaluate, port_range_width
-from kumotui.bench.hoststats import HostSampler, HostStats, ProcessCpu, interface_for, process_cpu
+from kumotui.bench.hints import BACKLOG_READINGS, Hint, HintInputs, evaluate, host_hints, port_range_width
+from kumotui.bench.hoststats import (
+    HostReader,
+    HostReaders,
+    HostReading,
+    HostSampler,
+    HostStats,
+    ProcessCpu,
+    SamplerReader,
+    interface_for,
+    process_cpu,
+    sampler_for,
+)
 from kumotui.bench.joblog import readable_line
 from kumotui.bench.measure import seconds_between, warmup_for
 from kumotui.bench.mta import MtaView
 from kumotui.bench.options import BenchOptions
+from kumotui.bench.placement import LOCAL, PlacedRoles
+from kumotui.bench.records import HostEntry
 from kumotui.bench.report import delivery_lines, headline, published_verdict, refused_text, what_was_measured
 from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
+from kumotui.hosts import Host
 from kumotui.hosts.address import parse_address
 from kumotui.text.format import format_ms
 
@@ -147,6 +161,33 @@ def trend(values: Sequence[float], span: int = TREND_SPAN, threshold: float = TR
 
 
 @dataclass(frozen=True)
+class HostView:
+    """One host of the run in one tick, as its pane shows it."""
+
+    name: str
+    """As the run names it (``local`` for this machine)."""
+    roles: tuple[str, ...]
+    """``generator``, ``sink``, ``mta``: what runs there."""
+    reading: HostReading
+    """This tick's reading: stats, or why there are none, and who read them at what cost."""
+    listen_overflows: int = 0
+    """Connections this host dropped for a full accept queue since the run started."""
+    ports: int | None = None
+    """Ephemeral ports its ``ip_local_port_range`` allows (read at start), to put TIME_WAIT against."""
+    nofile: int | None = None
+    """The hard open-file limit of the jobs there (this process's here, the agent's account's there)."""
+    gen_cpu: ProcessCpu | None = None
+    """The generator's CPU, when it runs on this machine (a remote one's processes are not read)."""
+    gen_fds: int | None = None
+    """Descriptors the generator holds, when it runs on this machine."""
+    sent: int | None = None
+    """Messages this host's generator sent so far (None: no generator here)."""
+    rate: float | None = None
+    """This host's generator's msgs/s now."""
+    failed: int = 0
+
+
+@dataclass(frozen=True)
 class LiveFigures:
     """Everything the live panes show after one reading, already derived."""
 
@@ -219,9 +260,15 @@ class LiveFigures:
     """The generator's transaction latency p50 and p99 over the run."""
     cpu_chart: Chart = NO_CPU
     """CPU per core over the run (the busiest, average and least busy beyond a few cores)."""
+    hosts: tuple[HostView, ...] = ()
+    """Every host of the run, generators first, each with its own reading."""
+    named_hosts: bool = False
+    """Whether panes and hints name their host: the run spans several hosts, or runs on another one."""
 
 
 SamplerFactory = Callable[[str | None], HostSampler]
+ReadersFactory = Callable[[Mapping[str, Host], str], Sequence[HostReader]]
+"""Builds one reader per open host (by name), given the host the run's traffic goes to."""
 CpuReader = Callable[[int | None], ProcessCpu | None]
 FdReader = Callable[[int | None], int | None]
 
@@ -263,13 +310,18 @@ class LiveWatch:
         nofile: int | None = None,
         points: int = SERIES_POINTS,
         log_keep: int = LOG_KEEP,
+        hosts: Sequence[HostEntry] = (),
+        readers: Callable[[str], Sequence[HostReader]] | None = None,
     ) -> None:
         """Watch a run of ``options`` on a host whose parameters were ``parameters`` at start.
 
         Args:
             options: the run's request (message count, duration, workers).
             parameters: the profile's kernel values at start, for the hint rules.
-            sampler: builds the host sampler for the interface toward the target.
+            sampler: builds this machine's sampler for the interface toward the target (without ``readers``).
+            hosts: every host of the run (name, roles, kernel values at start); none: this machine alone.
+            readers: builds one reader per host of ``hosts`` (in that order) at the first tick, given the host
+                part of the run's target (each host's interface is the one toward it); None: ``sampler``.
             cpu_reader: CPU of a process tree by PID (a fixed one for screenshots).
             fd_reader: open descriptors of a process tree by PID.
             nofile: the jobs' hard open-file limit, when known.
@@ -282,7 +334,17 @@ class LiveWatch:
         self.cpu_reader = cpu_reader
         self.fd_reader = fd_reader
         self.nofile = nofile
-        self.sampler: HostSampler | None = None
+        self.host_list: list[tuple[str, tuple[str, ...], Mapping[str, str]]] = [
+            (entry.name, entry.roles, entry.parameters) for entry in hosts
+        ] or [(LOCAL, ("generator", "sink"), self.parameters)]
+        """Every host of the run (name, roles, kernel values at start), generators first; the first
+        one's readings feed the CPU chart."""
+        self.named = len(self.host_list) > 1 or self.host_list[0][0] != LOCAL
+        """Whether hints and panes name their host (several hosts, or another one than this machine)."""
+        self.make_readers = readers
+        self.readers: HostReaders | None = None
+        self.at_start: dict[str, HostStats] = {}
+        """Each host's first reading: the base of counters that only grow (listen overflows)."""
         self.host_at_start: HostStats | None = None
         self.generator: Sample | None = None
         self.sink: Sample | None = None
@@ -316,31 +378,20 @@ class LiveWatch:
                         self.p99s.append(p99)
             elif self.sink is None or sample.elapsed > self.sink.elapsed:
                 self.sink = sample
-        host = self._read_host(bench.target)
+        readings = self._read_hosts(bench.target)
         self._collect_logs(bench)
         gen, sink = self.generator, self.sink
-        gen_job = bench.generator
-        gen_pid = gen_job.pid if gen_job is not None and not gen_job.launcher.remote else None
+        local_gen = next((job for job in bench.generators if not job.launcher.remote), None)
+        gen_pid = local_gen.pid if local_gen is not None else None
         gen_cpu = self.cpu_reader(gen_pid)
-        failures = gen_job.failures_so_far() if gen_job is not None else {}
+        gen_fds = self.fd_reader(gen_pid)
         delivered = bench.delivered_so_far()
         if delivered is not None and gen is not None and fresh:
             self.backlog.append(max(0, gen.count - delivered))
-        found = evaluate(
-            HintInputs(
-                generator=gen,
-                sink=sink,
-                host=host,
-                host_at_start=self.host_at_start,
-                parameters=self.parameters,
-                failures=failures,
-                generator_cpu=gen_cpu,
-                generator_workers=self.options.workers,
-                nofile_limit=self.nofile,
-                backlog=tuple(self.backlog),
-                through=bench.plan.options.through is not None,
-            )
-        )
+        views = self._views(bench, readings, gen_cpu, gen_fds)
+        found = self._hints(bench, views)
+        host = views[0].reading.stats
+        self.host_at_start = self.at_start.get(views[0].name)
         for hint in found:
             self.hints[hint.id] = hint
         sent = gen.count if gen is not None else 0
@@ -353,9 +404,7 @@ class LiveWatch:
         steady = _rate_between(self.warm_mark, gen)
         whole = sent / (gen.elapsed - launched) if gen is not None and gen.elapsed - launched > 0 else None
         latency = dict(gen.latency_ms or {}) if gen is not None else {}
-        overflows = 0
-        if host is not None and self.host_at_start is not None:
-            overflows = max(0, host.listen_overflows - self.host_at_start.listen_overflows)
+        overflows = views[0].listen_overflows
         elapsed = max((s.elapsed for s in (gen, sink) if s is not None), default=0.0)
         p99_series = tuple(self.p99s)
         if fresh:
@@ -394,15 +443,80 @@ class LiveWatch:
             host=host,
             listen_overflows=overflows,
             gen_cpu=gen_cpu,
-            gen_fds=self.fd_reader(gen_pid),
+            gen_fds=gen_fds,
             nofile=self.nofile,
-            ports=port_range_width(self.parameters),
+            ports=views[0].ports,
             hints=tuple(sorted(self.hints.values(), key=lambda hint: hint.severity != "warn")),
             active_hints=frozenset(hint.id for hint in found),
             throughput_chart=Chart(THROUGHPUT_TITLE, "msgs/s", self.throughput.curves()),
             latency_chart=Chart(LATENCY_TITLE, "ms", self.latencies.curves()),
             cpu_chart=Chart(CPU_TITLE, "%", self.cpus.curves() if self.cpus else (), y_max=100.0),
+            hosts=tuple(views),
+            named_hosts=self.named,
         )
+
+    def _sender_sample(self, bench: Benchmark, name: str, roles: Sequence[str]) -> Sample | None:
+        """The generator reading a host's pane and hints use: its own generator's with several
+        hosts, the run's (merged) one for the sink's host and for a run with one generator."""
+        if "sink" in roles or not bench.several:
+            return self.generator if ("generator" in roles or "sink" in roles) else None
+        samples = dict(zip(bench.sender_hosts, bench.sender_samples, strict=False))
+        return samples.get(name)
+
+    def _views(
+        self, bench: Benchmark, readings: Sequence[HostReading], gen_cpu: ProcessCpu | None, gen_fds: int | None
+    ) -> list[HostView]:
+        """Each host's reading, with what the run adds: its generator's count and rate, overflows since start."""
+        own = dict(zip(bench.sender_hosts, bench.sender_samples, strict=False)) if bench.several else {}
+        views = []
+        for (name, roles, parameters), reading in zip(self.host_list, readings, strict=False):
+            stats = reading.stats
+            if stats is not None:
+                self.at_start.setdefault(name, stats)
+            base = self.at_start.get(name)
+            overflows = max(0, stats.listen_overflows - base.listen_overflows) if stats and base else 0
+            here = name == LOCAL and "generator" in roles
+            sender = own.get(name) if bench.several else (self.generator if "generator" in roles else None)
+            views.append(
+                HostView(
+                    name,
+                    tuple(roles),
+                    reading,
+                    listen_overflows=overflows,
+                    ports=port_range_width(parameters),
+                    nofile=self.nofile if name == LOCAL else reading.nofile_hard,
+                    gen_cpu=gen_cpu if here else None,
+                    gen_fds=gen_fds if here else None,
+                    sent=sender.count if sender is not None else (0 if "generator" in roles else None),
+                    rate=sender.rate if sender is not None else None,
+                    failed=sender.failed if sender is not None else 0,
+                )
+            )
+        return views
+
+    def _hints(self, bench: Benchmark, views: Sequence[HostView]) -> list[Hint]:
+        """The rules on every host, each with that host's reading, values and generator; named by host
+        when the run spans several (or runs on another machine), so Enter tunes the right one."""
+        failures = {
+            name: job.failures_so_far() for name, job in zip(bench.sender_hosts, bench.generators, strict=False)
+        }
+        found: list[Hint] = []
+        for view, (name, roles, parameters) in zip(views, self.host_list, strict=False):
+            inputs = HintInputs(
+                generator=self._sender_sample(bench, name, roles),
+                sink=self.sink if "sink" in roles else None,
+                host=view.reading.stats,
+                host_at_start=self.at_start.get(name),
+                parameters=parameters,
+                failures=failures.get(name, {}),
+                generator_cpu=view.gen_cpu,
+                generator_workers=self.options.workers,
+                nofile_limit=view.nofile,
+                backlog=tuple(self.backlog) if "sink" in roles else (),
+                through=bench.plan.options.through is not None,
+            )
+            found += host_hints(name, roles, inputs) if self.named else evaluate(inputs)
+        return sorted(found, key=lambda hint: hint.severity != "warn")
 
     def _chart(
         self, elapsed: float, gen: Sample | None, sink: Sample | None, delivered: int | None, host: HostStats | None
@@ -420,14 +534,22 @@ class LiveWatch:
                 self.cpus = Trail(cpu_curve_names(len(host.cpu_per_core)))
             self.cpus.add(elapsed, cpu_values(host.cpu_per_core))
 
-    def _read_host(self, target: str) -> HostStats | None:
-        """One host reading; the first one is the baseline for counters that only grow."""
-        if self.sampler is None:
-            self.sampler = self.make_sampler(interface_for(_target_host(target)) if target else None)
-        stats = self.sampler.sample()
-        if self.host_at_start is None:
-            self.host_at_start = stats
-        return stats
+    def _read_hosts(self, target: str) -> list[HostReading]:
+        """One reading per host, all at once (one agent request per remote host); the readers are made
+        at the first tick, when the target (the sink's port, a remote sink's address) is known."""
+        if self.readers is None:
+            route_to = _target_host(target) if target else "127.0.0.1"
+            if self.make_readers is not None:
+                self.readers = HostReaders(self.make_readers(route_to))
+            else:
+                interface = interface_for(route_to) if target else None
+                self.readers = HostReaders([SamplerReader(LOCAL, self.make_sampler(interface))])
+        return self.readers.read()
+
+    def close(self) -> None:
+        """Stop the readers' threads (the hosts themselves are closed by whoever opened them)."""
+        if self.readers is not None:
+            self.readers.close()
 
     def _collect_logs(self, bench: Benchmark) -> None:
         """Move the jobs' new output lines, made readable, into the buffer the screen drains."""
@@ -451,19 +573,32 @@ class LiveWatch:
         return lines
 
 
-def live_benchmark(plan: BenchPlan) -> Benchmark:
-    """The run a live view drives: the core's, on this machine, with memory bounds reached within minutes.
+def live_benchmark(plan: BenchPlan, placed: PlacedRoles | None = None) -> Benchmark:
+    """The run a live view drives: the core's, on the hosts ``placed`` (this machine when None), with
+    memory bounds reached within minutes.
 
     It keeps :data:`LIVE_SERIES_LIMIT` samples per role and
-    :data:`LIVE_LOG_LINES` output lines per job, so a long run costs the app
-    no more memory than a short one.
+    :data:`LIVE_LOG_LINES` output lines per job (``placed`` is opened with
+    that bound), so a long run costs the app no more memory than a short one.
     """
+    if placed is None:
+        return Benchmark(
+            plan,
+            series_limit=LIVE_SERIES_LIMIT,
+            sink_launcher=Launcher(log_lines=LIVE_LOG_LINES),
+            generator_launcher=Launcher(log_lines=LIVE_LOG_LINES),
+        )
     return Benchmark(
         plan,
         series_limit=LIVE_SERIES_LIMIT,
-        sink_launcher=Launcher(log_lines=LIVE_LOG_LINES),
-        generator_launcher=Launcher(log_lines=LIVE_LOG_LINES),
+        sink_launcher=placed.sink_launcher(),
+        generator_launchers=placed.generator_launchers(),
     )
+
+
+def agent_readers(hosts: Mapping[str, Host], route_to: str) -> list[HostReader]:
+    """One reader per open host: over its agent channel when remote, in-process for this machine."""
+    return [sampler_for(name, host, route_to=route_to) for name, host in hosts.items()]
 
 
 @dataclass(frozen=True)
@@ -475,11 +610,12 @@ class BenchSource:
     looks the same on every machine.
     """
 
-    benchmark: Callable[[BenchPlan], Benchmark] = live_benchmark
-    """Builds the run for a plan (started by :func:`kumotui.benchmark.run_and_record`)."""
+    benchmark: Callable[[BenchPlan, PlacedRoles | None], Benchmark] = live_benchmark
+    """Builds the run for a plan on its placed hosts (started by :func:`kumotui.benchmark.run_and_record`)."""
     backends: Callable[[], Sequence[str]] = available
     """The backends installed here."""
-    sampler: SamplerFactory = HostSampler
+    readers: ReadersFactory = agent_readers
+    """One reader per host of the run, read together once per tick."""
     cpu_reader: CpuReader = process_cpu
     fd_reader: FdReader = open_fds
     nofile: Callable[[], int | None] = hard_nofile

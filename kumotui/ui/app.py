@@ -169,6 +169,8 @@ class KumotuiApp(App[None]):
         self.bench_source = bench_source
         self.switching = ""
         """The host the switcher is connecting to, or empty."""
+        self.param_after_switch: str | None = None
+        """The key to select once the host being switched to is read (a hint's jump to another host)."""
         # The tuning stack starts like Textual's default one (a blank screen, then
         # the tuning screen pushed on mount), but as a mode it can be returned to.
         self.add_mode("tuning", self.get_default_screen)
@@ -348,6 +350,7 @@ class KumotuiApp(App[None]):
         if event.worker.group != "switch-host" or event.state is not WorkerState.ERROR:
             return
         failed, self.switching = self.switching, ""
+        self.param_after_switch = None
         current = self.settings.hosts[0] if self.settings.hosts else LOCAL
         notify_error(self.screen, f"{event.worker.error}\nStill on {current}.", f"Cannot switch to {failed}")
         self.refresh_bindings()
@@ -363,7 +366,8 @@ class KumotuiApp(App[None]):
         self.switch_mode("tuning")
         while not isinstance(self.screen, TuningScreen):  # dialogs and the guide above it
             self.pop_screen()
-        self.switch_screen(TuningHome(self.settings, privilege=self.privilege, host=message.host))
+        select, self.param_after_switch = self.param_after_switch, None
+        self.switch_screen(TuningHome(self.settings, privilege=self.privilege, host=message.host, select=select))
 
     def action_show_bench(self) -> None:
         """The benchmark screen (a run keeps going while other screens are shown)."""
@@ -381,6 +385,22 @@ class KumotuiApp(App[None]):
         """The tuning screen, wherever its stack is."""
         stack = self.get_screen_stack("tuning")
         return next((screen for screen in stack if isinstance(screen, TuningScreen)), None)
+
+    def show_param_on(self, host: str | None, key: str) -> None:
+        """A hint's jump: ``key`` on the tuning screen of ``host`` (None: the one the app is on).
+
+        Another host than the current one is switched to first, exactly as
+        the host switcher does (it is opened in a worker; until it answers the
+        app stays where it is), and its tuning screen opens with ``key`` selected.
+        """
+        current = self.settings.hosts[0] if self.settings.hosts else LOCAL
+        if host is None or host == current:
+            self.show_param(key)
+            return
+        if self.switching:
+            return
+        self.param_after_switch = key
+        self.switch_host(host)
 
     def show_param(self, key: str) -> bool:
         """Switch to the tuning screen with ``key``'s row selected (a hint's jump).

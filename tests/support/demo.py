@@ -20,7 +20,7 @@ from pathlib import Path
 from kumotui.backends.job import Job
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Role, Sample, Summary
-from kumotui.bench.hoststats import HostSampler, HostStats, ProcessCpu
+from kumotui.bench.hoststats import HostSampler, HostStats, ProcessCpu, SamplerReader
 from kumotui.bench.live import BenchSource
 from kumotui.bench.measure import measure
 from kumotui.bench.records import RunConfig, RunRecord, load_run, new_run, save_run
@@ -297,9 +297,9 @@ class ScriptedBenchmark(Benchmark):
 def demo_source(hold_at: int | None = None, *, paced: bool = False) -> BenchSource:
     """Scripted runs and readings: the live screen looks the same on every machine."""
     return BenchSource(
-        benchmark=lambda plan: ScriptedBenchmark(plan, hold_at=hold_at, paced=paced),
+        benchmark=lambda plan, placed: ScriptedBenchmark(plan, hold_at=hold_at, paced=paced),
         backends=lambda: ["builtin"],
-        sampler=DemoSampler,
+        readers=lambda hosts, route_to: [SamplerReader(name, DemoSampler()) for name in hosts],
         cpu_reader=lambda pid: ProcessCpu(97.0, 97.0),
         fd_reader=lambda pid: 57,
         nofile=lambda: 1_048_576,

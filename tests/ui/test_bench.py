@@ -400,7 +400,7 @@ async def test_a_failed_start_clears_the_last_runs_numbers(demo_dir: Path) -> No
         await finish(pilot, screen)
         assert "sent 60,000" in text(screen, "#gen-counts") and screen.outcome is not None
         assert screen.outcome.record.label == "first"
-        screen.source = replace(screen.source, benchmark=FailingBenchmark)
+        screen.source = replace(screen.source, benchmark=lambda plan, placed: FailingBenchmark(plan))
         await pilot.press("s")
         await wait_for(pilot, lambda: screen.state == "failed")
         await settle(pilot)

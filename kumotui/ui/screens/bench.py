@@ -30,6 +30,7 @@ from textual.content import Content
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.suggester import Suggester
 from textual.widgets import Footer, Input, Label, Log, OptionList, Select, Static
 from textual.worker import Worker, WorkerState
 
@@ -38,10 +39,12 @@ from kumotui.backends.samples import Sample
 from kumotui.bench.form import SINK_CHOICES, BenchForm, field_for_error, for_the_form, load_form, save_form
 from kumotui.bench.live import NO_CPU, NO_LATENCY, NO_THROUGHPUT, BenchSource, LiveFigures, LiveWatch, summary_lines
 from kumotui.bench.options import BenchOptions
-from kumotui.bench.run import Benchmark, BenchOutcome, prepare_plan, run_and_record
+from kumotui.bench.placement import LOCAL
+from kumotui.bench.run import Benchmark, BenchOutcome, run_and_record
+from kumotui.bench.session import open_live_run
 from kumotui.errors import KumotuiError
 from kumotui.hosts import HostFacts
-from kumotui.hosts.local import LocalHost
+from kumotui.hosts.remembered import load_config
 from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
 from kumotui.text.format import format_eta
@@ -50,7 +53,7 @@ from kumotui.ui.notices import describe_error, notify_error
 from kumotui.ui.widgets.bench_panes import (
     GeneratorPane,
     HintList,
-    HostPane,
+    HostPanes,
     LatencyPane,
     MtaPane,
     Pane,
@@ -100,6 +103,28 @@ RESPONSES_HINT = "none: accept all"
 """The Responses field's placeholder; ``providers`` or a responses.toml path make the built-in sink push back."""
 
 
+class HostSuggester(Suggester):
+    """Completes the last host typed in a hosts field from the host switcher's remembered hosts."""
+
+    def __init__(self) -> None:
+        """Case-sensitive (host specs are), not cached: the remembered list may change meanwhile."""
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        """``gen-a, mx`` → ``gen-a, mx2.example.net`` when that host is remembered."""
+        typed = value.rsplit(",", 1)[-1].lstrip()
+        if not typed:
+            return None
+        try:
+            remembered = load_config().hosts
+        except KumotuiError:
+            return None
+        found = next((host for host in (LOCAL, *remembered) if host.startswith(typed) and host != typed), None)
+        if found is None:
+            return None
+        return value[: len(value) - len(typed)] + found
+
+
 class BenchScreen(Screen[None]):
     """Start a benchmark, watch it live, and see its result beside KumoMTA's published figures."""
 
@@ -113,6 +138,13 @@ class BenchScreen(Screen[None]):
         ),
         Binding("e", "edit_form", "Edit", id="bench-edit", tooltip="Change the run's settings"),
         Binding("l", "toggle_log", "Log", id="bench-log", tooltip="Show or hide the jobs' raw output"),
+        Binding(
+            "n",
+            "next_host",
+            "Next host",
+            id="bench-next-host",
+            tooltip="Show the next host's pane (one at a time here)",
+        ),
         Binding("escape", "leave_form", "Leave form", id="bench-leave", show=False, tooltip="Back to the panes"),
         Binding("q", "app.request_quit", "Quit", id="quit", tooltip="Leave kumotui (asks first while a run goes)"),
     ]
@@ -134,6 +166,13 @@ class BenchScreen(Screen[None]):
         def can_replace(self, message: Message) -> bool:
             """A newer reading makes a queued older one pointless (job logs wait in the watch)."""
             return isinstance(message, BenchScreen.BenchSampled)
+
+    class HostsPlaced(Message):
+        """Every host of the run starting now answered: one pane each."""
+
+        def __init__(self, hosts: Sequence[str]) -> None:
+            super().__init__()
+            self.hosts = hosts
 
     class BenchFinished(Message):
         """The run ended, was summarised and saved."""
@@ -190,7 +229,9 @@ class BenchScreen(Screen[None]):
         self.state_dir = (settings.state_dir or default_state_dir()).absolute()
         """Where runs are saved, fixed now: a relative path must not follow a later chdir."""
         self.where = host_facts.hostname if host_facts is not None else platform.node()
-        """The machine the sink and the generator run on (the app benchmarks the one it runs on)."""
+        """This machine's name, for the status line."""
+        self.hosts: list[str] = [LOCAL]
+        """The run's hosts (``local`` for this machine), generators first, once they answered."""
         self.remembered, self.form_problem = load_form(self.state_dir)
         """The last form that started a run (else the defaults), and why a saved one was not used."""
 
@@ -221,6 +262,23 @@ class BenchScreen(Screen[None]):
                     id="target",
                     compact=True,
                     disabled=defaults.sink != "target",
+                )
+            with Horizontal(classes="form-row"):
+                yield Label("Generators on", classes="form-label -col1")
+                yield Input(
+                    defaults.generator_hosts,
+                    placeholder="local, or host, host…",
+                    id="generator_hosts",
+                    compact=True,
+                    suggester=HostSuggester(),
+                )
+                yield Label("Sink on", classes="form-label -col3")
+                yield Input(
+                    defaults.sink_host,
+                    placeholder="local",
+                    id="sink_host",
+                    compact=True,
+                    suggester=HostSuggester(),
                 )
             with Horizontal(classes="form-row"):
                 yield Label("Messages", classes="form-label -col1")
@@ -257,7 +315,7 @@ class BenchScreen(Screen[None]):
             yield SinkPane(id="sink-pane")
             yield MtaPane(id="mta-pane")
             yield LatencyPane(id="latency-pane")
-            yield HostPane(id="host-pane")
+            yield HostPanes(id="host-panes")
             yield HintList(id="hints")
             yield ChartRow(3, every=REDRAW_EVERY, id="bench-charts")
         yield Log(max_lines=LOG_LINES, id="bench-log")
@@ -272,8 +330,9 @@ class BenchScreen(Screen[None]):
             self.notify(self.form_problem, title="Remembered form not used", severity="warning", markup=False)
 
     def on_resize(self) -> None:
-        """Short terminals get the compact layout (see the stylesheet's ``-short``)."""
+        """Short terminals get the compact layout (see the stylesheet's ``-short``): one host's pane at a time."""
         self.set_class(self.size.height < SHORT_ROWS, "-short")
+        self.refresh_bindings()
 
     def on_unmount(self) -> None:
         """Stop every job of a run still going (quit, crash): nothing outlives the app.
@@ -317,27 +376,18 @@ class BenchScreen(Screen[None]):
         except (KumotuiError, OSError) as error:
             message = f"The form's values are not remembered: {describe_error(error)}"
             self.app.call_from_thread(self.notify, message, severity="warning", markup=False)
-        plan, facts = prepare_plan(
-            self.settings,
-            LocalHost(),
-            options,
-            backend=form.backend,
-            sink=form.sink_request(),
-            label=form.run_label(),
-        )
-        facts = self.fixed_facts or facts
-        bench = self.source.benchmark(plan)
-        watch = LiveWatch(
-            options,
-            plan.parameters,
-            sampler=self.source.sampler,
-            cpu_reader=self.source.cpu_reader,
-            fd_reader=self.source.fd_reader,
-            nofile=self.source.nofile(),
-        )
+        run = open_live_run(self.settings, form, options, self.source)  # every host reached and checked first
+        try:
+            self._drive(run.bench, run.watch, self.fixed_facts or run.facts, list(run.placed.hosts))
+        finally:
+            run.close()
+
+    def _drive(self, bench: Benchmark, watch: LiveWatch, facts: HostFacts, hosts: list[str]) -> None:
+        """Run ``bench`` to its end (or a stop), one reading per poll; nothing starts once a stop was asked."""
         self.bench, self.live = bench, watch
-        if self._stop_asked.is_set():
-            bench.request_stop()
+        if self._stop_asked.is_set():  # stopped (or the app quit) while the hosts were reached: start nothing
+            raise KumotuiError("stopped before the run started; nothing was started on any host")
+        self.post_message(self.HostsPlaced(hosts))
 
         def sampled(fresh: list[Sample]) -> None:
             self.post_message(self.BenchSampled(watch.tick(bench, fresh)))
@@ -382,7 +432,7 @@ class BenchScreen(Screen[None]):
             self.query_one(SinkPane).show(figures)
             self.query_one(MtaPane).show(figures)
             self.query_one(LatencyPane).show(figures)
-            self.query_one(HostPane).show(figures)
+            self.query_one(HostPanes).show(figures)
             self.query_one(ChartRow).show(figures.throughput_chart, figures.latency_chart, figures.cpu_chart)
             if figures.hints:
                 hints = self.query_one(HintList)
@@ -393,6 +443,13 @@ class BenchScreen(Screen[None]):
                     hints.focus(scroll_visible=False)
             self.update_status()
             self.flush_log()
+
+    async def on_bench_screen_hosts_placed(self, message: HostsPlaced) -> None:
+        """One pane per host of the run (mounted before the run's first reading is shown)."""
+        self.hosts = list(message.hosts)
+        await self.query_one(HostPanes).place(message.hosts)
+        self.refresh_bindings()
+        self.update_status()
 
     def on_bench_screen_bench_finished(self, message: BenchFinished) -> None:
         """Show the summary card and the whole run's charts; the run is in the history now."""
@@ -456,12 +513,17 @@ class BenchScreen(Screen[None]):
         self.query_one("#bench-status", Readout).show(Content(" · ").join(parts))
 
     def where_line(self) -> Content:
-        """Which machine the run's jobs are on: this one (and, when the app tunes another, not that one)."""
-        line = Content.from_markup("on [b]$host[/b] (this machine)", host=self.where)
-        if self.settings.hosts:
-            line += Content.from_markup(
-                "[$text-warning], not $remote[/]", remote=", ".join(str(h) for h in self.settings.hosts)
-            )
+        """Which machines the run's jobs are on: this one, or the hosts the form placed them on."""
+        try:
+            roles = (self.form_text if self.state != BenchState.IDLE else self.read_form()).roles()
+        except KumotuiError:
+            roles = None
+        if roles is None or set(roles.by_host()) == {LOCAL}:
+            return Content.from_markup("on [b]$host[/b] (this machine)", host=self.where)
+        generators = ", ".join(spec or LOCAL for spec in roles.generators)
+        line = Content.from_markup("generator on [b]$gens[/b]", gens=generators)
+        if roles.starts_sink:
+            line += Content.from_markup(" · sink on [b]$sink[/b]", sink=roles.sink or LOCAL)
         return line
 
     def on_descendant_focus(self) -> None:
@@ -538,14 +600,21 @@ class BenchScreen(Screen[None]):
             sink_listen=text("sink_listen"),
             mta_metrics=text("mta_metrics"),
             responses=text("responses"),
+            generator_hosts=text("generator_hosts"),
+            sink_host=text("sink_host"),
         )
 
     @on(Select.Changed, "#sink")
     def _sink_changed(self, event: Select.Changed) -> None:
         target = self.query_one("#target", Input)
         target.disabled = event.value != "target"
+        self.query_one("#sink_host", Input).disabled = not target.disabled
         if not target.disabled:
             target.focus()
+
+    @on(Input.Changed, "#generator_hosts, #sink_host")
+    def _hosts_changed(self) -> None:
+        self.update_status()
 
     @on(Input.Submitted)
     async def _field_submitted(self) -> None:
@@ -570,9 +639,9 @@ class BenchScreen(Screen[None]):
                 return
             self.query_one(f"#{field}").focus()
             return
-        show_param = getattr(self.app, "show_param", None)
+        show_param = getattr(self.app, "show_param_on", None)
         if show_param is not None:
-            show_param(param)
+            show_param(hint.host, param)
 
     # -- actions ---------------------------------------------------------
 
@@ -587,6 +656,8 @@ class BenchScreen(Screen[None]):
             return not running and self.state != BenchState.STOPPING
         if action == "leave_form":
             return self.in_form()
+        if action == "next_host":
+            return len(self.hosts) > 1 and self.has_class("-short")
         return True
 
     def action_start(self) -> None:
@@ -595,10 +666,6 @@ class BenchScreen(Screen[None]):
             return
         form = self.read_form()
         try:
-            if self.settings.hosts:
-                raise KumotuiError(
-                    "the app benchmarks this machine; for a remote host run `kumotui bench --host HOST --local-sink`"
-                )
             options = form.options()
         except KumotuiError as error:
             self.show_form_error(str(error))
@@ -642,6 +709,11 @@ class BenchScreen(Screen[None]):
             hints.focus()
         else:
             self.set_focus(None)
+
+    def action_next_host(self) -> None:
+        """Show the next host's pane (a short terminal shows one host at a time)."""
+        if len(self.hosts) > 1:
+            self.query_one(HostPanes).next_host()
 
     def action_toggle_log(self) -> None:
         """Show or hide the jobs' output."""

@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from kumotui.bench.report import reports_dir
@@ -159,6 +160,7 @@ class TuningScreen(Screen[None]):
         host_facts: HostFacts | None = None,
         privilege: Privilege | None = None,
         host: Host | None = None,
+        select: str | None = None,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -170,6 +172,7 @@ class TuningScreen(Screen[None]):
             host_facts: fixed facts (tests, screenshots); read from the host when None.
             privilege: a fixed privilege mode (tests, screenshots); detected when None.
             host: a connection already open (the host switcher's); opened here when None.
+            select: the key whose row the cursor goes to once the values are read (a hint's jump).
             name: Textual's widget name.
             id: Textual's widget id.
             classes: Textual's CSS classes.
@@ -178,6 +181,8 @@ class TuningScreen(Screen[None]):
         self.settings = settings
         self.host: Host | None = host
         """The open connection (local or SSH), closed when the screen goes away."""
+        self.select_on_read = select
+        """The key to select when the first values arrive, if any."""
         self.target: Target | None = None
         """The host's tree, drop-in and journal; set by the first ``read_host``."""
         self.fixed_facts = host_facts
@@ -329,6 +334,17 @@ class TuningScreen(Screen[None]):
         self.boot = message.boot
         self.query_one(HostHeader).profile_name = message.profile.name
         self.refresh_rows()
+        select, self.select_on_read = self.select_on_read, None
+        if select is not None:
+            self.select_key(select)
+
+    def select_key(self, key: str) -> None:
+        """Put the cursor on ``key``'s row (a hint's jump from the benchmark screen), if it is shown."""
+        table = self.query_one(ParamTable)
+        try:
+            table.move_cursor(row=table.get_row_index(key))
+        except RowDoesNotExist:
+            self.notify(f"{key} is not in this profile's table.", title="Not in this profile", markup=False)
 
     # -- rendering -------------------------------------------------------
 

@@ -21,7 +21,7 @@ from textual.widgets import Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
 from kumotui.bench.hints import Hint
-from kumotui.bench.live import LiveFigures
+from kumotui.bench.live import HostView, LiveFigures
 from kumotui.text.format import (
     format_bytes,
     format_bytes_rate,
@@ -31,6 +31,7 @@ from kumotui.text.format import (
     format_mmh,
     format_ms,
     format_rate,
+    format_size,
 )
 from kumotui.ui.widgets.glyphs import cpu_bars, trend_arrow
 
@@ -144,11 +145,17 @@ class GeneratorPane(Pane):
             yield ProgressBar(total=1.0, show_eta=False, id="gen-progress")
             yield Readout("", id="gen-eta")
         yield Readout("", id="gen-rates")
+        yield Readout("", id="gen-hosts")
+
+    def on_mount(self) -> None:
+        """The per-host line shows only for generators on several hosts."""
+        self.query_one("#gen-hosts", Readout).display = False
 
     def reset(self) -> None:
         """Back to "not started": empty bar, no ETA, no rates."""
         super().reset()
         self.query_one("#gen-progress", ProgressBar).update(progress=0)
+        self.query_one("#gen-hosts", Readout).display = False
 
     def show(self, figures: LiveFigures) -> None:
         """Move the bar, update the counters and rates."""
@@ -179,6 +186,23 @@ class GeneratorPane(Pane):
             + steady
             + _fmt(" · whole run $whole", whole=format_rate(figures.whole_rate))
         )
+        senders = [view for view in figures.hosts if view.sent is not None]
+        per_host = self.query_one("#gen-hosts", Readout)
+        per_host.display = len(senders) > 1
+        if len(senders) > 1:
+            per_host.show(
+                _fmt("per host: ")
+                + Content(" · ").join(
+                    _fmt(
+                        "$host [b]$sent[/b] at $rate/s",
+                        host=view.name,
+                        sent=format_count(view.sent),
+                        rate=format_rate(view.rate),
+                    )
+                    for view in senders
+                )
+                + _fmt(" · total [b]$rate[/b]/s", rate=format_rate(figures.rate))
+            )
 
 
 REFUSAL_WORDS = {
@@ -328,7 +352,13 @@ class LatencyPane(Pane):
 
 
 class HostPane(Pane):
-    """CPU per core, memory, network on the interface in use, TCP states, open files."""
+    """One host of the run: who read it, CPU per core and memory, network and TCP, files and overflows.
+
+    With one host on this machine it reads as it always did ("Host", three
+    lines); when the run names its hosts, the label is the host's name and
+    a first line says what runs there, who read the counters (the agent's
+    pid on a remote host) and what the reading cost.
+    """
 
     LABEL = "Host"
     DEFAULT_CSS = """
@@ -337,24 +367,64 @@ class HostPane(Pane):
     }
     """
 
+    def __init__(
+        self,
+        host: str = "local",
+        *,
+        named: bool = False,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        """A pane for ``host`` (as the run names it), labelled with its name when ``named``."""
+        super().__init__(name=name, id=id, classes=classes)
+        self.host = host
+        if named:
+            self.LABEL = host[:9]
+
     def compose_body(self) -> ComposeResult:
-        """Three lines: CPU and memory; network and TCP; files."""
-        yield Readout(Content.from_markup("[$text-muted]not started[/]"), id="host-cpu")
-        yield Readout("", id="host-net")
-        yield Readout("", id="host-files")
+        """Four lines: who and what (when hosts are named); CPU and memory; network and TCP; files."""
+        yield Readout("", classes="host-who")
+        yield Readout(Content.from_markup("[$text-muted]not started[/]"), classes="host-cpu")
+        yield Readout("", classes="host-net")
+        yield Readout("", classes="host-files")
+
+    def on_mount(self) -> None:
+        """The first line shows only when the run names its hosts."""
+        self.query_one(".host-who", Readout).display = False
+
+    def reset(self) -> None:
+        """Back to "not started" (a new run on the same hosts)."""
+        for readout in self.query(Readout):
+            readout.show(Content(""))
+        self.query_one(".host-cpu", Readout).show(NOT_STARTED)
 
     def show(self, figures: LiveFigures) -> None:
-        """One host reading."""
-        host = figures.host
+        """This pane's host in one tick's figures."""
+        view = next((v for v in figures.hosts if v.name == self.host), None)
+        if view is not None:
+            self.show_view(view, figures, named=figures.named_hosts)
+
+    def show_view(self, view: HostView, figures: LiveFigures, *, named: bool, place: str = "") -> None:
+        """One host's reading (``place``: "2/3" when the screen shows one pane at a time)."""
+        who = self.query_one(".host-who", Readout)
+        who.display = named
+        if named:
+            who.show(_who_line(view, place))
+        host = view.reading.stats
         if host is None:
+            if view.reading.error:
+                self.query_one(".host-cpu", Readout).show(
+                    _fmt("[$text-error b]no reading: $error[/]", error=view.reading.error)
+                )
             return
         cores = host.cpu_per_core
         average = sum(cores) / len(cores) if cores else 0.0
         width = max(8, self.size.width - 40) if self.size.width else 32
         gen = ""
-        if figures.gen_cpu is not None:
-            gen = f" · generator {figures.gen_cpu.busiest:.0f}% of a core"
-        self.query_one("#host-cpu", Readout).show(
+        if view.gen_cpu is not None:
+            gen = f" · generator {view.gen_cpu.busiest:.0f}% of a core"
+        self.query_one(".host-cpu", Readout).show(
             _fmt(
                 "CPU [$text-accent]$bars[/] [b]$avg%[/b]$gen · mem $used/$total",
                 bars=cpu_bars(cores, width),
@@ -364,8 +434,8 @@ class HostPane(Pane):
                 total=format_bytes(host.memory_total),
             )
         )
-        tw_of = f"/{figures.ports:,} ports" if figures.ports else ""
-        self.query_one("#host-net", Readout).show(
+        tw_of = f"/{view.ports:,} ports" if view.ports else ""
+        self.query_one(".host-net", Readout).show(
             _fmt(
                 "$nic ↓$rx ↑$tx · TCP est $est · TIME_WAIT [b]$tw[/b]$of",
                 nic=host.interface or "net",
@@ -376,17 +446,97 @@ class HostPane(Pane):
                 of=tw_of,
             )
         )
-        overflow_style = "$text-error b" if figures.listen_overflows else "$text-muted"
-        self.query_one("#host-files", Readout).show(
-            _fmt(
-                f"files $files/$max · generator fds $fds/$nofile · [{overflow_style}]listen overflows +$over[/]",
-                files=format_count(host.open_files),
-                max=format_compact(host.open_files_max),
-                fds=format_count(figures.gen_fds),
-                nofile=format_compact(figures.nofile),
-                over=format_count(figures.listen_overflows),
+        overflow_style = "$text-error b" if view.listen_overflows else "$text-muted"
+        if view.gen_fds is not None or not named:
+            limit = _fmt(
+                "generator fds $fds/$nofile", fds=format_count(view.gen_fds), nofile=format_compact(view.nofile)
             )
+        else:
+            limit = _fmt("nofile limit $nofile", nofile=format_compact(view.nofile))
+        self.query_one(".host-files", Readout).show(
+            _fmt("files $files/$max · ", files=format_count(host.open_files), max=format_compact(host.open_files_max))
+            + limit
+            + _fmt(f" · [{overflow_style}]listen overflows +$over[/]", over=format_count(view.listen_overflows))
         )
+
+
+def _who_line(view: HostView, place: str) -> Content:
+    """A named host's first line: name, roles, its generator's share now, who read it and at what cost."""
+    reading = view.reading
+    sender = ""
+    if view.sent is not None:
+        sender = f" · sent {format_count(view.sent)} at {format_rate(view.rate)}/s"
+    reader = ""
+    if reading.reader_pid is not None:
+        cost = f"{format_ms(reading.seconds * 1000)} ms" + (f", {format_size(reading.bytes)}" if reading.bytes else "")
+        reader = f" · read by pid {reading.reader_pid} ({cost})"
+    shown = f" ({place}, n: next)" if place else ""
+    return _fmt(
+        "[b]$host[/b][$text-accent]$shown[/] [$text-muted]$roles[/]$sender[$text-muted]$reader[/]",
+        host=view.name,
+        roles=" + ".join(view.roles),
+        sender=sender,
+        reader=reader,
+        shown=shown,
+    )
+
+
+class HostPanes(Vertical):
+    """One :class:`HostPane` per host of the run, stacked; in a short terminal one at a time
+    (the screen's ``n`` shows the next, and the stylesheet hides the others)."""
+
+    DEFAULT_CSS = """
+    HostPanes {
+        height: auto;
+    }
+    """
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        """Start with one pane for this machine (what a run without other hosts shows)."""
+        super().__init__(name=name, id=id, classes=classes)
+        self.hosts: list[str] = ["local"]
+        self.current = 0
+        """The pane shown when only one is (its index in :attr:`hosts`)."""
+        self.figures: LiveFigures | None = None
+
+    def compose(self) -> ComposeResult:
+        """This machine's pane until a run places its hosts."""
+        yield HostPane("local", classes="-current")
+
+    async def place(self, hosts: Sequence[str]) -> None:
+        """One pane per host of the run starting now (kept when the hosts did not change)."""
+        self.figures = None
+        if list(hosts) == self.hosts:
+            for pane in self.query(HostPane):
+                pane.reset()
+            return
+        self.hosts, self.current = list(hosts), 0
+        named = len(hosts) > 1 or hosts[0] != "local"
+        await self.remove_children()
+        await self.mount_all(
+            [HostPane(host, named=named, classes="-current" if index == 0 else "") for index, host in enumerate(hosts)]
+        )
+
+    def show(self, figures: LiveFigures) -> None:
+        """Every pane's host in this tick's figures."""
+        self.figures = figures
+        single = self.screen.has_class("-short") and len(self.hosts) > 1
+        panes = list(self.query(HostPane))
+        for index, pane in enumerate(panes):
+            view = next((v for v in figures.hosts if v.name == pane.host), None)
+            if view is not None:
+                place = f"{index + 1}/{len(panes)}" if single else ""
+                pane.show_view(view, figures, named=figures.named_hosts, place=place)
+
+    def next_host(self) -> str:
+        """Show the next host's pane (in a short terminal, where one shows at a time); its name."""
+        panes = list(self.query(HostPane))
+        self.current = (self.current + 1) % len(panes)
+        for index, pane in enumerate(panes):
+            pane.set_class(index == self.current, "-current")
+        if self.figures is not None:
+            self.show(self.figures)
+        return panes[self.current].host
 
 
 def hint_prompt(hint: Hint, active: bool) -> Content:
@@ -394,7 +544,7 @@ def hint_prompt(hint: Hint, active: bool) -> Content:
     icon = "⚠" if hint.severity == "warn" else "ℹ"
     style = ("$text-warning" if hint.severity == "warn" else "$text-accent") if active else "$text-muted"
     where = ""
-    if hint.param:
+    if hint.param and hint.host is None:  # a host's hint names its parameter, and where, in its title
         where = f" → {hint.param}"
     seen = "" if active else " (earlier in this run)"
     return Content.from_markup(
