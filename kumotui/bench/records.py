@@ -115,6 +115,39 @@ def _facts(data: Mapping[str, Any]) -> HostFacts:
 
 
 @dataclass(frozen=True)
+class RunRedirect:
+    """A run's port-25 redirect (``--redirect-port25``, or the form's checkbox): what went where, and its end."""
+
+    host: str
+    """The MTA's host that had the rule (``local`` for this machine)."""
+    rule: str
+    """The rule in words (:meth:`~kumotui.tuning.redirect.Redirect.describe`)."""
+    tool: str
+    """``nftables`` or ``iptables``: the firewall that held it."""
+    commands: tuple[str, ...]
+    """The commands that wrote it, as a person would type them."""
+    removed: bool = True
+    """Removed when the run ended (else ``kumotui redirect remove`` must, and ``error`` says why not)."""
+    error: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """The stored shape."""
+        return {**asdict(self), "commands": list(self.commands)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunRedirect:
+        """Rebuild from :meth:`as_json`."""
+        return cls(
+            host=str(data["host"]),
+            rule=str(data["rule"]),
+            tool=str(data["tool"]),
+            commands=tuple(str(command) for command in data.get("commands") or []),
+            removed=bool(data.get("removed", True)),
+            error=str(data.get("error") or ""),
+        )
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """One benchmark run as saved."""
 
@@ -149,6 +182,8 @@ class RunRecord:
 
     pushback: tuple[DomainPushback, ...] = ()
     """A Smart Sink's answers per recipient domain (``--responses``): the backpressure applied."""
+    redirect: RunRedirect | None = None
+    """The MTA host's outbound port 25 was redirected to the sink for this run (None: it was not)."""
 
     def host_entries(self) -> tuple[HostEntry, ...]:
         """The run's hosts; for a record from before per-host entries, the one host it kept."""
@@ -201,6 +236,7 @@ class RunRecord:
             "generators": [part.as_json() for part in self.generators],
             "failure": self.failure,
             "pushback": [row.as_json() for row in self.pushback],
+            "redirect": self.redirect.as_json() if self.redirect else None,
         }
 
     @classmethod
@@ -225,6 +261,7 @@ class RunRecord:
             generators=tuple(SenderResult.from_json(g) for g in data.get("generators") or []),
             failure=str(data.get("failure") or ""),
             pushback=tuple(DomainPushback.from_json(row) for row in data.get("pushback") or []),
+            redirect=RunRedirect.from_json(data["redirect"]) if data.get("redirect") else None,
         )
 
 
