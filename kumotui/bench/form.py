@@ -37,6 +37,7 @@ FIELD_FLAGS: dict[str, str] = {
     "mta_metrics": "--mta-metrics",
     "label": "--label",
     "responses": "--responses",
+    "redirect_port25": "--redirect-port25",
 }
 """Each form field and the ``kumotui bench`` flag it stands for (errors name the flag)."""
 
@@ -183,6 +184,7 @@ FIELD_LABELS: dict[str, str] = {
     "mta_metrics": "Metrics",
     "label": "Label",
     "responses": "Responses",
+    "redirect_port25": "Redirect port 25",
 }
 """Each form field's label on the benchmark screen, as errors there name it."""
 
