@@ -86,7 +86,7 @@ class BenchForm:
     """Where a started sink listens, ``ADDR:PORT``; empty: a free port, or 2026 for a run through an MTA
     (KumoMTA's sink port, where the MTA's routing points)."""
     responses: str = ""
-    """A Smart Sink responses file for a started built-in sink (``providers``: kumotui's own); empty:
+    """A Smart Sink responses file for a started built-in or kumomta sink (``providers``: kumotui's own); empty:
     the sink accepts everything."""
 
     def sink_request(self) -> SinkRequest:
