@@ -72,7 +72,7 @@ class SinkRequest:
     """Read the generator's per-message stamps of this run tag (built-in sink; a run through an MTA)."""
     responses: str | None = None
     """A Smart Sink responses file (KumoMTA's ``responses.toml`` format): per-domain bounces and deferrals
-    (built-in sink)."""
+    (built-in sink; kumomta sink: embedded in its kumod policy)."""
     seed: int | None = None
     """The seed of the sink's draws, for repeatable runs (built-in sink)."""
     metrics_listen: str | None = None

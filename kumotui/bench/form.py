@@ -41,6 +41,7 @@ FIELD_FLAGS: dict[str, str] = {
     "responses": "--responses",
     "generator_hosts": "--host",
     "sink_host": "--sink-host",
+    "redirect_port25": "--redirect-port25",
 }
 """Each form field and the ``kumotui bench`` flag it stands for (errors name the flag)."""
 
@@ -101,7 +102,7 @@ class BenchForm:
     """Where a started sink listens, ``ADDR:PORT``; empty: a free port, or 2026 for a run through an MTA
     (KumoMTA's sink port, where the MTA's routing points)."""
     responses: str = ""
-    """A Smart Sink responses file for a started built-in sink (``providers``: kumotui's own); empty:
+    """A Smart Sink responses file for a started built-in or kumomta sink (``providers``: kumotui's own); empty:
     the sink accepts everything."""
     generator_hosts: str = ""
     """Where the generators run: hosts separated by commas (``local`` is this machine); empty: this machine.
@@ -224,6 +225,7 @@ FIELD_LABELS: dict[str, str] = {
     "responses": "Responses",
     "generator_hosts": "Generators on",
     "sink_host": "Sink on",
+    "redirect_port25": "Redirect port 25",
 }
 """Each form field's label on the benchmark screen, as errors there name it."""
 

@@ -646,7 +646,7 @@ def summary_lines(outcome: BenchOutcome) -> list[str]:
         counted += f" · p99 {format_ms(p99)} ms"
     lines.append(counted)
     lines += headline(record)
-    lines += [f"{label.capitalize()}: {text}" for label, text in delivery_lines(record.delivery, record.mta)]
+    lines += [f"{label.capitalize()}: {text}" for label, text in delivery_lines(record)]
     lines.append(published_verdict(record))
     if not gen.ok and gen.reason:
         lines.append(f"Not ok: {gen.reason}")

@@ -242,17 +242,17 @@ def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
 def check_sink(request: SinkRequest, *, workers_flag: str = "--workers", backend: str = "builtin") -> SinkRequest:
     """Refuse a nonsense sink before starting anything, each error naming its flag.
 
-    ``backend`` is the resolved backend that will run the sink: only the
-    built-in sink answers from a responses file (kumod's sink policy and
-    Postfix's smtp-sink accept everything), and silently ignoring
-    ``--responses`` would report a run without backpressure as one with it.
+    ``backend`` is the resolved backend that will run the sink: the built-in
+    sink and kumod's sink policy answer from a responses file, Postfix's
+    smtp-sink cannot, and silently ignoring ``--responses`` would report a
+    run without backpressure as one with it.
     """
     tempfail, permfail = request.tempfail_percent, request.permfail_percent
     checks = [
         (
-            not request.responses or backend == "builtin",
-            f"--responses: only the built-in sink answers from a responses file; the {backend} sink cannot "
-            "(use --backend builtin, or leave --responses out)",
+            not request.responses or backend in ("builtin", "kumomta"),
+            f"--responses: the {backend} sink cannot answer from a responses file; the builtin and kumomta "
+            "sinks can (use --backend builtin or kumomta, or leave --responses out)",
         ),
         (
             not request.metrics_listen or backend == "builtin",

@@ -118,6 +118,39 @@ def _facts(data: Mapping[str, Any]) -> HostFacts:
 
 
 @dataclass(frozen=True)
+class RunRedirect:
+    """A run's port-25 redirect (``--redirect-port25``, or the form's checkbox): what went where, and its end."""
+
+    host: str
+    """The MTA's host that had the rule (``local`` for this machine)."""
+    rule: str
+    """The rule in words (:meth:`~kumotui.tuning.redirect.Redirect.describe`)."""
+    tool: str
+    """``nftables`` or ``iptables``: the firewall that held it."""
+    commands: tuple[str, ...]
+    """The commands that wrote it, as a person would type them."""
+    removed: bool = True
+    """Removed when the run ended (else ``kumotui redirect remove`` must, and ``error`` says why not)."""
+    error: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """The stored shape."""
+        return {**asdict(self), "commands": list(self.commands)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunRedirect:
+        """Rebuild from :meth:`as_json`."""
+        return cls(
+            host=str(data["host"]),
+            rule=str(data["rule"]),
+            tool=str(data["tool"]),
+            commands=tuple(str(command) for command in data.get("commands") or []),
+            removed=bool(data.get("removed", True)),
+            error=str(data.get("error") or ""),
+        )
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """One benchmark run as saved."""
 
@@ -154,6 +187,8 @@ class RunRecord:
     """A Smart Sink's answers per recipient domain (``--responses``): the backpressure applied."""
     mta: MtaView | None = None
     """The MTA under test's own figures at the end of the run (its counters are its own, since it started)."""
+    redirect: RunRedirect | None = None
+    """The MTA host's outbound port 25 was redirected to the sink for this run (None: it was not)."""
 
     def host_entries(self) -> tuple[HostEntry, ...]:
         """The run's hosts; for a record from before per-host entries, the one host it kept."""
@@ -207,6 +242,7 @@ class RunRecord:
             "failure": self.failure,
             "pushback": [row.as_json() for row in self.pushback],
             "mta": self.mta.as_json() if self.mta else None,
+            "redirect": self.redirect.as_json() if self.redirect else None,
         }
 
     @classmethod
@@ -232,6 +268,7 @@ class RunRecord:
             failure=str(data.get("failure") or ""),
             pushback=tuple(DomainPushback.from_json(row) for row in data.get("pushback") or []),
             mta=MtaView.from_json(data["mta"]) if data.get("mta") else None,
+            redirect=RunRedirect.from_json(data["redirect"]) if data.get("redirect") else None,
         )
 
 

@@ -20,7 +20,6 @@ from kumotui.bench.backpressure import DomainPushback
 from kumotui.bench.charts import chart_svg, overlay_charts, run_charts
 from kumotui.bench.delivery import Delivery
 from kumotui.bench.measure import Rate
-from kumotui.bench.mta import MtaView
 from kumotui.bench.published import (
     PLANNING_GUIDANCE,
     PUBLISHED_RESULTS,
@@ -29,7 +28,7 @@ from kumotui.bench.published import (
     comparability,
     versus_published,
 )
-from kumotui.bench.records import HostEntry, RunRecord, RunStatus
+from kumotui.bench.records import HostEntry, RunRecord, RunRedirect, RunStatus
 from kumotui.errors import KumotuiError
 from kumotui.hosts.local import atomic_write
 from kumotui.text.format import (
@@ -132,12 +131,19 @@ def refused_text(failures: Mapping[str, int]) -> str:
     return ", ".join(f"{kind.replace('_', ' ')} {count:,}" for kind, count in failures.items()) or "none"
 
 
-def delivery_lines(delivery: Delivery | None, mta: MtaView | None = None) -> list[tuple[str, str]]:
-    """A run through an MTA, as label and text: the probe, the accounting, delivery latency, the drain,
-    and the MTA's own figures at the end (``mta``, when it publishes any)."""
+def redirect_text(redirect: RunRedirect) -> str:
+    """A run's port-25 redirect in one line: the rule, the firewall, and whether it was removed."""
+    end = "removed when the run ended" if redirect.removed else f"NOT removed ({redirect.error or 'unknown'})"
+    return f"on {redirect.host}: {redirect.rule}; {end}"
+
+
+def delivery_lines(run: RunRecord) -> list[tuple[str, str]]:
+    """A run through an MTA, as label and text: the redirect, the probe, the accounting, latency, the drain,
+    and the MTA's own figures at the end (when it publishes any)."""
+    delivery, redirect, mta = run.delivery, run.redirect, run.mta
     if delivery is None:
         return []
-    lines = []
+    lines = [("redirect", redirect_text(redirect))] if redirect is not None else []
     probe = delivery.probe
     if probe is not None:
         lines.append(
@@ -362,7 +368,9 @@ def _single(run: RunRecord) -> list[str]:
     lines += ["## Headline", "", *(f"- {line}" for line in headline(run))]
     if run.delivery is not None:
         lines += ["", "## Through the MTA under test", ""]
-        lines += _md_table(["", "Value"], delivery_lines(run.delivery, run.mta), align="ll")
+        lines += _md_table(["", "Value"], delivery_lines(run), align="ll")
+        if run.redirect is not None:
+            lines += ["", "The redirect was written with:", "", *(f"    {cmd}" for cmd in run.redirect.commands)]
     if run.pushback:
         lines += ["", "## Backpressure applied by the sink (responses file, per recipient domain)", ""]
         lines += _md_table(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import math
 import secrets
+import shlex
 import threading
 import time
 import weakref
@@ -40,7 +41,7 @@ from kumotui.bench.delivery import (
 from kumotui.bench.measure import measure
 from kumotui.bench.mta import MtaView, MtaWatcher, watcher_for
 from kumotui.bench.options import BenchOptions
-from kumotui.bench.records import HostEntry, RunConfig, RunRecord, new_run, save_run
+from kumotui.bench.records import HostEntry, RunConfig, RunRecord, RunRedirect, new_run, save_run
 from kumotui.bench.route import probe_ids, probe_route
 from kumotui.bench.senders import SenderResult, merged_sample, merged_summary, share
 from kumotui.bench.watched import WatchedSink
@@ -191,6 +192,8 @@ class Benchmark:
         self.redirect_error: str | None = None
         """Why the rule could not be removed at the end (it is still journaled), if it could not."""
         self._unredirect: Callable[[], object] | None = None
+        self.redirect_record: RunRedirect | None = None
+        """The rule as the run record keeps it (set once it is written; ``removed`` filled in at the end)."""
         self.phase = "starting"
         """``starting``, ``probing`` (the route through the MTA), ``sending``, ``draining`` (the MTA's
         backlog), ``done``: what a live view says the run is doing."""
@@ -300,6 +303,13 @@ class Benchmark:
         site.announce(rule)
         add_redirect(rule, site.host, site.state_dir, run)
         self.redirected = rule
+        self.redirect_record = RunRedirect(
+            host=site.host.name,
+            rule=rule.describe(),
+            tool="nftables" if rule.tool == "nft" else "iptables",
+            commands=tuple(shlex.join(command) for command in rule.add_commands()),
+            removed=False,
+        )
         self._unredirect = lambda: remove_redirect(site.host, site.state_dir, run)
 
     def _remove_redirect(self) -> None:
@@ -604,8 +614,16 @@ class Benchmark:
             failure=self.failure or "",
             pushback=self.pushback(),
             mta=self.mta_at_end,
+            redirect=self._redirect_outcome(),
         )
         return BenchOutcome(record, self.target, interrupted)
+
+    def _redirect_outcome(self) -> RunRedirect | None:
+        """The run's redirect for its record, once :meth:`stop` removed it (or could not)."""
+        if self.redirect_record is None:
+            return None
+        error = self.redirect_error
+        return replace(self.redirect_record, removed=error is None and self.redirected is None, error=error or "")
 
     # -- jobs, from the backend registry -------------------------------------------------
 

@@ -11,15 +11,17 @@ figures; :meth:`LiveRun.close` leaves nothing open on any host.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kumotui.bench.form import BenchForm
 from kumotui.bench.live import LIVE_LOG_LINES, BenchSource, LiveWatch
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.placement import PlacedRoles, check_listen, host_entries, open_roles
-from kumotui.bench.run import Benchmark, prepare_plan
+from kumotui.bench.run import Benchmark, RedirectSite, prepare_plan
 from kumotui.hosts import HostFacts
 from kumotui.settings import Settings
+from kumotui.tuning.redirect import Redirect
 
 
 @dataclass
@@ -37,8 +39,19 @@ class LiveRun:
         self.placed.close()
 
 
-def open_live_run(settings: Settings, form: BenchForm, options: BenchOptions, source: BenchSource) -> LiveRun:
+def open_live_run(
+    settings: Settings,
+    form: BenchForm,
+    options: BenchOptions,
+    source: BenchSource,
+    *,
+    confirm_redirect: Callable[[Redirect], None] | None = None,
+) -> LiveRun:
     """Reach every host the form names, check the placement, read each host's values, and build the run.
+
+    With the port-25 redirect asked for, its rule goes on the first generator's host (where the MTA under
+    test runs, as for ``bench --redirect-port25``), journaled in that host's state dir;
+    ``confirm_redirect`` sees the exact rule before it is written and raises to refuse it.
 
     Blocks (SSH handshakes, reading kernel values over each agent); on any
     failure every host opened so far is closed again.
@@ -63,6 +76,10 @@ def open_live_run(settings: Settings, form: BenchForm, options: BenchOptions, so
             hosts=entries,
         )
         bench = source.benchmark(plan, placed)
+        if options.redirect_port25:  # the CLI's path: journaled, proven by the probe, removed at the end
+            host = placed.host(roles.generators[0])
+            state_dir = settings.state_dir or host.default_state_dir()
+            bench.redirect_site = RedirectSite(host, state_dir, confirm_redirect or (lambda _rule: None))
         watch = LiveWatch(
             options,
             plan.parameters,

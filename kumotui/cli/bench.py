@@ -493,13 +493,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
 
 def _announce(rule: Redirect) -> None:
     """Show the rule before it is written, as ``apply`` shows its plan."""
-    print(
-        f"kumotui: for this run, {rule.describe()}; removed when the run ends. Writing:\n"
-        + rule.shown(rule.add_commands()),
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(f"kumotui: {rule.plan_text()}", end="", file=sys.stderr, flush=True)
 
 
 def _run(bench: Benchmark, facts: HostFacts, settings: Settings, *, live: bool) -> BenchOutcome:

@@ -274,7 +274,7 @@ def add_sink_answer_options(group: argparse._ArgumentGroup, *, started: str = ""
     group.add_argument(
         "--responses",
         metavar="FILE",
-        help=f"built-in: {started}answer as KumoMTA's Smart Sink, per recipient domain, from FILE in its "
+        help=f"built-in and kumomta: {started}answer as KumoMTA's Smart Sink, per recipient domain, from FILE in its "
         "responses.toml format ('providers': kumotui's file of the big providers' real replies)",
     )
     group.add_argument(

@@ -224,6 +224,8 @@ def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
         doc["failure"] = record.failure
     if record.delivery is not None:
         doc["delivery"] = record.delivery.as_json()
+    if record.redirect is not None:
+        doc["redirect"] = record.redirect.as_json()
     if outcome.sink is not None:
         sink = summary_json(outcome.sink)
         sink["received"] = sink.pop("count")
@@ -275,7 +277,7 @@ def format_outcome(outcome: BenchOutcome) -> str:
     if sink is not None:
         refused = refused_text(sink.failures)
         lines.append(f"sink        received {sink.count:,}; refused: {refused}")
-    lines += [f"{label:<12}{text}" for label, text in delivery_lines(record.delivery, record.mta)]
+    lines += [f"{label:<12}{text}" for label, text in delivery_lines(record)]
     lines.append(f"published   {published_verdict(record)}")
     if outcome.interrupted:
         lines.append("interrupted: the counts above are partial")

@@ -187,5 +187,8 @@ def _replies(entries: object, source: str, where: str, fallback: tuple[int, str]
             raise ResponsesError(f"{source}: {here}: code {code!r} is not a 4xx or 5xx reply code")
         if not isinstance(msg, str) or len(msg) > MAX_TEXT or any(c < " " and c not in "\r\n\t" for c in msg):
             raise ResponsesError(f"{source}: {here}: msg must be text of at most {MAX_TEXT} characters")
-        replies.append(render(code, msg))
+        reply = render(code, msg)
+        if reply == f"{code}\r\n".encode():
+            raise ResponsesError(f"{source}: {here}: msg has no text (kumod would send no reply line at all)")
+        replies.append(reply)
     return tuple(replies)

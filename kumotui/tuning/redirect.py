@@ -46,6 +46,11 @@ TRADE_OFF = (
     "so queue management and traffic shaping per destination show (KumoMTA's testing guide)."
 )
 """The choice between the two, in the words the CLI help and the README use."""
+TRADE_OFF_SHORT = (
+    "Routing every message to the sink measures maximum throughput; redirecting port 25 keeps the MTA's\n"
+    "real routing, so its queue management and shaping show too (KumoMTA's testing guide)."
+)
+"""The same choice in two lines, where the app offers the redirect."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,13 @@ class Redirect:
         kept = f", except to {self.keep}" if self.keep else ""
         tool = "nftables" if self.tool == "nft" else "iptables"
         return f"outbound TCP port 25 -> {self.host}:{self.port}{kept} ({tool}, {TABLE!r} rule)"
+
+    def plan_text(self) -> str:
+        """What is about to be written, shown before it is (the CLI prints it, the app asks with it)."""
+        return (
+            f"For this run, {self.describe()}; removed when the run ends (journaled first: after a crash, "
+            "`kumotui redirect remove` or `kumotui rollback` removes it). Writing:\n" + self.shown(self.add_commands())
+        )
 
     def shown(self, commands: list[list[str]]) -> str:
         """Commands as a user would type them, one per line (for plans and hand-run fixes)."""

@@ -17,6 +17,7 @@ from kumotui.bench.report import (
     not_like_for_like,
     parameter_differences,
     published_verdict,
+    redirect_text,
     refused_text,
     setup_differences,
     what_was_measured,
@@ -344,6 +345,8 @@ def render_run(run: RunRecord) -> Content:
         lines.append(
             _markup("sink received $count · refused: $refused", count=format_count(sink.count), refused=refused)
         )
+    if run.redirect is not None:
+        lines.append(_markup("port 25 redirected $text", text=redirect_text(run.redirect)))
     lines.append(_markup("[$text-muted]$verdict[/]", verdict=published_verdict(run)))
     lines.append(_markup("[$text-muted]space picks it for a comparison · e exports its report[/]"))
     return Content("\n").join(lines)

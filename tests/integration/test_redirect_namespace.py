@@ -47,10 +47,14 @@ sink = subprocess.Popen([sys.executable, "-m", "kumotui.engines.smtp_sink", "--l
 try:
     assert json.loads(sink.stdout.readline())["type"] == "ready"
     host = LocalHost()
-    rule = plan_redirect("127.0.0.1:2999", None, host, "nft")
+    tool = sys.argv[2]
+    rule = plan_redirect("127.0.0.1:2999", None, host, tool)
     add_redirect(rule, host, state, run)
+    listing = ["nft", "list", "table", "inet", "kumotui"]
+    if tool == "iptables":
+        listing = ["iptables", "-t", "nat", "-S", "OUTPUT"]
     out = {"journal_after_add": journal_path(state).exists(),
-           "table": subprocess.run(["nft", "list", "table", "inet", "kumotui"], capture_output=True, text=True).stdout}
+           "table": subprocess.run(listing, capture_output=True, text=True).stdout}
     with smtplib.SMTP("127.0.0.2", 25, timeout=5) as smtp:  # "outbound" port 25, redirected
         smtp.sendmail("a@kumotui.test", ["u@gmail.com.kumotui.test"], b"Subject: p\r\n\r\nprobe\r\n")
     time.sleep(0.5)
@@ -58,7 +62,7 @@ try:
     out["leftover"] = leftover(host, state).as_json()
     out["removed"] = remove_redirect(host, state, run).as_json()
     out["journal_after_remove"] = journal_path(state).exists()
-    out["table_after_remove"] = run(["nft", "list", "table", "inet", "kumotui"])[0]
+    out["table_after_remove"] = subprocess.run(listing, capture_output=True, text=True).stdout
     try:
         smtplib.SMTP("127.0.0.2", 25, timeout=2)
         out["port25_after_remove"] = "open"
@@ -72,20 +76,31 @@ print(json.dumps(out))
 """
 
 
-def test_redirect_is_written_proven_and_removed_in_a_namespace(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tool", ["nft", "iptables"])
+def test_redirect_is_written_proven_and_removed_in_a_namespace(tmp_path: Path, tool: str) -> None:
+    if shutil.which(tool) is None:
+        reason = f"needs {tool} (.ci/setup --test installs nftables and iptables)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
     done = subprocess.run(
-        ["unshare", "--net", "--map-root-user", sys.executable, "-c", SCRIPT, str(tmp_path)],
+        ["unshare", "--net", "--map-root-user", sys.executable, "-c", SCRIPT, str(tmp_path), tool],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.splitlines()[-1])
-    assert out["journal_after_add"] and "tcp dport 25 redirect to :2999" in out["table"]
+    written = {
+        "nft": "tcp dport 25 redirect to :2999",
+        "iptables": '-A OUTPUT -p tcp -m tcp --dport 25 -m comment --comment "kumotui redirect" '
+        "-j REDIRECT --to-ports 2999",
+    }[tool]
+    assert out["journal_after_add"] and written in out["table"], out["table"]
     assert out["sink"] == {"gmail.com.kumotui.test": {"accepted": 1, "deferred": 0, "bounced": 0}}
     assert out["leftover"] == out["removed"]
-    assert out["removed"]["host"] == "127.0.0.1" and out["removed"]["port"] == 2999 and out["removed"]["tool"] == "nft"
-    assert not out["journal_after_remove"] and out["table_after_remove"] != 0
+    assert out["removed"]["host"] == "127.0.0.1" and out["removed"]["port"] == 2999 and out["removed"]["tool"] == tool
+    assert not out["journal_after_remove"] and "kumotui" not in out["table_after_remove"]
     assert out["port25_after_remove"] == "refused"
 
 
@@ -109,6 +124,8 @@ with Relay(("127.0.0.3", 25)) as relay:
     load = ["bench", "--through", relay.address, "--local-sink", "--listen", "127.0.0.1:2999", "--concurrency", "4",
             "--probe-timeout", "10", "--drain-timeout", "30", "--json"]
     out["run"] = kumotui(*load, "--messages", "300", "--redirect-port25")
+    run_id = json.loads(out["run"]["out"].splitlines()[-1])["run"]
+    out["report"] = kumotui("report", run_id)
     out["table_after_run"] = table()
     out["journal_after_run"] = Path(state, "redirect.json").exists()
     # A crash mid-run: kumotui killed after the probe passed, the rule and its journal stay behind.
@@ -153,6 +170,17 @@ def test_bench_redirects_proves_and_removes_and_rollback_removes_what_a_crash_le
     assert delivery["probe"]["arrived"] == delivery["probe"]["sent"] == 3
     assert delivery["injected"] == delivery["delivered"] == 300 and delivery["lost"] == 0
     assert not out["table_after_run"] and not out["journal_after_run"]  # removed when the run ended
+    # The record says the run was redirected, how, and that the rule went away; the report shows it.
+    redirect = json.loads(run["out"].splitlines()[-1])["redirect"]
+    assert redirect["tool"] == "nftables" and redirect["removed"] and redirect["error"] == ""
+    assert redirect["rule"] == "outbound TCP port 25 -> 127.0.0.1:2999, except to 127.0.0.1 (nftables, 'kumotui' rule)"
+    assert (
+        "nft add rule inet kumotui output ip daddr '!=' 127.0.0.1 tcp dport 25 redirect to :2999"
+        in (redirect["commands"][-1])
+    )
+    report = out["report"]["out"]
+    assert "| redirect | on local: outbound TCP port 25 -> 127.0.0.1:2999" in report
+    assert "removed when the run ended" in report and "    nft add table inet kumotui" in report
     # A crash left it: the next start says so and how to remove it; rollback removes it.
     assert out["table_after_crash"]
     assert "a port-25 redirect is still in place on local" in out["check"]["err"]

@@ -202,17 +202,12 @@ def test_deferrals_drain_through_an_mta_that_retries(cli: Cli, tmp_path: Path) -
     assert "Backpressure applied by the sink" in report.stdout and "example.com" in report.stdout
 
 
-@pytest.mark.parametrize("backend", ["kumomta", "postfix"])
 @pytest.mark.parametrize("command", ["sink", "bench"])
-def test_responses_are_refused_where_the_sink_cannot_answer_from_them(
-    cli: Cli, responses: Path, backend: str, command: str
-) -> None:
+def test_responses_are_refused_where_the_sink_cannot_answer_from_them(cli: Cli, responses: Path, command: str) -> None:
     extra = ["--listen", "127.0.0.1:0"] if command == "sink" else ["--local-sink", "--messages", "10"]
-    done = cli(command, *extra, "--backend", backend, "--responses", responses)
+    done = cli(command, *extra, "--backend", "postfix", "--responses", responses)
     assert done.returncode == 2, done.stderr
-    assert f"--responses: only the built-in sink answers from a responses file; the {backend} sink cannot" in (
-        done.stderr
-    )
+    assert "--responses: the postfix sink cannot answer from a responses file" in done.stderr
     assert "Traceback" not in done.stderr
 
 

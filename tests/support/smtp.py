@@ -87,6 +87,20 @@ class Client:
             if line[3:4] != b"-":
                 return int(line[:3]), lines
 
+    def raw_reply(self) -> bytes:
+        """One (possibly multi-line) reply exactly as it came, CRLFs included."""
+        raw = b""
+        while True:
+            while b"\r\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError(f"closed after {raw!r}")
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            raw += line + b"\r\n"
+            if line[3:4] != b"-":
+                return raw
+
     def code(self) -> int:
         """Just the code of the next reply."""
         return self.reply()[0]

@@ -20,6 +20,8 @@ from kumotui.backends.kumomta.policy import write_sink_policy
 from kumotui.backends.lines import LineSplitter, strip_ansi
 from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Role, Sample, Summary, active_summary
+from kumotui.engines import smtp_responses
+from kumotui.engines.smtp_responses import Responses
 from kumotui.errors import KumotuiError
 
 
@@ -115,10 +117,25 @@ class KumodStderr:
             self.shutdown_ok = True
 
 
+def _responses(path: str | None) -> Responses | None:
+    """The request's responses file, parsed for the policy (the same parser as the built-in sink's).
+
+    Raises:
+        KumotuiError: it cannot be read or is not a responses file (naming file, table, key).
+    """
+    if path is None:
+        return None
+    try:
+        return smtp_responses.load(path)
+    except smtp_responses.ResponsesError as error:
+        raise KumotuiError(f"--responses {error}") from None
+
+
 class KumodSinkJob(Job):
     """kumod running kumotui's sink policy.
 
-    Readiness is the liveness URL answering 200 (never "initialization
+    With a responses file (``request.responses``) the policy answers as a
+    Smart Sink (:mod:`.smart`). Readiness is the liveness URL answering 200 (never "initialization
     complete" alone: a failed start can print it too); a ``problem
     initializing`` line fails the start with its text. Counters come from
     ``/metrics``, polled by :meth:`reading` (about once a second is enough).
@@ -145,6 +162,7 @@ class KumodSinkJob(Job):
                 http_port=request.http_port,
                 listen_host=request.host,
                 owner=owner,
+                responses=_responses(request.responses),
             )
         except BaseException:
             self._remove_tempdir()

@@ -9,13 +9,16 @@ import stat
 from pathlib import Path
 
 from kumotui.backends.kumomta.install import POLICY_NAME, SINK_HTTP_PORT, SINK_PORT
+from kumotui.backends.kumomta.lua import lua_string
+from kumotui.backends.kumomta.smart import smart_lua
+from kumotui.engines.smtp_responses import Responses
 from kumotui.errors import KumotuiError
 
 _POLICY = """\
 -- kumod sink policy written by kumotui; rewritten on every run, do not edit.
 -- Accepts mail from any client and throws it away: every message is put in
 -- the 'null' queue, so nothing is spooled or delivered and clients still get
--- 250. Writes no log files. Spools live in a throwaway directory.
+-- 250{smart_note}. Writes no log files. Spools live in a throwaway directory.
 local kumo = require 'kumo'
 
 kumo.on('init', function()
@@ -44,8 +47,8 @@ kumo.on('init', function()
   -- No kumo.configure_local_logs: a sink keeps no logs.
 end)
 
-kumo.on('smtp_server_message_received', function(msg)
-  msg:set_meta('queue', 'null')
+{smart}kumo.on('smtp_server_message_received', function(msg)
+{smart_call}  msg:set_meta('queue', 'null')
 end)
 
 kumo.on('http_message_generated', function(msg)
@@ -54,17 +57,9 @@ end)
 """
 
 
-def lua_string(text: str) -> str:
-    """A single-quoted Lua string literal for any text (paths may hold quotes)."""
-    out = []
-    for char in text:
-        if char in "\\'":
-            out.append("\\" + char)
-        elif ord(char) < 32 or ord(char) == 127:
-            out.append(f"\\{ord(char):03d}")
-        else:
-            out.append(char)
-    return "'" + "".join(out) + "'"
+_SMART_NOTE = (
+    " (as a Smart Sink: a share per recipient domain gets the responses file's\n-- deferrals and bounces instead)"
+)
 
 
 def _listen(host: str, port: int) -> str:
@@ -79,6 +74,7 @@ def render_sink_policy(
     http_port: int = SINK_HTTP_PORT,
     listen_host: str = "0.0.0.0",
     http_host: str = "0.0.0.0",
+    responses: Responses | None = None,
 ) -> str:
     """The sink policy's Lua text (for writing locally or over SSH).
 
@@ -89,8 +85,14 @@ def render_sink_policy(
         listen_host: the address the ESMTP listener binds (all IPv4 addresses by default).
         http_host: the address the HTTP listener binds; only loopback is trusted
             for ``/metrics``, while liveness needs no trust.
+        responses: a parsed Smart Sink responses file: the policy answers a
+            share of messages with its deferrals and bounces per recipient
+            domain (:mod:`.smart`); None accepts everything.
     """
     return _POLICY.format(
+        smart_note=_SMART_NOTE if responses else "",
+        smart=smart_lua(responses) + "\n" if responses else "",
+        smart_call="  smart_answer(msg)\n" if responses else "",
         accounting=lua_string(str(spool_dir / "accounting.db")),
         smtp_listen=lua_string(_listen(listen_host, port)),
         http_listen=lua_string(_listen(http_host, http_port)),
@@ -107,6 +109,7 @@ def write_sink_policy(
     listen_host: str = "0.0.0.0",
     http_host: str = "0.0.0.0",
     owner: str | None = None,
+    responses: Responses | None = None,
 ) -> Path:
     """Write ``sink.lua`` and its spool directory under ``directory``; returns the policy path.
 
@@ -119,6 +122,7 @@ def write_sink_policy(
         owner: the account kumod will drop to (``--user``) when started as
             root; the directory is handed to it so kumod can still read the
             policy and write its spools after dropping privileges.
+        responses: see :func:`render_sink_policy`.
 
     Raises:
         KumotuiError: the owner does not exist or the files cannot be written.
@@ -129,7 +133,14 @@ def write_sink_policy(
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
         policy = directory / POLICY_NAME
         policy.write_text(
-            render_sink_policy(spool, port=port, http_port=http_port, listen_host=listen_host, http_host=http_host),
+            render_sink_policy(
+                spool,
+                port=port,
+                http_port=http_port,
+                listen_host=listen_host,
+                http_host=http_host,
+                responses=responses,
+            ),
             encoding="utf-8",
         )
         if owner is not None:

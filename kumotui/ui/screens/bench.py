@@ -19,6 +19,7 @@ import enum
 import platform
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
@@ -31,7 +32,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.suggester import Suggester
-from textual.widgets import Footer, Input, Label, Log, OptionList, Select, Static
+from textual.widgets import Checkbox, Footer, Input, Label, Log, OptionList, Select, Static
 from textual.worker import Worker, WorkerState
 
 from kumotui.backends import preferred
@@ -48,7 +49,9 @@ from kumotui.hosts.remembered import load_config
 from kumotui.paths import default_state_dir
 from kumotui.settings import Settings
 from kumotui.text.format import format_eta
+from kumotui.tuning.redirect import TRADE_OFF_SHORT, Redirect
 from kumotui.ui.commands import ScreenCommands
+from kumotui.ui.modals.redirect import RedirectConfirmScreen
 from kumotui.ui.notices import describe_error, notify_error
 from kumotui.ui.widgets.bench_panes import (
     GeneratorPane,
@@ -99,6 +102,8 @@ SHORT_ROWS = 30
 FORM_HELP = "Enter starts · Tab moves · Esc leaves the form, then s starts"
 """The form's help line. In a text field ``s`` types an s, so there Enter starts a run;
 outside the fields (after Esc) ``s`` does."""
+REDIRECT_LABEL = "Redirect the MTA's outbound port 25 to the sink (asks first, shows the rule)"
+"""The checkbox shown when the run goes through an MTA: ``bench --redirect-port25``."""
 RESPONSES_HINT = "none: accept all"
 """The Responses field's placeholder; ``providers`` or a responses.toml path make the built-in sink push back."""
 
@@ -308,6 +313,8 @@ class BenchScreen(Screen[None]):
                 yield Input(defaults.label, placeholder="e.g. before tuning", id="label", compact=True)
                 yield Label("Metrics", classes="form-label -col3")
                 yield Input(defaults.mta_metrics, placeholder="auto", id="mta_metrics", compact=True)
+            with Horizontal(classes="form-row", id="redirect-row"):
+                yield Checkbox(REDIRECT_LABEL, id="redirect_port25", compact=True, tooltip=TRADE_OFF_SHORT)
             yield Static(Content.from_markup("[$text-muted]$help[/]", help=FORM_HELP), id="form-message")
         with VerticalScroll(id="bench-body"):
             yield Static(id="bench-summary")
@@ -323,6 +330,7 @@ class BenchScreen(Screen[None]):
 
     def on_mount(self) -> None:
         """Find the installed backends; the form's first field takes the keys."""
+        self.show_redirect_choice()
         self.update_status()
         self.find_backends()
         self.query_one(ChartRow).show(NO_THROUGHPUT, NO_LATENCY, NO_CPU, force=True)
@@ -376,7 +384,9 @@ class BenchScreen(Screen[None]):
         except (KumotuiError, OSError) as error:
             message = f"The form's values are not remembered: {describe_error(error)}"
             self.app.call_from_thread(self.notify, message, severity="warning", markup=False)
-        run = open_live_run(self.settings, form, options, self.source)  # every host reached and checked first
+        run = open_live_run(
+            self.settings, form, options, self.source, confirm_redirect=self.confirm_redirect
+        )  # every host reached and checked first
         try:
             self._drive(run.bench, run.watch, self.fixed_facts or run.facts, list(run.placed.hosts))
         finally:
@@ -616,6 +626,35 @@ class BenchScreen(Screen[None]):
     def _hosts_changed(self) -> None:
         self.update_status()
 
+    @on(Input.Changed, "#through")
+    def show_redirect_choice(self) -> None:
+        """The port-25 redirect is offered only for a run through an MTA (it redirects the MTA's mail)."""
+        self.query_one("#redirect-row").display = bool(self.query_one("#through", Input).value.strip())
+
+    def redirect_wanted(self) -> bool:
+        """The checkbox is ticked and offered (a run through an MTA)."""
+        return self.query_one("#redirect-row").display and self.query_one("#redirect_port25", Checkbox).value
+
+    def confirm_redirect(self, rule: Redirect) -> None:
+        """In the run's worker, just before the rule is written: ask with the exact rule; only ``y`` writes it.
+
+        Raises:
+            KumotuiError: declined, or the run was stopped while asking: nothing is written.
+        """
+        answers: list[bool] = []
+        answered = threading.Event()
+
+        def answer(yes: bool | None) -> None:
+            answers.append(bool(yes))
+            answered.set()
+
+        self.app.call_from_thread(self.app.push_screen, RedirectConfirmScreen(rule), answer)
+        while not answered.wait(0.1):
+            if self._stop_asked.is_set():
+                raise KumotuiError("stopped before the port-25 redirect was confirmed; nothing was written")
+        if not answers[0]:
+            raise KumotuiError("--redirect-port25: not confirmed, so nothing was written and the run did not start")
+
     @on(Input.Submitted)
     async def _field_submitted(self) -> None:
         await self.run_action("start")
@@ -667,6 +706,8 @@ class BenchScreen(Screen[None]):
         form = self.read_form()
         try:
             options = form.options()
+            if self.redirect_wanted():
+                options = replace(options, redirect_port25=True).validate()
         except KumotuiError as error:
             self.show_form_error(str(error))
             return
