@@ -267,8 +267,9 @@ class LiveFigures:
 
 
 SamplerFactory = Callable[[str | None], HostSampler]
-ReadersFactory = Callable[[Mapping[str, Host], str], Sequence[HostReader]]
-"""Builds one reader per open host (by name), given the host the run's traffic goes to."""
+ReadersFactory = Callable[[Mapping[str, Host], Mapping[str, str]], Sequence[HostReader]]
+"""Builds one reader per open host (by name), given each host's peer: the address its run traffic goes to
+or comes from (:meth:`Benchmark.peer_addresses`), whose interface that host's reading follows."""
 CpuReader = Callable[[int | None], ProcessCpu | None]
 FdReader = Callable[[int | None], int | None]
 
@@ -311,7 +312,7 @@ class LiveWatch:
         points: int = SERIES_POINTS,
         log_keep: int = LOG_KEEP,
         hosts: Sequence[HostEntry] = (),
-        readers: Callable[[str], Sequence[HostReader]] | None = None,
+        readers: Callable[[Mapping[str, str]], Sequence[HostReader]] | None = None,
     ) -> None:
         """Watch a run of ``options`` on a host whose parameters were ``parameters`` at start.
 
@@ -320,8 +321,8 @@ class LiveWatch:
             parameters: the profile's kernel values at start, for the hint rules.
             sampler: builds this machine's sampler for the interface toward the target (without ``readers``).
             hosts: every host of the run (name, roles, kernel values at start); none: this machine alone.
-            readers: builds one reader per host of ``hosts`` (in that order) at the first tick, given the host
-                part of the run's target (each host's interface is the one toward it); None: ``sampler``.
+            readers: builds one reader per host of ``hosts`` (in that order) at the first tick, given each
+                host's peer address (its interface is the one toward it); None: ``sampler``.
             cpu_reader: CPU of a process tree by PID (a fixed one for screenshots).
             fd_reader: open descriptors of a process tree by PID.
             nofile: the jobs' hard open-file limit, when known.
@@ -378,7 +379,7 @@ class LiveWatch:
                         self.p99s.append(p99)
             elif self.sink is None or sample.elapsed > self.sink.elapsed:
                 self.sink = sample
-        readings = self._read_hosts(bench.target)
+        readings = self._read_hosts(bench)
         self._collect_logs(bench)
         gen, sink = self.generator, self.sink
         local_gen = next((job for job in bench.generators if not job.launcher.remote), None)
@@ -534,15 +535,15 @@ class LiveWatch:
                 self.cpus = Trail(cpu_curve_names(len(host.cpu_per_core)))
             self.cpus.add(elapsed, cpu_values(host.cpu_per_core))
 
-    def _read_hosts(self, target: str) -> list[HostReading]:
+    def _read_hosts(self, bench: Benchmark) -> list[HostReading]:
         """One reading per host, all at once (one agent request per remote host); the readers are made
-        at the first tick, when the target (the sink's port, a remote sink's address) is known."""
+        at the first tick, when each host's peer (the sink's port, a remote sink's address) is known."""
         if self.readers is None:
-            route_to = _target_host(target) if target else "127.0.0.1"
             if self.make_readers is not None:
-                self.readers = HostReaders(self.make_readers(route_to))
+                self.readers = HostReaders(self.make_readers(bench.peer_addresses()))
             else:
-                interface = interface_for(route_to) if target else None
+                target = bench.target
+                interface = interface_for(_target_host(target)) if target else None
                 self.readers = HostReaders([SamplerReader(LOCAL, self.make_sampler(interface))])
         return self.readers.read()
 
@@ -596,9 +597,10 @@ def live_benchmark(plan: BenchPlan, placed: PlacedRoles | None = None) -> Benchm
     )
 
 
-def agent_readers(hosts: Mapping[str, Host], route_to: str) -> list[HostReader]:
-    """One reader per open host: over its agent channel when remote, in-process for this machine."""
-    return [sampler_for(name, host, route_to=route_to) for name, host in hosts.items()]
+def agent_readers(hosts: Mapping[str, Host], peers: Mapping[str, str]) -> list[HostReader]:
+    """One reader per open host: over its agent channel when remote, in-process for this machine; each
+    follows the interface toward its peer (loopback when it has none)."""
+    return [sampler_for(name, host, route_to=peers.get(name, "127.0.0.1")) for name, host in hosts.items()]
 
 
 @dataclass(frozen=True)

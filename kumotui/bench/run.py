@@ -364,6 +364,21 @@ class Benchmark:
             return self.target
         return format_address(launcher.home_address, sink.port)
 
+    def peer_addresses(self) -> dict[str, str]:
+        """Each host of the run (by name) and the address its benchmark traffic goes to or comes from.
+
+        A host's network reading is of the interface toward that address, found on that host: a generator's
+        toward what it sends to; the sink host's toward the first generator (toward its own address it would
+        find loopback, and show none of the run's traffic).
+        """
+        through = self.plan.options.through
+        peers: dict[str, str] = {}
+        for launcher in self.generator_launchers:
+            peers.setdefault(launcher.name, _host_of(through or self.target_for(launcher)))
+        sink, first = self.sink_launcher, self.generator_launchers[0]
+        peers.setdefault(sink.name, first.address if first.remote else sink.home_address)
+        return peers
+
     def drain(self, on_samples: Callable[[list[Sample]], None] | None, interval: float) -> None:
         """After the generator ended: keep reading until the sink has every message the MTA accepted,
         or the drain deadline, or a stop."""
@@ -648,6 +663,14 @@ class Benchmark:
             load = replace(load, stamp=self.tag)
         load = share(load, len(self.generator_launchers), index)
         return Backend(self.plan.backend).impl.generator(launcher or self.generator_launcher, load)
+
+
+def _host_of(address: str) -> str:
+    """The host part of ``HOST:PORT`` (loopback when there is none to parse)."""
+    try:
+        return parse_address(address, 25)[0]
+    except ValueError:
+        return "127.0.0.1"
 
 
 def _sink_timed_by_generator(sink: Summary, generator: Summary) -> Summary:

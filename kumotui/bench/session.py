@@ -87,7 +87,7 @@ def open_live_run(
             fd_reader=source.fd_reader,
             nofile=source.nofile(),
             hosts=entries,
-            readers=lambda route_to: source.readers(placed.hosts, route_to),
+            readers=lambda peers: source.readers(placed.hosts, peers),
         )
     except BaseException:
         placed.close()

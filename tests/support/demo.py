@@ -299,7 +299,7 @@ def demo_source(hold_at: int | None = None, *, paced: bool = False) -> BenchSour
     return BenchSource(
         benchmark=lambda plan, placed: ScriptedBenchmark(plan, hold_at=hold_at, paced=paced),
         backends=lambda: ["builtin"],
-        readers=lambda hosts, route_to: [SamplerReader(name, DemoSampler()) for name in hosts],
+        readers=lambda hosts, peers: [SamplerReader(name, DemoSampler()) for name in hosts],
         cpu_reader=lambda pid: ProcessCpu(97.0, 97.0),
         fd_reader=lambda pid: 57,
         nofile=lambda: 1_048_576,

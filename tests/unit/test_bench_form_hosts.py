@@ -3,10 +3,12 @@ figures of a run on several hosts: one view per host, hints that name it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import pytest
 
+from kumotui.backends.process import Launcher
 from kumotui.backends.samples import Sample
 from kumotui.bench.form import BenchForm, field_for_error, for_the_form
 from kumotui.bench.hoststats import HostReading
@@ -14,6 +16,7 @@ from kumotui.bench.live import LiveWatch
 from kumotui.bench.options import BenchOptions
 from kumotui.bench.placement import Roles
 from kumotui.bench.records import HostEntry
+from kumotui.bench.run import Benchmark, BenchPlan
 from kumotui.errors import KumotuiError
 from tests.support.demo import DEMO_FACTS, demo_host
 from tests.unit.test_bench_figures import FakeBench
@@ -79,10 +82,10 @@ def test_each_host_has_its_view_and_its_hints_name_it() -> None:
         HostEntry("local", ("generator",), DEMO_FACTS, params),
         HostEntry("mx2", ("sink",), DEMO_FACTS, {**params, "net.ipv4.ip_local_port_range": "60000 60099"}),
     ]
-    built: list[str] = []
+    built: list[dict[str, str]] = []
 
-    def readers(route_to: str) -> list[Readers]:
-        built.append(route_to)
+    def readers(peers: Mapping[str, str]) -> list[Readers]:
+        built.append(dict(peers))
         return [Readers("local", [0, 0, 0]), Readers("mx2", [10, 10, 25])]
 
     watch = LiveWatch(options, params, hosts=entries, readers=readers, cpu_reader=lambda pid: None, nofile=1024)
@@ -90,7 +93,7 @@ def test_each_host_has_its_view_and_its_hints_name_it() -> None:
     watch.tick(bench, [Sample("generator", 1.0, 500, rate=500.0), Sample("sink", 1.0, 500, rate=500.0)])
     figures = watch.tick(bench, [Sample("generator", 1.5, 900, rate=800.0), Sample("sink", 1.5, 900, rate=800.0)])
     watch.close()
-    assert built == ["127.0.0.1"], "readers made once, toward the run's target"
+    assert built == [{"local": "127.0.0.1"}], "readers made once, each toward its host's peer"
     assert figures.named_hosts and [v.name for v in figures.hosts] == ["local", "mx2"]
     local, mx2 = figures.hosts
     assert (local.roles, local.sent, local.nofile, local.ports) == (("generator",), 900, 1024, 28232)
@@ -112,3 +115,36 @@ def test_one_local_host_reads_as_before() -> None:
     figures = watch.tick(FakeBench(options), [Sample("generator", 0.5, 0)])
     assert not figures.named_hosts and [v.name for v in figures.hosts] == ["local"]
     assert all(hint.host is None and "@" not in hint.id for hint in figures.hints)
+
+
+class Remote(Launcher):
+    """A launcher as an SSH host looks to the run: its name, the address we reach it at, ours as it sees us."""
+
+    remote = True
+
+    def __init__(self, name: str, address: str, home: str) -> None:
+        super().__init__()
+        self.name, self._address, self._home = name, address, home
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    @property
+    def home_address(self) -> str:
+        return self._home
+
+
+def test_each_host_reads_the_interface_toward_its_peer() -> None:
+    """A sink host's reading follows the interface toward the generators, not toward its own address
+    (that would be loopback, and show none of the run's traffic)."""
+    mx2 = Remote("mx2", "10.0.0.5", "10.0.0.1")
+    bench = Benchmark(BenchPlan(BenchOptions(None, True, messages=10)), sink_launcher=mx2)
+    bench.target = "10.0.0.5:2026"
+    assert bench.peer_addresses() == {"local": "10.0.0.5", "mx2": "10.0.0.1"}
+    gen = Remote("gen-a", "10.0.0.7", "10.0.0.1")
+    bench = Benchmark(BenchPlan(BenchOptions("10.0.0.5:2026", False, messages=10)), generator_launchers=[gen])
+    assert bench.peer_addresses() == {"gen-a": "10.0.0.5", "local": "10.0.0.7"}
+    through = BenchOptions(None, True, messages=10, through="192.168.1.9:25")
+    bench = Benchmark(BenchPlan(through), generator_launchers=[gen])
+    assert bench.peer_addresses() == {"gen-a": "192.168.1.9", "local": "10.0.0.7"}

@@ -102,7 +102,7 @@ SHORT_ROWS = 30
 FORM_HELP = "Enter starts · Tab moves · Esc leaves the form, then s starts"
 """The form's help line. In a text field ``s`` types an s, so there Enter starts a run;
 outside the fields (after Esc) ``s`` does."""
-REDIRECT_LABEL = "Redirect the MTA's outbound port 25 to the sink (asks first, shows the rule)"
+REDIRECT_LABEL = "Redirect the MTA's outbound port 25 to the sink (shows the rule first)"
 """The checkbox shown when the run goes through an MTA: ``bench --redirect-port25``."""
 RESPONSES_HINT = "none: accept all"
 """The Responses field's placeholder; ``providers`` or a responses.toml path make the built-in sink push back."""
