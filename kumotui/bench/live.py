@@ -451,7 +451,7 @@ class LiveWatch:
             active_hints=frozenset(hint.id for hint in found),
             throughput_chart=Chart(THROUGHPUT_TITLE, "msgs/s", self.throughput.curves()),
             latency_chart=Chart(LATENCY_TITLE, "ms", self.latencies.curves()),
-            cpu_chart=Chart(CPU_TITLE, "%", self.cpus.curves() if self.cpus else (), y_max=100.0),
+            cpu_chart=Chart(self._cpu_title(), "%", self.cpus.curves() if self.cpus else (), y_max=100.0),
             hosts=tuple(views),
             named_hosts=self.named,
         )
@@ -534,6 +534,12 @@ class LiveWatch:
             if self.cpus is None:
                 self.cpus = Trail(cpu_curve_names(len(host.cpu_per_core)))
             self.cpus.add(elapsed, cpu_values(host.cpu_per_core))
+
+    def _cpu_title(self) -> str:
+        """The CPU chart's title; it names the host it is of when the run has several (the first one's)."""
+        if not self.named or not self.host_list:
+            return CPU_TITLE
+        return f"{CPU_TITLE}, {self.host_list[0][0]}"
 
     def _read_hosts(self, bench: Benchmark) -> list[HostReading]:
         """One reading per host, all at once (one agent request per remote host); the readers are made
