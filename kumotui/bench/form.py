@@ -13,7 +13,7 @@ from kumotui.backends.kumomta.install import SINK_PORT
 from kumotui.backends.lines import parse_size
 from kumotui.bench.live import DEFAULT_DURATION
 from kumotui.bench.options import BenchOptions, check_sink, parse_listen, resolve_responses
-from kumotui.bench.placement import LOCAL, Roles
+from kumotui.bench.placement import LOCAL, Roles, mta_host_of
 from kumotui.bench.records import check_label
 from kumotui.errors import KumotuiError
 from kumotui.hosts.address import HostSpec
@@ -41,6 +41,7 @@ FIELD_FLAGS: dict[str, str] = {
     "responses": "--responses",
     "generator_hosts": "--host",
     "sink_host": "--sink-host",
+    "mta_host": "--mta-host",
     "redirect_port25": "--redirect-port25",
 }
 """Each form field and the ``kumotui bench`` flag it stands for (errors name the flag)."""
@@ -109,6 +110,9 @@ class BenchForm:
     Several hosts share the run's totals (``bench --host A --host B``)."""
     sink_host: str = ""
     """Where a started sink runs (``--sink-host``); empty: this machine."""
+    mta_host: str = ""
+    """Where the MTA under test runs (``--mta-host``), read over SSH; empty: the first generator's host for a
+    loopback Through MTA, else not read."""
 
     def roles(self) -> Roles:
         """Each role's host, checked as the CLI checks ``--host`` and ``--sink-host``; KumotuiError naming the flag."""
@@ -118,7 +122,16 @@ class BenchForm:
         sink = host_spec(self.sink_host, "--sink-host")
         if sink is not None and not starts_sink:
             raise KumotuiError("--sink-host: kumotui starts the sink there; choose 'start one' as the sink")
-        roles = Roles(generators=generators, sink=sink, starts_sink=starts_sink).check()
+        mta = host_spec(self.mta_host, "--mta-host")
+        if self.mta_host.strip() and not self.through.strip():
+            raise KumotuiError("--mta-host: it names where the MTA under test runs; fill in Through MTA too")
+        through = self.through.strip() or None
+        roles = Roles(
+            generators=generators,
+            sink=sink,
+            starts_sink=starts_sink,
+            mta=mta_host_of(mta or (LOCAL if self.mta_host.strip() == LOCAL else None), through, generators),
+        ).check()
         if len(generators) > 1 and resolve(self.backend) is not Backend.BUILTIN:
             raise KumotuiError(
                 f"--host: generators on {len(generators)} hosts need the builtin backend "
@@ -225,6 +238,7 @@ FIELD_LABELS: dict[str, str] = {
     "responses": "Responses",
     "generator_hosts": "Generators on",
     "sink_host": "Sink on",
+    "mta_host": "MTA on",
     "redirect_port25": "Redirect port 25",
 }
 """Each form field's label on the benchmark screen, as errors there name it."""

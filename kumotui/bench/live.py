@@ -600,6 +600,7 @@ def live_benchmark(plan: BenchPlan, placed: PlacedRoles | None = None) -> Benchm
         series_limit=LIVE_SERIES_LIMIT,
         sink_launcher=placed.sink_launcher(),
         generator_launchers=placed.generator_launchers(),
+        mta_host=placed.mta_host(),
     )
 
 

@@ -18,7 +18,7 @@ from kumotui.backends.process import LOG_LINES, Launcher
 from kumotui.bench.records import HostEntry
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host
-from kumotui.hosts.address import is_loopback
+from kumotui.hosts.address import is_loopback, parse_address
 from kumotui.hosts.connect import open_host
 from kumotui.hosts.launch import launcher_for
 from kumotui.settings import Settings
@@ -39,7 +39,8 @@ class Roles:
     sink: str | None = None
     """Where a started sink runs (``--local-sink`` / the form's sink host)."""
     mta: str | None = None
-    """The MTA under test's host, when it is one kumotui can reach (read, not started)."""
+    """The MTA under test's host by name (``local`` for this machine), when kumotui reaches it: read (its
+    counters, its queue, its kernel values), never started; None: not placed (see :func:`mta_host_of`)."""
     starts_sink: bool = True
     """Whether kumotui starts the sink (``--local-sink``); False when the run sends to a given ``--target``."""
 
@@ -65,6 +66,36 @@ class Roles:
         if self.mta is not None:
             found.setdefault(self.mta, []).append("mta")
         return {name: tuple(roles) for name, roles in found.items()}
+
+
+def mta_host_of(mta_host: str | None, through: str | None, generators: Sequence[str | None]) -> str | None:
+    """Where the MTA under test runs: ``--mta-host`` when given; else, for ``--through`` a loopback address,
+    the first generator's host (loopback there is that host); else unknown (None)."""
+    if mta_host is not None:
+        return mta_host
+    if through is None:
+        return None
+    try:
+        on_loopback = is_loopback(parse_address(through, 25)[0])
+    except ValueError:
+        return None
+    return (generators[0] or LOCAL) if on_loopback and generators else None
+
+
+def redirect_host(roles: Roles) -> str | None:
+    """The host a ``--redirect-port25`` rule goes on: the first generator's, where ``--through 127.0.0.1``
+    reaches the MTA under test (None: this machine).
+
+    Raises:
+        KumotuiError: the MTA under test is placed on another host.
+    """
+    first = roles.generators[0]
+    if roles.mta is not None and roles.mta != (first or LOCAL):
+        raise KumotuiError(
+            f"--redirect-port25 with --mta-host {roles.mta}: the rule goes on the generator's host, where "
+            "--through 127.0.0.1 reaches the MTA; run the generator there (--host) instead"
+        )
+    return first
 
 
 @dataclass
@@ -95,6 +126,10 @@ class PlacedRoles:
     def sink_launcher(self) -> Launcher:
         """The launcher of the sink's host."""
         return self.launcher(self.roles.sink)
+
+    def mta_host(self) -> Host | None:
+        """The MTA under test's open host, when the run placed it."""
+        return self.host(self.roles.mta) if self.roles.mta is not None else None
 
     def remote_generators(self) -> list[str]:
         """Generator hosts other than the sink's: they reach the sink over the network."""

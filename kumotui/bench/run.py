@@ -135,6 +135,7 @@ class Benchmark:
         sink: Job | None = None,
         generator_launchers: Sequence[Launcher] = (),
         redirect_site: RedirectSite | None = None,
+        mta_host: Host | None = None,
     ) -> None:
         """Prepare a run of ``plan``; nothing starts before :meth:`start`.
 
@@ -148,7 +149,9 @@ class Benchmark:
         built-in backend): the run's totals are shared between them
         (:func:`~kumotui.bench.senders.share`) and their readings merged.
         ``redirect_site``: where ``--redirect-port25`` puts its rule (default:
-        this machine and its default state dir).
+        this machine and its default state dir). ``mta_host``: the MTA under
+        test's host (:func:`~kumotui.bench.placement.mta_host_of`), where its
+        queue is read (Postfix's ``postqueue``) and its readings come from.
         """
         self.plan = replace(plan, backend=resolve(plan.backend))
         self.series_limit = series_limit
@@ -187,6 +190,7 @@ class Benchmark:
         self.mta_at_end: MtaView | None = None
         """Its figures when the run ended (after the drain), for the record."""
         self.redirect_site = redirect_site
+        self.mta_host = mta_host
         self.redirected: Redirect | None = None
         """The ``--redirect-port25`` rule while it is in place."""
         self.redirect_error: str | None = None
@@ -337,13 +341,19 @@ class Benchmark:
             )
 
     def _mta_watcher(self, through: str, banner: str) -> MtaWatcher | None:
-        """KumoMTA's /metrics, or a Postfix queue on this machine (an MTA on loopback), or nothing."""
+        """KumoMTA's /metrics, or a Postfix queue read on the MTA's host (over SSH for another one), or nothing."""
         options = self.plan.options
-        local = is_loopback(parse_address(through, 25)[0])
-        if not local and not options.mta_metrics:
+        host = self.mta_host
+        if host is None and is_loopback(parse_address(through, 25)[0]):
+            host = LocalHost()  # a Benchmark built without placed roles (scripts, tests)
+        if host is None and not options.mta_metrics:
             return None
         return watcher_for(
-            through, banner, LocalHost(), metrics=options.mta_metrics, postfix_config=options.mta_postfix_config
+            through,
+            banner,
+            host or LocalHost(),
+            metrics=options.mta_metrics,
+            postfix_config=options.mta_postfix_config,
         )
 
     def delivered_so_far(self) -> int | None:
@@ -377,6 +387,8 @@ class Benchmark:
             peers.setdefault(launcher.name, _host_of(through or self.target_for(launcher)))
         sink, first = self.sink_launcher, self.generator_launchers[0]
         peers.setdefault(sink.name, first.address if first.remote else sink.home_address)
+        if self.mta_host is not None:  # it delivers to the sink
+            peers.setdefault(self.mta_host.name, _host_of(self.target))
         return peers
 
     def drain(self, on_samples: Callable[[list[Sample]], None] | None, interval: float) -> None:

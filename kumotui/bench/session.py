@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from kumotui.bench.form import BenchForm
 from kumotui.bench.live import LIVE_LOG_LINES, BenchSource, LiveWatch
 from kumotui.bench.options import BenchOptions
-from kumotui.bench.placement import PlacedRoles, check_listen, host_entries, open_roles
+from kumotui.bench.placement import PlacedRoles, check_listen, host_entries, open_roles, redirect_host
 from kumotui.bench.run import Benchmark, RedirectSite, prepare_plan
 from kumotui.hosts import HostFacts
 from kumotui.settings import Settings
@@ -61,6 +61,7 @@ def open_live_run(
     """
     roles = form.roles()
     sink = form.sink_request()
+    rule_host = redirect_host(roles) if options.redirect_port25 else None  # refused before any host is reached
     placed = open_roles(roles, settings, log_lines=LIVE_LOG_LINES)
     try:
         if roles.starts_sink and form.sink_listen.strip() and not options.through:
@@ -77,7 +78,7 @@ def open_live_run(
         )
         bench = source.benchmark(plan, placed)
         if options.redirect_port25:  # the CLI's path: journaled, proven by the probe, removed at the end
-            host = placed.host(roles.generators[0])
+            host = placed.host(rule_host)
             state_dir = settings.state_dir or host.default_state_dir()
             bench.redirect_site = RedirectSite(host, state_dir, confirm_redirect or (lambda _rule: None))
         watch = LiveWatch(

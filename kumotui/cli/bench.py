@@ -24,7 +24,7 @@ from kumotui.backends.kumomta.install import SINK_PORT
 from kumotui.backends.kumomta.policy import routing_snippet
 from kumotui.backends.samples import Sample, mmh
 from kumotui.bench.options import BenchOptions, check_sink, domain_list, parse_listen, resolve_responses
-from kumotui.bench.placement import Roles, check_listen, host_entries, placed
+from kumotui.bench.placement import Roles, check_listen, host_entries, mta_host_of, placed, redirect_host
 from kumotui.bench.records import list_runs, load_run
 from kumotui.bench.report import format_runs_table, report_markdown
 from kumotui.bench.run import Benchmark, BenchOutcome, RedirectSite, prepare_plan, run_and_record
@@ -175,6 +175,13 @@ def _bench_parser(commands: Commands) -> None:
         metavar="HOST:PORT",
         help="with --through: a running sink the MTA delivers to, which kumotui counts from its /metrics but "
         "does not start (a kumod sink, or `kumotui sink --metrics-listen`); count-level accounting only",
+    )
+    where.add_argument(
+        "--mta-host",
+        metavar="[USER@]HOST[:PORT]",
+        type=host,
+        help="with --through: the MTA under test's host over SSH, to read its queue (postqueue), its kernel "
+        "values and live counters, and tune it from hints (default: the first --host's for a loopback --through)",
     )
     where.add_argument(
         "--sink-metrics",
@@ -442,7 +449,16 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     if args.sink_host and not args.local_sink:
         raise KumotuiError("--sink-host needs --local-sink (kumotui starts the sink there)")
     backend = resolve(args.backend)
-    roles = Roles(generators=tuple(settings.hosts) or (None,), sink=args.sink_host, starts_sink=args.local_sink).check()
+    if args.mta_host and not args.through:
+        raise KumotuiError("--mta-host needs --through: it names where the MTA under test runs")
+    generators = tuple(settings.hosts) or (None,)
+    roles = Roles(
+        generators=generators,
+        sink=args.sink_host,
+        starts_sink=args.local_sink,
+        mta=mta_host_of(args.mta_host, args.through, generators),
+    ).check()
+    rule_host = redirect_host(roles) if args.redirect_port25 else None
     if len(roles.generators) > 1 and backend is not Backend.BUILTIN:
         raise KumotuiError(
             f"--host given {len(roles.generators)} times: generators on several hosts need --backend builtin "
@@ -472,12 +488,16 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
             settings, first, options, backend=backend, sink=sink, label=args.label, hosts=entries
         )
         warn_interrupted(settings, first)
-        site = RedirectSite(first, _state_dir(settings, first), _announce) if args.redirect_port25 else None
+        site = None
+        if args.redirect_port25:
+            on = hosts.host(rule_host)
+            site = RedirectSite(on, _state_dir(settings, on), _announce)
         bench = Benchmark(
             plan,
             sink_launcher=hosts.sink_launcher(),
             generator_launchers=hosts.generator_launchers(),
             redirect_site=site,
+            mta_host=hosts.mta_host(),
         )
         outcome = _run(bench, facts, settings, live=not args.json and sys.stderr.isatty())
         if bench.redirect_error:

@@ -281,3 +281,24 @@ def test_through_an_mta_from_one_remote_host_takes_the_measured_clock_offset_out
     assert "taken out of the latency" in delivery["clock"]
     offset, uncertainty = delivery["clock_offset_ms"], delivery["clock_uncertainty_ms"]
     assert 0 < uncertainty < 1000 and abs(offset) <= uncertainty + 1.0  # one clock, seen through ssh
+
+
+def test_the_mta_under_test_on_its_own_host_is_placed_and_read_there(
+    aliases: dict[str, Sshd], cli: Cli, tmp_path: Path
+) -> None:
+    """``--mta-host mx3``: the MTA's host is reached first, its kernel values kept in the record beside the others'."""
+    port = free_port()
+    with Relay(("127.0.0.1", port)) as relay:
+        done = cli(
+            "bench", "--through", relay.address, "--local-sink", "--listen", f"127.0.0.1:{port}", "--mta-host", "mx3",
+            "--messages", "200", "--concurrency", "5", "--probe-timeout", "5", "--state-dir", tmp_path, "--json",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    record = json.loads(cli("runs", "--json", "--state-dir", tmp_path).stdout)[0]
+    assert [(h["name"], h["roles"]) for h in record["hosts"]] == [("local", ["generator", "sink"]), ("mx3", ["mta"])]
+    assert record["hosts"][1]["parameters"]["net.core.somaxconn"]
+    refused = cli(
+        "bench", "--through", relay.address, "--local-sink", "--mta-host", "mx3", "--redirect-port25",
+        "--messages", "10", "--state-dir", tmp_path,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--redirect-port25 with --mta-host mx3" in refused.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import cast
 
 import pytest
 
@@ -14,10 +15,11 @@ from kumotui.bench.form import BenchForm, field_for_error, for_the_form
 from kumotui.bench.hoststats import HostReading
 from kumotui.bench.live import LiveWatch
 from kumotui.bench.options import BenchOptions
-from kumotui.bench.placement import Roles
+from kumotui.bench.placement import Roles, redirect_host
 from kumotui.bench.records import HostEntry
 from kumotui.bench.run import Benchmark, BenchPlan
 from kumotui.errors import KumotuiError
+from kumotui.hosts import Completed, Host
 from tests.support.demo import DEMO_FACTS, demo_host
 from tests.unit.test_bench_figures import FakeBench
 
@@ -31,6 +33,53 @@ def test_hosts_fields_become_roles_as_the_cli_places_them() -> None:
     assert BenchForm(sink_host="mx2").sink_request().host == "0.0.0.0"
     assert BenchForm(sink_host="mx2", sink_listen="10.0.0.5:2525").sink_request().host == "10.0.0.5"
     assert BenchForm().sink_request().host == "127.0.0.1"
+
+
+def test_the_mta_under_tests_host_is_placed_where_it_is_read() -> None:
+    # Named: read there. Not named, Through MTA on loopback: the first generator's host (loopback there).
+    assert BenchForm(through="127.0.0.1:25", mta_host="mx1").roles().mta == "mx1"
+    assert BenchForm(through="127.0.0.1:25", generator_hosts="gen-a").roles().mta == "gen-a"
+    assert BenchForm(through="127.0.0.1:25").roles().mta == "local"
+    assert BenchForm(through="10.0.0.9:25").roles().mta is None  # somewhere kumotui does not reach
+    assert BenchForm(through="10.0.0.9:25", mta_host="local").roles().mta == "local"
+    assert BenchForm(through="127.0.0.1:25", mta_host="mx1").roles().by_host() == {
+        "local": ("generator", "sink"),
+        "mx1": ("mta",),
+    }
+    with pytest.raises(KumotuiError, match=r"^--mta-host: it names where the MTA under test runs"):
+        BenchForm(mta_host="mx1").roles()
+    with pytest.raises(KumotuiError, match=r"^--redirect-port25 with --mta-host mx1"):
+        redirect_host(BenchForm(through="127.0.0.1:25", mta_host="mx1").roles())
+    assert redirect_host(BenchForm(through="127.0.0.1:25", generator_hosts="gen-a").roles()) == "gen-a"
+
+
+class Recording:
+    """A host whose commands are recorded (and answered as an empty Postfix queue would be)."""
+
+    name = "mx1"
+
+    def __init__(self) -> None:
+        self.ran: list[list[str]] = []
+
+    def run(self, args: list[str], stdin: str | None = None, timeout: float = 10.0) -> Completed:
+        self.ran.append(list(args))
+        return Completed(0, "3.7.11\n" if args[0] == "postconf" else "", "")
+
+
+def test_a_postfix_under_test_is_read_on_its_own_host() -> None:
+    host = Recording()
+    options = BenchOptions(None, True, messages=10, through="10.0.0.9:25", mta_postfix_config="/etc/postfix-b")
+    bench = Benchmark(BenchPlan(options), mta_host=cast("Host", host))
+    watcher = bench._mta_watcher("10.0.0.9:25", "220 mx1 ESMTP Postfix")
+    assert watcher is not None
+    view = watcher.read()
+    assert view.kind == "postfix" and view.version == "3.7.11" and view.error == ""
+    assert host.ran == [
+        ["postqueue", "-c", "/etc/postfix-b", "-j"],
+        ["postconf", "-c", "/etc/postfix-b", "-h", "mail_version"],
+    ]
+    # Nowhere to read it: an MTA on another machine kumotui was not told about.
+    assert Benchmark(BenchPlan(options))._mta_watcher("10.0.0.9:25", "220 mx1 ESMTP Postfix") is None
 
 
 @pytest.mark.parametrize(

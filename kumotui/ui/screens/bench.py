@@ -272,8 +272,16 @@ class BenchScreen(Screen[None]):
                 yield Label("Generators on", classes="form-label -col1")
                 yield Input(
                     defaults.generator_hosts,
-                    placeholder="local, or host, host…",
+                    placeholder="local, …",
                     id="generator_hosts",
+                    compact=True,
+                    suggester=HostSuggester(),
+                )
+                yield Label("MTA on", classes="form-label -col2")
+                yield Input(
+                    defaults.mta_host,
+                    placeholder="auto",
+                    id="mta_host",
                     compact=True,
                     suggester=HostSuggester(),
                 )
@@ -612,6 +620,7 @@ class BenchScreen(Screen[None]):
             responses=text("responses"),
             generator_hosts=text("generator_hosts"),
             sink_host=text("sink_host"),
+            mta_host=text("mta_host"),
         )
 
     @on(Select.Changed, "#sink")
@@ -622,7 +631,7 @@ class BenchScreen(Screen[None]):
         if not target.disabled:
             target.focus()
 
-    @on(Input.Changed, "#generator_hosts, #sink_host")
+    @on(Input.Changed, "#generator_hosts, #sink_host, #mta_host")
     def _hosts_changed(self) -> None:
         self.update_status()
 
