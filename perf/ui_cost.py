@@ -12,7 +12,7 @@ measured period:
   threads included: job readers, the benchmark worker's host readings and
   hints; the sink and generator are separate processes and not counted);
 
-and finally quits with ``q`` and checks that no job process survived.
+and finally quits with ``q`` (``y`` to its question) and checks that no job process survived.
 
 Run (a 1-minute check, or 10 minutes for the memory trend)::
 
@@ -30,6 +30,7 @@ import fcntl
 import json
 import os
 import pty
+import shutil
 import struct
 import sys
 import tempfile
@@ -142,11 +143,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         term.keys("b")
         term.wait_for("Backend")
         time.sleep(1.0)  # the screen's first layout (charts included) before any key
-        # e: into the form; Tab to Messages (Target is disabled), clear it (End, Ctrl+U: whatever the
-        # form remembered or selected); Duration; Rate, each cleared first; Enter starts.
+        # e: into the form (Backend); Tab past Sink, Generators on, MTA on and Sink on (Target is
+        # disabled) to Messages, clear it (End, Ctrl+U: whatever the form remembered or selected);
+        # Duration; Rate, each cleared first; Enter starts.
         clear = (END, CLEAR_LEFT)
         duration = str(args.seconds + args.warmup + 60)
-        term.keys("e", TAB, TAB, *clear, TAB, *clear, *duration, TAB, *clear, *str(args.rate), ENTER)
+        term.keys("e", *[TAB] * 5, *clear, TAB, *clear, *duration, TAB, *clear, *str(args.rate), ENTER)
         term.wait_for("● running")
         if args.log:
             term.keys("l")
@@ -175,7 +177,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         bytes_total = term.written - start_bytes
         still_running = "running" in term.screen_text()
 
-        term.keys("q", pause=0.0)
+        term.keys("q")  # the app asks first while a run goes: "Quit while a benchmark runs?"
+        term.wait_for("Quit while a benchmark runs")
+        term.keys("y", pause=0.0)
         deadline = time.monotonic() + 30
         while app.is_running() and app.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -185,6 +189,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         if app.is_running():
             app.kill()
         os.close(term.fd)
+        shutil.rmtree(state, ignore_errors=True)  # the run records of a measurement are not kept
 
     rss = [s["rss"] for s in samples]
     half = len(rss) // 2
