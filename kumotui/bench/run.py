@@ -99,8 +99,9 @@ class RedirectSite:
 
     host: Host
     state_dir: Path
-    announce: Callable[[Redirect], None] = lambda rule: None
-    """Called with the rule just before it is written (the CLI shows it, as apply shows its plan)."""
+    announce: Callable[[Redirect, str], None] = lambda rule, on: None
+    """Called with the rule and the host's name just before it is written (the CLI shows it, as apply shows
+    its plan; the app asks)."""
 
 
 @dataclass
@@ -304,7 +305,7 @@ class Benchmark:
         mta = parse_address(through, 25)[0].strip("[]")
         rule = plan_redirect(self.target, "127.0.0.1" if mta == "localhost" else mta, site.host)
         run = firewall_runner(site.host)
-        site.announce(rule)
+        site.announce(rule, site.host.name)
         add_redirect(rule, site.host, site.state_dir, run)
         self.redirected = rule
         self.redirect_record = RunRedirect(

@@ -45,7 +45,7 @@ def open_live_run(
     options: BenchOptions,
     source: BenchSource,
     *,
-    confirm_redirect: Callable[[Redirect], None] | None = None,
+    confirm_redirect: Callable[[Redirect, str], None] | None = None,
 ) -> LiveRun:
     """Reach every host the form names, check the placement, read each host's values, and build the run.
 
@@ -80,7 +80,7 @@ def open_live_run(
         if options.redirect_port25:  # the CLI's path: journaled, proven by the probe, removed at the end
             host = placed.host(rule_host)
             state_dir = settings.state_dir or host.default_state_dir()
-            bench.redirect_site = RedirectSite(host, state_dir, confirm_redirect or (lambda _rule: None))
+            bench.redirect_site = RedirectSite(host, state_dir, confirm_redirect or (lambda _rule, _on: None))
         watch = LiveWatch(
             options,
             plan.parameters,

@@ -511,9 +511,9 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
     return ExitStatus.OK if outcome.record.ok else ExitStatus.NOT_OK
 
 
-def _announce(rule: Redirect) -> None:
-    """Show the rule before it is written, as ``apply`` shows its plan."""
-    print(f"kumotui: {rule.plan_text()}", end="", file=sys.stderr, flush=True)
+def _announce(rule: Redirect, on: str) -> None:
+    """Show the rule and the host it goes on before it is written, as ``apply`` shows its plan."""
+    print(f"kumotui: {rule.plan_text(on)}", end="", file=sys.stderr, flush=True)
 
 
 def _run(bench: Benchmark, facts: HostFacts, settings: Settings, *, live: bool) -> BenchOutcome:

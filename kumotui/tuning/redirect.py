@@ -116,10 +116,12 @@ class Redirect:
         tool = "nftables" if self.tool == "nft" else "iptables"
         return f"outbound TCP port 25 -> {self.host}:{self.port}{kept} ({tool}, {TABLE!r} rule)"
 
-    def plan_text(self) -> str:
-        """What is about to be written, shown before it is (the CLI prints it, the app asks with it)."""
+    def plan_text(self, on: str = "") -> str:
+        """What is about to be written on host ``on``, shown before it is (the CLI prints it, the app asks
+        with it)."""
+        where = f"On {on}, for this run" if on else "For this run"
         return (
-            f"For this run, {self.describe()}; removed when the run ends (journaled first: after a crash, "
+            f"{where}, {self.describe()}; removed when the run ends (journaled first: after a crash, "
             "`kumotui redirect remove` or `kumotui rollback` removes it). Writing:\n" + self.shown(self.add_commands())
         )
 

@@ -192,3 +192,61 @@ def test_bench_redirects_proves_and_removes_and_rollback_removes_what_a_crash_le
     assert not out["table_after_rollback"] and not out["journal_after_rollback"]
     assert "No port-25 redirect" in out["show_after"]["out"]
     assert out["without"]["code"] == 2 and "routing probes but 0 reached the sink" in out["without"]["err"]
+
+
+SSH_SCRIPT = r"""
+import json, os, subprocess, sys
+from pathlib import Path
+sys.path.insert(0, os.getcwd())
+from tests.support.relay import Relay
+from tests.support.sshd import alias_config, start_sshd
+
+work, state = Path(sys.argv[1]), sys.argv[2]
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+server = start_sshd(work / "sshd")  # in this namespace: what it runs, nft included, runs here too
+env = dict(os.environ, KUMOTUI_SSH_CONFIG=str(alias_config(work / "ssh_config", {"mta-box": server})))
+def table():
+    return subprocess.run(["nft", "list", "table", "inet", "kumotui"], capture_output=True, text=True).returncode == 0
+out = {"interfaces": Path("/proc/net/dev").read_text().count(":")}
+try:
+    with Relay(("127.0.0.3", 25)) as relay:  # the MTA on mta-box delivers "outbound" to port 25
+        done = subprocess.run(
+            [sys.executable, "-m", "kumotui", "bench", "--host", "mta-box", "--through", relay.address,
+             "--local-sink", "--listen", "127.0.0.1:2999", "--messages", "200", "--concurrency", "4",
+             "--probe-timeout", "10", "--drain-timeout", "30", "--redirect-port25", "--json", "--state-dir", state],
+            capture_output=True, text=True, timeout=180, env=env)
+        out["run"] = {"code": done.returncode, "out": done.stdout, "err": done.stderr}
+        out["table_after_run"] = table()
+finally:
+    server.stop()
+print(json.dumps(out))
+"""
+
+
+def test_the_redirect_goes_on_the_mta_host_over_ssh(tmp_path: Path) -> None:
+    """The generator and the MTA on another host (an sshd inside the namespace): the rule is written there over
+    SSH, the probe proves it, and it is removed there when the run ends."""
+    if os.geteuid() != 0 or (shutil.which("sshd") is None and not Path("/usr/sbin/sshd").exists()):
+        reason = "needs root (an sshd in a private network namespace) and openssh-server"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    done = subprocess.run(
+        ["unshare", "--net", sys.executable, "-c", SSH_SCRIPT, str(tmp_path), str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["interfaces"] == 1  # loopback only: a private namespace
+    run = out["run"]
+    assert run["code"] == 0, run["err"]
+    assert "kumotui: On mta-box, for this run, outbound TCP port 25" in run["err"]
+    assert "nft add table inet kumotui" in run["err"]
+    result = json.loads(run["out"].splitlines()[-1])
+    assert result["delivery"]["probe"]["arrived"] == 3
+    assert result["delivery"]["injected"] == result["delivery"]["delivered"] == 200
+    assert result["redirect"]["host"] == "mta-box" and result["redirect"]["removed"], result["redirect"]
+    assert not out["table_after_run"]

@@ -25,7 +25,7 @@ class RedirectConfirmScreen(ConfirmScreen, inherit_bindings=False):
         Binding("escape,n", "answer(False)", "No", id="redirect-no", tooltip="Write nothing; the run does not start"),
     ]
 
-    def __init__(self, rule: Redirect) -> None:
-        """Ask about ``rule``, exactly as the run will write it."""
-        super().__init__(TITLE, f"{rule.plan_text()}\n{TRADE_OFF_SHORT}", id="redirect-confirm")
+    def __init__(self, rule: Redirect, on: str = "") -> None:
+        """Ask about ``rule`` on host ``on``, exactly as the run will write it."""
+        super().__init__(TITLE, f"{rule.plan_text(on)}\n{TRADE_OFF_SHORT}", id="redirect-confirm")
         self.rule = rule

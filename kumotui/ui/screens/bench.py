@@ -644,7 +644,7 @@ class BenchScreen(Screen[None]):
         """The checkbox is ticked and offered (a run through an MTA)."""
         return self.query_one("#redirect-row").display and self.query_one("#redirect_port25", Checkbox).value
 
-    def confirm_redirect(self, rule: Redirect) -> None:
+    def confirm_redirect(self, rule: Redirect, on: str) -> None:
         """In the run's worker, just before the rule is written: ask with the exact rule; only ``y`` writes it.
 
         Raises:
@@ -657,7 +657,7 @@ class BenchScreen(Screen[None]):
             answers.append(bool(yes))
             answered.set()
 
-        self.app.call_from_thread(self.app.push_screen, RedirectConfirmScreen(rule), answer)
+        self.app.call_from_thread(self.app.push_screen, RedirectConfirmScreen(rule, on), answer)
         while not answered.wait(0.1):
             if self._stop_asked.is_set():
                 raise KumotuiError("stopped before the port-25 redirect was confirmed; nothing was written")
