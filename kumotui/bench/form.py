@@ -122,15 +122,16 @@ class BenchForm:
         sink = host_spec(self.sink_host, "--sink-host")
         if sink is not None and not starts_sink:
             raise KumotuiError("--sink-host: kumotui starts the sink there; choose 'start one' as the sink")
-        mta = host_spec(self.mta_host, "--mta-host")
-        if self.mta_host.strip() and not self.through.strip():
+        named = self.mta_host.strip()
+        mta = (host_spec(named, "--mta-host") or LOCAL) if named else None  # "local" is a placement too
+        if named and not self.through.strip():
             raise KumotuiError("--mta-host: it names where the MTA under test runs; fill in Through MTA too")
         through = self.through.strip() or None
         roles = Roles(
             generators=generators,
             sink=sink,
             starts_sink=starts_sink,
-            mta=mta_host_of(mta or (LOCAL if self.mta_host.strip() == LOCAL else None), through, generators),
+            mta=mta_host_of(mta, through, generators),
         ).check()
         if len(generators) > 1 and resolve(self.backend) is not Backend.BUILTIN:
             raise KumotuiError(

@@ -46,7 +46,7 @@ from kumotui.bench.records import HostEntry
 from kumotui.bench.report import delivery_lines, headline, published_verdict, refused_text, what_was_measured
 from kumotui.bench.run import Benchmark, BenchOutcome, BenchPlan
 from kumotui.hosts import Host
-from kumotui.hosts.address import parse_address
+from kumotui.hosts.address import host_part
 from kumotui.text.format import format_ms
 
 DEFAULT_DURATION = 60.0
@@ -280,14 +280,6 @@ def _rate_between(first: Sample | None, last: Sample | None) -> float | None:
         return None
     seconds = seconds_between(first, last)
     return (last.count - first.count) / seconds if seconds >= 1.0 else None
-
-
-def _target_host(target: str) -> str:
-    """The host part of a target, for finding the interface toward it (loopback when unparsable)."""
-    try:
-        return parse_address(target, 0)[0]
-    except ValueError:
-        return "127.0.0.1"
 
 
 class LiveWatch:
@@ -549,7 +541,7 @@ class LiveWatch:
                 self.readers = HostReaders(self.make_readers(bench.peer_addresses()))
             else:
                 target = bench.target
-                interface = interface_for(_target_host(target)) if target else None
+                interface = interface_for(host_part(target)) if target else None
                 self.readers = HostReaders([SamplerReader(LOCAL, self.make_sampler(interface))])
         return self.readers.read()
 

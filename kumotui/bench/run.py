@@ -47,7 +47,7 @@ from kumotui.bench.senders import SenderResult, merged_sample, merged_summary, s
 from kumotui.bench.watched import WatchedSink
 from kumotui.errors import KumotuiError
 from kumotui.hosts import Host, HostFacts
-from kumotui.hosts.address import format_address, is_loopback, parse_address
+from kumotui.hosts.address import format_address, host_part, is_loopback, parse_address
 from kumotui.hosts.local import LocalHost
 from kumotui.settings import Settings
 from kumotui.tuning.findings import parameter_values
@@ -102,6 +102,11 @@ class RedirectSite:
     announce: Callable[[Redirect, str], None] = lambda rule, on: None
     """Called with the rule and the host's name just before it is written (the CLI shows it, as apply shows
     its plan; the app asks)."""
+
+    @classmethod
+    def on(cls, host: Host, settings: Settings, announce: Callable[[Redirect, str], None]) -> RedirectSite:
+        """The rule on ``host``, journaled in the state dir the settings name, else that host's own."""
+        return cls(host, settings.state_dir or host.default_state_dir(), announce)
 
 
 @dataclass
@@ -385,11 +390,11 @@ class Benchmark:
         through = self.plan.options.through
         peers: dict[str, str] = {}
         for launcher in self.generator_launchers:
-            peers.setdefault(launcher.name, _host_of(through or self.target_for(launcher)))
+            peers.setdefault(launcher.name, host_part(through or self.target_for(launcher)))
         sink, first = self.sink_launcher, self.generator_launchers[0]
         peers.setdefault(sink.name, first.address if first.remote else sink.home_address)
         if self.mta_host is not None:  # it delivers to the sink
-            peers.setdefault(self.mta_host.name, _host_of(self.target))
+            peers.setdefault(self.mta_host.name, host_part(self.target))
         return peers
 
     def drain(self, on_samples: Callable[[list[Sample]], None] | None, interval: float) -> None:
@@ -676,14 +681,6 @@ class Benchmark:
             load = replace(load, stamp=self.tag)
         load = share(load, len(self.generator_launchers), index)
         return Backend(self.plan.backend).impl.generator(launcher or self.generator_launcher, load)
-
-
-def _host_of(address: str) -> str:
-    """The host part of ``HOST:PORT`` (loopback when there is none to parse)."""
-    try:
-        return parse_address(address, 25)[0]
-    except ValueError:
-        return "127.0.0.1"
 
 
 def _sink_timed_by_generator(sink: Summary, generator: Summary) -> Summary:

@@ -78,9 +78,8 @@ def open_live_run(
         )
         bench = source.benchmark(plan, placed)
         if options.redirect_port25:  # the CLI's path: journaled, proven by the probe, removed at the end
-            host = placed.host(rule_host)
-            state_dir = settings.state_dir or host.default_state_dir()
-            bench.redirect_site = RedirectSite(host, state_dir, confirm_redirect or (lambda _rule, _on: None))
+            announce = confirm_redirect or (lambda _rule, _on: None)
+            bench.redirect_site = RedirectSite.on(placed.host(rule_host), settings, announce)
         watch = LiveWatch(
             options,
             plan.parameters,

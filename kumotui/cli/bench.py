@@ -45,7 +45,7 @@ from kumotui.cli.output import format_outcome, outcome_json, sink_line, summary_
 from kumotui.cli.tuning import warn_interrupted
 from kumotui.engines.smtp_gen import DEFAULT_SUFFIX, MIXES
 from kumotui.errors import KumotuiError
-from kumotui.hosts import Host, HostFacts
+from kumotui.hosts import HostFacts
 from kumotui.hosts.connect import open_host
 from kumotui.hosts.launch import launcher_for
 from kumotui.hosts.local import atomic_write
@@ -488,10 +488,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> ExitStatus:
             settings, first, options, backend=backend, sink=sink, label=args.label, hosts=entries
         )
         warn_interrupted(settings, first)
-        site = None
-        if args.redirect_port25:
-            on = hosts.host(rule_host)
-            site = RedirectSite(on, _state_dir(settings, on), _announce)
+        site = RedirectSite.on(hosts.host(rule_host), settings, _announce) if args.redirect_port25 else None
         bench = Benchmark(
             plan,
             sink_launcher=hosts.sink_launcher(),
@@ -581,6 +578,6 @@ def _answers(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _state_dir(settings: Settings, host: Host | None = None) -> Path:
-    """The state dir the settings name, else the host's default (this machine's without one)."""
-    return settings.state_dir or (host.default_state_dir() if host is not None else default_state_dir())
+def _state_dir(settings: Settings) -> Path:
+    """The state dir the settings name, else this machine's default."""
+    return settings.state_dir or default_state_dir()

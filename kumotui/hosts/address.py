@@ -70,6 +70,15 @@ def parse_address(text: str, default_port: int | None = None, *, allow_zero: boo
     return smtp_common.split_host_port(text, default_port, allow_zero=allow_zero)
 
 
+def host_part(address: str) -> str:
+    """The host of ``HOST:PORT`` (or a bare host), for finding the interface toward it; loopback when it
+    does not parse (a reading then shows loopback rather than failing)."""
+    try:
+        return parse_address(address, 25)[0]
+    except ValueError:
+        return "127.0.0.1"
+
+
 def format_address(host: str, port: int) -> str:
     """``HOST:PORT``, with an IPv6 host in brackets (``[::1]:2026``): what :func:`parse_address` reads."""
     host = host.strip("[]")
